@@ -1,0 +1,127 @@
+"""Labeled / unlabeled splits: stratified, seeded, saved as JSON so every method sees the same labels.
+
+Protocols (the `protocol` string):
+    all               every sample labeled (the supervised upper bound)
+    adacm:N           Ada-CM's RAF-DB counts: N = 100/400/1000/2000/4000 -> fear 10/40/100/200/250 and
+                      every other class 15/60/150/300/625
+    per_class:K       K labels per class
+    fraction:P        per class max(1, round(P * n_c)) (Bridging the Gaps' protocol, P in (0, 1])
+    total:N           N labels, stratified in proportion to the class frequencies
+    counts:a=1,b=2    explicit per-class counts by class name
+A class with fewer images than asked gets all of them; the split file records the counts actually drawn.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..labels import canonical_name
+from .faceset import FaceSet
+
+ADACM_COUNTS: dict[int, tuple[int, int]] = {
+    100: (10, 15), 400: (40, 60), 1000: (100, 150), 2000: (200, 300), 4000: (250, 625),
+}
+
+
+@dataclass
+class Split:
+    """Which sample ids of a pool are labeled and which are used without labels."""
+
+    protocol: str
+    seed: int
+    labeled: list[str]
+    unlabeled: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+    dataset: str = ""
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        path = Path(path)
+        try:
+            blob = json.loads(path.read_text())
+            return cls(**blob)
+        except FileNotFoundError:
+            raise DataError(path, "split file not found", fix="give the split.json a run or `semifer splits` wrote")
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise DataError(path, f"not a semifer split file ({exc})") from None
+
+
+def requested_counts(pool: FaceSet, protocol: str) -> dict[str, int]:
+    """Per-class label counts a protocol asks for on this pool (before capping at what exists)."""
+    kind, _, arg = protocol.partition(":")
+    available = pool.class_counts()
+    try:
+        if kind == "all":
+            return dict(available)
+        if kind == "adacm":
+            fear, other = ADACM_COUNTS[int(arg)]
+            return {c: fear if c == "fear" else other for c in available}
+        if kind == "per_class":
+            return {c: int(arg) for c in available}
+        if kind == "fraction":
+            p = float(arg)
+            if not 0 < p <= 1:
+                raise ValueError
+            return {c: max(1, round(p * n)) for c, n in available.items() if n}
+        if kind == "total":
+            total, n_all = int(arg), sum(available.values())
+            return {c: max(1, round(total * n / n_all)) for c, n in available.items() if n}
+        if kind == "counts":
+            out = {}
+            for item in arg.split(","):
+                name, _, value = item.partition("=")
+                canon = canonical_name(name)
+                if canon is None:
+                    raise ValueError(f"unknown class {name!r}")
+                out[canon] = int(value)
+            return out
+    except (KeyError, ValueError) as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        raise DataError(protocol, f"bad split protocol{detail}",
+                        fix="use all, adacm:100|400|1000|2000|4000, per_class:K, fraction:P, total:N "
+                            "or counts:happy=10,sad=5,...") from None
+    raise DataError(protocol, f"unknown split protocol {kind!r}",
+                    fix="use all, adacm:N, per_class:K, fraction:P, total:N or counts:...")
+
+
+def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: bool = False) -> Split:
+    """Draw a stratified labeled subset; the rest of the pool (or all of it) is the unlabeled set."""
+    if not pool.is_labeled:
+        raise DataError(pool.source or pool.name, "a split needs a labeled pool", fix="split a labeled dataset")
+    wanted = requested_counts(pool, protocol)
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    drawn: dict[str, int] = {}
+    for index, name in enumerate(pool.classes):
+        members = np.flatnonzero(pool.labels == index)
+        k = min(wanted.get(name, 0), len(members))
+        if k:
+            chosen.extend(rng.choice(members, size=k, replace=False).tolist())
+            drawn[name] = k
+    chosen_set = set(chosen)
+    rest = range(len(pool)) if include_labeled else (i for i in range(len(pool)) if i not in chosen_set)
+    return Split(protocol, seed, [pool.ids[i] for i in sorted(chosen)], [pool.ids[i] for i in rest],
+                 drawn, pool.source)
+
+
+def apply_split(pool: FaceSet, split: Split, source: str = "split") -> tuple[FaceSet, FaceSet]:
+    """The labeled part (with labels) and the unlabeled part (labels kept only for diagnostics)."""
+    position = {sid: i for i, sid in enumerate(pool.ids)}
+    missing = [sid for sid in split.labeled + split.unlabeled if sid not in position]
+    if missing:
+        raise DataError(source, f"{len(missing)} ids of the split are not in {pool.name} (e.g. {missing[0]!r})",
+                        fix="use the split with the dataset it was made from, or make a new split")
+    labeled = pool.subset([position[s] for s in split.labeled], name=f"{pool.name}-labeled")
+    unlabeled = pool.subset([position[s] for s in split.unlabeled], name=f"{pool.name}-unlabeled")
+    return labeled, unlabeled

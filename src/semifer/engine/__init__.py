@@ -1,0 +1,1 @@
+"""Training loop, evaluation, EMA, checkpoints and distributed helpers."""

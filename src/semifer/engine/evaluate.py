@@ -1,0 +1,116 @@
+"""Evaluation: predictions over a FaceSet and the metrics FER papers report, in-domain or cross-dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, f1_score
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data.faceset import FaceSet
+from ..data.loaders import ViewDataset, eval_loader
+from ..data.views import test_view
+from ..labels import CANONICAL
+
+
+@dataclass
+class Metrics:
+    """Accuracy, mean per-class accuracy, macro-F1, per-class accuracy and the confusion matrix.
+
+    Classes are the model's; test images of classes the model cannot predict are excluded and counted
+    in `unmapped` (e.g. contempt when a 7-class model is tested on CK+).
+    """
+
+    accuracy: float
+    mean_class_accuracy: float
+    macro_f1: float
+    per_class_accuracy: dict[str, float]
+    confusion: list[list[int]]
+    classes: list[str]
+    n: int
+    unmapped: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        text = (f"accuracy {100 * self.accuracy:.2f}%  mean-class {100 * self.mean_class_accuracy:.2f}%  "
+                f"macro-F1 {100 * self.macro_f1:.2f}%  (n={self.n})")
+        per_class = "  ".join(f"{k} {100 * v:.1f}" for k, v in self.per_class_accuracy.items())
+        text += f"\n  per class: {per_class}"
+        if self.unmapped:
+            text += "\n  not evaluated (the model has no such class): " + ", ".join(
+                f"{k} {v}" for k, v in self.unmapped.items())
+        return text
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def compute_metrics(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> Metrics:
+    """Metrics over the model's `num_classes`; labels outside them are counted as unmapped, not scored."""
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    outside = labels >= num_classes
+    unmapped = {CANONICAL[c]: int((labels == c).sum()) for c in np.unique(labels[outside])}
+    labels, preds = labels[~outside], preds[~outside]
+    classes = list(range(num_classes))
+    cm = confusion_matrix(labels, preds, labels=classes)
+    present = [c for c in classes if cm[c].sum() > 0]
+    per_class = {CANONICAL[c]: float(cm[c, c] / cm[c].sum()) for c in present}
+    return Metrics(
+        accuracy=float((labels == preds).mean()) if len(labels) else float("nan"),
+        mean_class_accuracy=float(np.mean(list(per_class.values()))) if per_class else float("nan"),
+        macro_f1=float(f1_score(labels, preds, labels=present, average="macro", zero_division=0)),
+        per_class_accuracy=per_class,
+        confusion=cm.tolist(),
+        classes=[CANONICAL[c] for c in classes],
+        n=int(len(labels)),
+        unmapped=unmapped,
+    )
+
+
+@torch.no_grad()
+def predict(model: nn.Module, faces: FaceSet, img_size: int, device: torch.device, batch_size: int = 256,
+            workers: int = 0, bgr_quirk: bool = False, progress: bool = True) -> np.ndarray:
+    """Softmax probabilities (N, C) of `model` (in eval mode) on the test view of every image."""
+    model.eval()
+    loader = eval_loader(ViewDataset(faces, [test_view(img_size, bgr_quirk)]), batch_size, workers)
+    outputs = []
+    for batch in tqdm(loader, desc=f"eval {faces.name}", leave=False, disable=not progress):
+        images = batch["views"][0].to(device, non_blocking=True)
+        outputs.append(torch.softmax(model(images).float(), dim=1).cpu())
+    return torch.cat(outputs).numpy() if outputs else np.zeros((0, 1), dtype=np.float32)
+
+
+def evaluate(model: nn.Module, faces: FaceSet, img_size: int, device: torch.device, **kwargs: object) -> Metrics:
+    probs = predict(model, faces, img_size, device, **kwargs)  # type: ignore[arg-type]
+    num_classes = probs.shape[1]
+    return compute_metrics(faces.labels, probs.argmax(1), num_classes)
+
+
+def plot_confusion(metrics: Metrics, path: Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix with counts, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(metrics.confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(cm), 0.8 + 0.8 * len(cm)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(cm)):
+        for j in range(len(cm)):
+            ax.text(j, i, f"{100 * norm[i, j]:.0f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(cm)), metrics.classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(cm)), metrics.classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {100 * metrics.accuracy:.2f}%")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

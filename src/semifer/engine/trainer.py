@@ -1,0 +1,212 @@
+"""The iteration-based training loop. It knows optimisation, not methods: a method turns batches into a
+loss through `Method.step`, and the engine does the rest (devices, AMP, EMA, DDP, logging, checkpoints)."""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from ..config import Config
+from ..data.faceset import FaceSet
+from ..data.loaders import ViewDataset, endless_loader, eval_loader
+from ..data.views import build_view
+from ..methods.base import Batch, EpochContext, Method
+from . import distributed as dist
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .ema import ModelEMA, shrink_weights
+from .evaluate import Metrics, evaluate
+from .optim import build_optimizer, build_scheduler
+
+
+@dataclass
+class TrainData:
+    labeled: FaceSet
+    unlabeled: FaceSet | None
+    test: FaceSet | None
+
+
+def _to_batch(raw: dict[str, Any], device: torch.device, channels_last: bool) -> Batch:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    views = [v.to(device, non_blocking=True, memory_format=fmt) for v in raw["views"]]
+    return Batch(views, raw["label"].to(device, non_blocking=True), raw["index"].to(device, non_blocking=True))
+
+
+class Trainer:
+    """Runs `cfg.train.epochs` x `cfg.train.iters_per_epoch` steps of `method` and writes the run directory."""
+
+    def __init__(self, cfg: Config, run_dir: Path, method: Method, model: nn.Module, data: TrainData,
+                 device: torch.device, rank: int = 0, world: int = 1, progress: bool = True):
+        self.cfg, self.run_dir, self.method, self.data = cfg, run_dir, method, data
+        self.device, self.rank, self.world = device, rank, world
+        self.progress = progress and rank == 0
+        tc = cfg.train
+        self.channels_last = cfg.model.channels_last
+        model = model.to(device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        if world > 1 and tc.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model
+        self.train_model: nn.Module = (
+            DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            if world > 1 else model
+        )
+        self.ema = ModelEMA(model, tc.ema) if tc.ema > 0 else None
+        self.total_steps = tc.epochs * tc.iters_per_epoch
+        self.optimizer = build_optimizer(model, tc)
+        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
+        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) \
+            if device.type == "cuda" and tc.amp else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+
+    # ----------------------------------------------------------------- data
+    def _views(self, kinds: tuple[str, ...]) -> list:
+        d = self.cfg.data
+        extra = {"crop_padding": d.crop_padding}
+        return [build_view(k, d.img_size, d.bgr_quirk, **(extra if k != "test" else {})) for k in kinds]
+
+    def _loaders(self) -> tuple[Any, Any]:
+        tc, seed = self.cfg.train, self.cfg.seed
+        labeled = endless_loader(ViewDataset(self.data.labeled, self._views(self.method.labeled_views)),
+                                 tc.batch_size, seed, self.cfg.data.workers, self.rank, self.world,
+                                 start=self.step * tc.batch_size)
+        unlabeled = None
+        if self.method.uses_unlabeled:
+            if self.data.unlabeled is None or not len(self.data.unlabeled):
+                raise ValueError(f"method {self.method.name} needs unlabeled images but the split left none")
+            ub = max(1, round(tc.batch_size * tc.unlabeled_ratio))
+            unlabeled = endless_loader(ViewDataset(self.data.unlabeled, self._views(self.method.unlabeled_views)),
+                                       ub, seed + 1, self.cfg.data.workers, self.rank, self.world,
+                                       start=self.step * ub)
+        return labeled, unlabeled
+
+    def _make_loader(self, faces: FaceSet, kinds: tuple[str, ...], train_mode: bool) -> Any:
+        """A finite loader for epoch hooks; `train_mode` keeps shuffling and drop_last (Ada-CM's margin pass)."""
+        dataset = ViewDataset(faces, self._views(kinds))
+        if not train_mode:
+            return eval_loader(dataset, self.cfg.train.eval_batch_size, 0)
+        return torch.utils.data.DataLoader(dataset, batch_size=self.cfg.train.batch_size, shuffle=True,
+                                           drop_last=len(faces) > self.cfg.train.batch_size)
+
+    # ----------------------------------------------------------- checkpoints
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        save_checkpoint({
+            "config": self.cfg.to_dict(), "step": self.step, "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None, "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "method": self.method.state_dict(), "rng": rng_state(), "history": self.history,
+            "classes": list(self.data.labeled.classes), "arch": self.cfg.model.arch,
+        }, self.checkpoint_path())
+
+    def resume(self) -> bool:
+        if not self.checkpoint_path().is_file():
+            return False
+        state = load_checkpoint(self.checkpoint_path())
+        self.model.load_state_dict(state["model"])
+        if self.ema and state["ema"]:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.method.load_state_dict(state["method"])
+        set_rng_state(state["rng"])
+        self.step, self.history = state["step"], state["history"]
+        return True
+
+    # -------------------------------------------------------------- training
+    def _train_step(self, labeled: Batch, unlabeled: Batch | None) -> dict[str, torch.Tensor]:
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+        self.train_model.train()
+        with autocast:
+            out = self.method.step(self.train_model, labeled, unlabeled, self.step / self.total_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out.loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.cfg.train.ema_weight_decay:
+            shrink_weights(self.model, 1.0 - self.cfg.train.ema_weight_decay * self.scheduler.get_last_lr()[0])
+        self.scheduler.step()
+        if self.ema:
+            self.ema.update(self.model)
+        return {"loss": out.loss.detach(), **out.logs}
+
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema else self.model
+
+    def evaluate(self) -> Metrics | None:
+        if self.data.test is None or self.rank != 0:
+            return None
+        return evaluate(self.eval_model(), self.data.test, self.cfg.data.img_size, self.device,
+                        batch_size=self.cfg.train.eval_batch_size, bgr_quirk=self.cfg.data.bgr_quirk,
+                        progress=self.progress)
+
+    def fit(self) -> list[dict[str, Any]]:
+        tc = self.cfg.train
+        labeled_iter, unlabeled_iter = self._loaders()
+        metrics_file = self.run_dir / "metrics.jsonl"
+        start_epoch = self.step // tc.iters_per_epoch
+        for epoch in range(start_epoch, tc.epochs):
+            sums: dict[str, torch.Tensor] = {}
+            first = self.step - epoch * tc.iters_per_epoch
+            started, images = time.perf_counter(), 0
+            bar = tqdm(range(first, tc.iters_per_epoch), desc=f"epoch {epoch + 1}/{tc.epochs}",
+                       disable=not self.progress, leave=False)
+            for it in bar:
+                lb = _to_batch(next(labeled_iter), self.device, self.channels_last)
+                ulb = _to_batch(next(unlabeled_iter), self.device, self.channels_last) if unlabeled_iter else None
+                logs = self._train_step(lb, ulb)
+                for key, value in logs.items():
+                    sums[key] = sums.get(key, 0) + value.float()
+                self.step += 1
+                images += len(lb) + (len(ulb) if ulb is not None else 0)
+                if it % 25 == 0:
+                    bar.set_postfix(loss=f"{logs['loss'].item():.3f}")
+            seconds = time.perf_counter() - started
+            steps = max(1, tc.iters_per_epoch - first)
+            record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step,
+                                      "lr": self.optimizer.param_groups[0]["lr"],
+                                      "images_per_s": images * self.world / max(seconds, 1e-9),
+                                      "epoch_seconds": seconds}
+            record.update({f"train/{k}": float(v.item()) / steps for k, v in sums.items()})
+            record.update(self.method.on_epoch_end(self._epoch_context(epoch)))
+            last = epoch + 1 == tc.epochs
+            if (epoch + 1) % tc.eval_every == 0 or last:
+                metrics = self.evaluate()
+                if metrics is not None:
+                    record["test"] = {k: v for k, v in metrics.to_dict().items() if k != "classes"}
+            self.history.append(record)
+            if self.rank == 0:
+                with metrics_file.open("a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                self._print_epoch(record)
+            self.save()
+            dist.barrier()
+        return self.history
+
+    def _epoch_context(self, epoch: int) -> EpochContext:
+        return EpochContext(epoch=epoch + 1, epochs=self.cfg.train.epochs, step=self.step,
+                            ema_model=self.eval_model(), labeled=self.data.labeled, device=self.device,
+                            make_loader=self._make_loader, all_reduce_sum=dist.all_reduce_sum)
+
+    def _print_epoch(self, record: dict[str, Any]) -> None:
+        if not self.progress:
+            return
+        text = f"epoch {record['epoch']}/{self.cfg.train.epochs}  loss {record.get('train/loss', 0):.4f}"
+        text += f"  {record['images_per_s']:.0f} img/s"
+        if "test" in record:
+            text += f"  test acc {100 * record['test']['accuracy']:.2f}%"
+        tqdm.write(text)

@@ -1,0 +1,27 @@
+"""Errors about user input that name the file, the line and the fix instead of a deep traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SemiferError(Exception):
+    """Base class for errors that the CLI reports as one clear message."""
+
+
+class DataError(SemiferError):
+    """Bad dataset input: the message names the file (and line) and says how to fix it."""
+
+    def __init__(self, path: str | Path, message: str, line: int | None = None, fix: str | None = None):
+        self.path = str(path)
+        self.line = line
+        self.fix = fix
+        where = self.path if line is None else f"{self.path}, line {line}"
+        text = f"{where}: {message}"
+        if fix:
+            text += f"\n  fix: {fix}"
+        super().__init__(text)
+
+
+class ConfigError(SemiferError):
+    """Bad configuration value or override."""

@@ -1,0 +1,27 @@
+"""Training methods, one per file, found by name through `METHODS`."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Batch, EpochContext, Method, StepOutput
+
+METHODS: dict[str, str] = {
+    "supervised": "semifer.methods.supervised:Supervised",
+}
+
+
+def method_class(name: str) -> type[Method]:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    module, _, cls = METHODS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_method(options: dict[str, Any], num_classes: int) -> Method:
+    return method_class(options["name"])(options, num_classes)
+
+
+__all__ = ["METHODS", "Batch", "EpochContext", "Method", "StepOutput", "build_method", "method_class"]

@@ -1,0 +1,89 @@
+"""The interface every training method implements; the engine talks to methods only through it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..data.faceset import FaceSet
+from ..config import build_dataclass
+
+
+@dataclass
+class Batch:
+    """One batch on the device: `views[k]` is the k-th view of every image; `label` is -1 when unknown.
+
+    For unlabeled batches the true labels of benchmark datasets are carried for diagnostics only.
+    """
+
+    views: list[torch.Tensor]
+    label: torch.Tensor
+    index: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+@dataclass
+class StepOutput:
+    """The loss to minimise and detached scalars to log (averaged over the epoch by the engine)."""
+
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class EpochContext:
+    """Services the engine offers to epoch hooks, without the method seeing the engine itself."""
+
+    epoch: int
+    epochs: int
+    step: int
+    ema_model: nn.Module
+    labeled: FaceSet
+    device: torch.device
+    make_loader: Callable[[FaceSet, tuple[str, ...], bool], Any]
+    all_reduce_sum: Callable[[torch.Tensor], torch.Tensor]
+
+
+class Method:
+    """A training recipe: which views it needs and how a step turns batches into a loss.
+
+    Subclasses set `name`, an `Options` dataclass of their hyper-parameters (read from the config's
+    `method:` section), the views of labeled and unlabeled images they consume, and implement `step`.
+    """
+
+    name: ClassVar[str] = ""
+    labeled_views: ClassVar[tuple[str, ...]] = ("weak",)
+    unlabeled_views: ClassVar[tuple[str, ...]] = ()
+
+    @dataclass
+    class Options:
+        pass
+
+    def __init__(self, options: dict[str, Any], num_classes: int):
+        options = {k: v for k, v in options.items() if k != "name"}
+        self.opts = build_dataclass(self.Options, options, "method.")
+        self.num_classes = num_classes
+
+    @property
+    def uses_unlabeled(self) -> bool:
+        return bool(self.unlabeled_views)
+
+    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
+        """One optimisation step's loss; `progress` is the fraction of training done (0..1)."""
+        raise NotImplementedError
+
+    def on_epoch_end(self, ctx: EpochContext) -> dict[str, Any]:
+        """Update epoch-level state (e.g. thresholds) and return diagnostics to log."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass

@@ -1,0 +1,25 @@
+"""Supervised baseline: cross-entropy on the labeled images only (the lower bound every SSL paper reports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+from torch.nn import functional as F
+
+from .base import Batch, Method, StepOutput
+
+
+class Supervised(Method):
+    """Labeled cross-entropy on the weak view, optionally with label smoothing."""
+
+    name = "supervised"
+
+    @dataclass
+    class Options:
+        label_smoothing: float = 0.0
+
+    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
+        logits = model(labeled.views[0])
+        loss = F.cross_entropy(logits, labeled.label, label_smoothing=self.opts.label_smoothing)
+        return StepOutput(loss, {"loss_x": loss.detach()})

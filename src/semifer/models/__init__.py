@@ -1,0 +1,7 @@
+"""Backbones, the expression classifier and local checkpoint loading."""
+
+from .backbones import BACKBONES
+from .classifier import FERNet
+from .pretrained import LoadReport, load_backbone_weights, read_state_dict
+
+__all__ = ["BACKBONES", "FERNet", "LoadReport", "load_backbone_weights", "read_state_dict"]

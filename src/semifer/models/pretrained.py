@@ -1,0 +1,87 @@
+"""Loading a user's local backbone checkpoint (nothing is ever downloaded) with a clear key report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import SemiferError
+
+_PREFIXES = ("module.", "backbone.", "encoder.", "model.", "base.", "features.")
+
+
+@dataclass
+class LoadReport:
+    """Which checkpoint keys were used, missing, unexpected or skipped because of a shape mismatch."""
+
+    path: str
+    loaded: int
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]
+
+    def __str__(self) -> str:
+        lines = [f"loaded {self.loaded} tensors from {self.path}"]
+        for label, keys in (("missing (kept at init)", self.missing), ("unexpected (ignored)", self.unexpected),
+                            ("shape mismatch (kept at init)", self.mismatched)):
+            if keys:
+                shown = ", ".join(keys[:8]) + (f", ... (+{len(keys) - 8})" if len(keys) > 8 else "")
+                lines.append(f"  {len(keys)} {label}: {shown}")
+        return "\n".join(lines)
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a `.pth`/`.pt` (plain, or under 'state_dict'/'model') or `.safetensors` checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise SemiferError(f"{path}: checkpoint not found; give the local path of the file you downloaded")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("state_dict", "model", "ema"):
+        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
+            blob = blob[key]
+            break
+    if not isinstance(blob, dict):
+        raise SemiferError(f"{path}: expected a state dict (or {{'state_dict': ...}}), found {type(blob).__name__}")
+    return {k: v for k, v in blob.items() if isinstance(v, torch.Tensor)}
+
+
+def _strip(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
+    """Load matching tensors into `backbone` by name, ignoring wrapper prefixes such as `module.`.
+
+    Classifier weights of the source task (`fc.*`) are reported as unexpected, never loaded. With
+    `strict=True` anything missing or mismatched is an error (Ada-CM's code loads strictly).
+    """
+    source = {_strip(k): v for k, v in read_state_dict(path).items()}
+    target = backbone.state_dict()
+    usable, mismatched = {}, []
+    for key, value in source.items():
+        if key in target:
+            if target[key].shape == value.shape:
+                usable[key] = value
+            else:
+                mismatched.append(f"{key} {tuple(value.shape)}->{tuple(target[key].shape)}")
+    report = LoadReport(str(path), len(usable), sorted(set(target) - set(usable) - {m.split()[0] for m in mismatched}),
+                        sorted(set(source) - set(target)), mismatched)
+    if strict and (report.missing or report.mismatched):
+        raise SemiferError(f"strict load failed:\n{report}")
+    if not usable:
+        raise SemiferError(f"{path}: no tensor matches the {type(backbone).__name__} backbone\n{report}")
+    backbone.load_state_dict(usable, strict=False)
+    return report
