@@ -88,7 +88,7 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
         save_config(cfg, run_dir / "config.yaml")
     data = prepare_data(cfg, run_dir)
     model = build_model(cfg, data.labeled.num_classes, run_dir)
-    method = build_method(cfg.method, data.labeled.num_classes)
+    method = build_method(cfg.method, data.labeled.num_classes, len(data.unlabeled) if data.unlabeled else 0)
     trainer = Trainer(cfg, run_dir, method, model, data, device, rank, world, progress)
     if resume and trainer.resume() and progress and rank == 0:
         print(f"resumed {run_dir} at step {trainer.step}")

@@ -45,7 +45,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: Path, method: Method, model: nn.Module, data: TrainData,
                  device: torch.device, rank: int = 0, world: int = 1, progress: bool = True):
-        self.cfg, self.run_dir, self.method, self.data = cfg, run_dir, method, data
+        self.cfg, self.run_dir, self.method, self.data = cfg, run_dir, method.to(device), data
         self.device, self.rank, self.world = device, rank, world
         self.progress = progress and rank == 0
         tc = cfg.train

@@ -10,6 +10,11 @@ from .base import Batch, EpochContext, Method, StepOutput
 
 METHODS: dict[str, str] = {
     "supervised": "semifer.methods.supervised:Supervised",
+    "pseudolabel": "semifer.methods.pseudolabel:PseudoLabel",
+    "fixmatch": "semifer.methods.fixmatch:FixMatch",
+    "flexmatch": "semifer.methods.flexmatch:FlexMatch",
+    "adacm": "semifer.methods.adacm:AdaCM",
+    "confidence_ssl": "semifer.methods.confidence_ssl:ConfidenceSSL",
 }
 
 
@@ -20,8 +25,8 @@ def method_class(name: str) -> type[Method]:
     return getattr(importlib.import_module(module), cls)
 
 
-def build_method(options: dict[str, Any], num_classes: int) -> Method:
-    return method_class(options["name"])(options, num_classes)
+def build_method(options: dict[str, Any], num_classes: int, num_unlabeled: int = 0) -> Method:
+    return method_class(options["name"])(options, num_classes, num_unlabeled)
 
 
 __all__ = ["METHODS", "Batch", "EpochContext", "Method", "StepOutput", "build_method", "method_class"]

@@ -50,11 +50,13 @@ class EpochContext:
     all_reduce_sum: Callable[[torch.Tensor], torch.Tensor]
 
 
-class Method:
+class Method(nn.Module):
     """A training recipe: which views it needs and how a step turns batches into a loss.
 
     Subclasses set `name`, an `Options` dataclass of their hyper-parameters (read from the config's
     `method:` section), the views of labeled and unlabeled images they consume, and implement `step`.
+    A method is a module so that its state (thresholds, counters) lives in buffers that follow the device
+    and the checkpoint; it has no trainable parameters of its own.
     """
 
     name: ClassVar[str] = ""
@@ -65,10 +67,12 @@ class Method:
     class Options:
         pass
 
-    def __init__(self, options: dict[str, Any], num_classes: int):
+    def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
+        super().__init__()
         options = {k: v for k, v in options.items() if k != "name"}
         self.opts = build_dataclass(self.Options, options, "method.")
         self.num_classes = num_classes
+        self.num_unlabeled = num_unlabeled
 
     @property
     def uses_unlabeled(self) -> bool:
@@ -81,9 +85,3 @@ class Method:
     def on_epoch_end(self, ctx: EpochContext) -> dict[str, Any]:
         """Update epoch-level state (e.g. thresholds) and return diagnostics to log."""
         return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass

@@ -1,0 +1,25 @@
+"""Pseudo-Label (Lee, ICML-W 2013): train on the model's own confident hard predictions.
+
+The pseudo-label and the loss use the same weak view (no strong augmentation). Lee ramps the unlabeled
+weight up from 0; as in USB's implementation we ramp it linearly over the first 40% of training to
+lambda_u = 1 and keep only predictions with confidence >= 0.95 (Lee uses no threshold; USB's default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .confidence_ssl import ConfidenceSSL
+
+
+class PseudoLabel(ConfidenceSSL):
+    name = "pseudolabel"
+
+    @dataclass
+    class Options(ConfidenceSSL.Options):
+        weak_views: int = 1
+        strong_views: int = 0
+        target_view: str = "weak"
+        threshold: str = "fixed"
+        tau: float = 0.95
+        unsup_warmup: float = 0.4

@@ -1,0 +1,156 @@
+"""Threshold policies: which pseudo-labels an SSL method trusts, per class, as training goes.
+
+A policy holds per-class thresholds (a tensor of shape (C,)) and decides the mask of an unlabeled batch
+from its confidences and pseudo-labels. Policies update per step (FlexMatch) or per epoch (Ada-CM).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import EpochContext
+
+
+class ThresholdPolicy(nn.Module):
+    """Per-class thresholds as a buffer (so they move with the model's device and checkpoints)."""
+
+    def __init__(self, num_classes: int, initial: float):
+        super().__init__()
+        self.register_buffer("thresholds", torch.full((num_classes,), float(initial)))
+
+    def mask(self, confidence: torch.Tensor, pseudo: torch.Tensor) -> torch.Tensor:
+        """1.0 where the sample's confidence reaches the threshold of its pseudo-label's class."""
+        return (confidence >= self.thresholds[pseudo]).float()
+
+    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor) -> None:
+        """Per-step update from an unlabeled batch (no-op by default)."""
+
+    def update_epoch(self, ctx: EpochContext) -> dict[str, Any]:
+        """Per-epoch update; returns diagnostics to log."""
+        return {}
+
+
+class FixedThreshold(ThresholdPolicy):
+    """One fixed confidence threshold for every class (FixMatch: 0.95)."""
+
+    def __init__(self, num_classes: int, tau: float = 0.95):
+        super().__init__(num_classes, tau)
+
+
+class FlexMatchThreshold(ThresholdPolicy):
+    """FlexMatch's curriculum pseudo-labeling (Zhang et al., NeurIPS 2021).
+
+    Every unlabeled index remembers the last class it was confidently (> tau) predicted as. The learning
+    effect of class c is sigma_c / max_k sigma_k; with warm-up the count of still-unused samples joins the
+    max, so thresholds start near 0 and rise as the model learns. Threshold_c = tau * M(beta_c) with the
+    convex mapping M(x) = x / (2 - x) (or linear M(x) = x).
+    """
+
+    def __init__(self, num_classes: int, num_unlabeled: int, tau: float = 0.95, warmup: bool = True,
+                 mapping: str = "convex"):
+        super().__init__(num_classes, 0.0)
+        self.tau, self.warmup, self.mapping = tau, warmup, mapping
+        self.register_buffer("selected", torch.full((num_unlabeled,), -1, dtype=torch.long))
+
+    def learning_effect(self) -> torch.Tensor:
+        counts = torch.bincount(self.selected + 1, minlength=len(self.thresholds) + 1).float()
+        denom = counts.max() if self.warmup else counts[1:].max()
+        beta = counts[1:] / denom.clamp(min=1)
+        any_used = counts[0] < len(self.selected)
+        return torch.where(any_used, beta, torch.zeros_like(beta))
+
+    def _refresh(self) -> None:
+        beta = self.learning_effect()
+        mapped = beta / (2.0 - beta) if self.mapping == "convex" else beta
+        self.thresholds.copy_(self.tau * mapped)
+
+    def mask(self, confidence: torch.Tensor, pseudo: torch.Tensor) -> torch.Tensor:
+        self._refresh()
+        return super().mask(confidence, pseudo)
+
+    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor) -> None:
+        over = confidence > self.tau
+        self.selected[index] = torch.where(over, pseudo, self.selected[index])
+
+
+def schedule_factor(kind: str, t: int, gamma: float = math.e) -> float:
+    """Epoch factor of Ada-CM's margin, t = epochs finished (1, 2, ...).
+
+    paper:   1 / (1 + gamma^-t)                (Ada-CM; gamma = e in the authors' code)
+    linear:  1 / (1 + (t+1)/t)                 (the reproduction study's alternatives)
+    half:    1 / (1 + (t+1)/(2t))
+    log2:    1 / (1 + e^(log2(t+1)))
+    """
+    factors: dict[str, Callable[[int], float]] = {
+        "paper": lambda t: 1.0 / (1.0 + gamma ** (-t)),
+        "linear": lambda t: 1.0 / (1.0 + (t + 1) / t),
+        "half": lambda t: 1.0 / (1.0 + (t + 1) / (2 * t)),
+        "log2": lambda t: 1.0 / (1.0 + math.exp(math.log2(t + 1))),
+    }
+    if kind not in factors:
+        raise ValueError(f"unknown margin schedule {kind!r}; use {', '.join(factors)}")
+    return factors[kind](t)
+
+
+class AdaptiveMargin(ThresholdPolicy):
+    """Ada-CM's per-class confidence margin (Li et al., CVPR 2022).
+
+    Starts at `floor` for every class. After epoch t the EMA model (eval mode) runs over the labeled set
+    with training augmentation; for class c, over the samples it predicts *correctly*:
+        margin_c = B * mean(max softmax) * schedule(t), replaced by `floor` when lower or when none is correct.
+    Statistics are summed over ranks, so every rank uses the same margins.
+    """
+
+    def __init__(self, num_classes: int, B: float = 0.97, gamma: float = math.e, floor: float = 0.8,
+                 schedule: str = "paper", initial: float = 0.8):
+        super().__init__(num_classes, initial)
+        schedule_factor(schedule, 1, gamma)
+        self.B, self.gamma, self.floor, self.schedule = B, gamma, floor, schedule
+
+    def margins_from(self, confidence: torch.Tensor, pred: torch.Tensor, label: torch.Tensor, t: int,
+                     reduce: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> torch.Tensor:
+        """New margins from labeled-set predictions (confidence = max prob, pred = argmax)."""
+        n = len(self.thresholds)
+        correct = pred == label
+        sums = torch.zeros(2, n, device=confidence.device, dtype=torch.float64)
+        sums[0].index_add_(0, label[correct], confidence[correct].double())
+        sums[1].index_add_(0, label[correct], torch.ones_like(confidence[correct], dtype=torch.float64))
+        sums = reduce(sums)
+        mean = sums[0] / sums[1].clamp(min=1)
+        margin = self.B * mean * schedule_factor(self.schedule, t, self.gamma)
+        margin = torch.where((sums[1] > 0) & (margin >= self.floor), margin, torch.full_like(margin, self.floor))
+        return margin.float()
+
+    @torch.no_grad()
+    def update_epoch(self, ctx: EpochContext) -> dict[str, Any]:
+        model = ctx.ema_model
+        was_training = model.training
+        model.eval()
+        confs, preds, labels = [], [], []
+        for raw in ctx.make_loader(ctx.labeled, ("weak",), True):
+            probs = torch.softmax(model(raw["views"][0].to(ctx.device)).float(), dim=1)
+            conf, pred = probs.max(1)
+            confs.append(conf)
+            preds.append(pred)
+            labels.append(raw["label"].to(ctx.device))
+        model.train(was_training)
+        margin = self.margins_from(torch.cat(confs), torch.cat(preds), torch.cat(labels), ctx.epoch,
+                                   ctx.all_reduce_sum)
+        self.thresholds.copy_(margin.to(self.thresholds.device))
+        return {}
+
+
+def build_policy(kind: str, num_classes: int, num_unlabeled: int, options: dict[str, Any]) -> ThresholdPolicy:
+    """A policy by name with its options: fixed, flexmatch, adaptive_margin."""
+    if kind == "fixed":
+        return FixedThreshold(num_classes, **options)
+    if kind == "flexmatch":
+        return FlexMatchThreshold(num_classes, num_unlabeled, **options)
+    if kind == "adaptive_margin":
+        return AdaptiveMargin(num_classes, **options)
+    raise ValueError(f"unknown threshold policy {kind!r}; use fixed, flexmatch or adaptive_margin")

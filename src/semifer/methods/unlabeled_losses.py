@@ -1,0 +1,53 @@
+"""Losses on unlabeled images, shared by the methods that compose them.
+
+Confident set: cross-entropy of a (strong) view against a hard pseudo-label, masked.
+Uncertain set: InfoNCE between views of the same image (Ada-CM subset II).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def pseudo_label(weak_logits: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean softmax over the weak views, its max = confidence, its argmax = pseudo-label), all detached."""
+    probs = torch.stack([torch.softmax(z.detach().float(), dim=1) for z in weak_logits]).mean(0)
+    confidence, label = probs.max(dim=1)
+    return probs, confidence, label
+
+
+def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the *whole* batch of CE * mask (masked-out samples count as zeros, as in FixMatch)."""
+    return (F.cross_entropy(logits.float(), target, reduction="none") * mask).mean()
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy against a probability vector (mixup targets, sharpened guesses)."""
+    loss = -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
+    return loss.mean() if reduction == "mean" else loss
+
+
+def info_nce(views: list[torch.Tensor], keep: torch.Tensor, temperature: float = 0.07,
+             base_temperature: float = 0.07) -> torch.Tensor:
+    """Unsupervised NT-Xent (SimCLR form of the supervised-contrastive loss) over the kept images.
+
+    `views[k]` holds the (N, D) features of the k-th view; only rows with `keep` take part. Every view is
+    an anchor; its positives are the other views of the same image, its negatives every other view of the
+    kept images. Features are used as given (Ada-CM's are already unit length). No kept image -> 0 that
+    still depends on the features, so the graph and DDP's gradient hooks see the same parameters.
+    """
+    keep = keep.bool()
+    n_views = len(views)
+    feats = torch.cat([v[keep] for v in views]).float()
+    n = int(keep.sum())
+    if n == 0 or n_views < 2:
+        return sum(v.sum() for v in views) * 0.0
+    ids = torch.arange(n, device=feats.device).repeat(n_views)
+    logits = feats @ feats.T / temperature
+    logits = logits - logits.max(dim=1, keepdim=True).values.detach()
+    self_mask = torch.eye(len(ids), dtype=torch.bool, device=feats.device)
+    positive = (ids[:, None] == ids[None, :]) & ~self_mask
+    log_prob = logits - torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1, keepdim=True)
+    mean_log_prob_pos = (log_prob * positive).sum(1) / positive.sum(1)
+    return -(temperature / base_temperature) * mean_log_prob_pos.mean()
