@@ -11,7 +11,6 @@ import argparse
 import time
 
 from record import command, data_root, header, machine, save_json, write_section
-
 from semifer.config import load_config
 from semifer.engine.run import train
 

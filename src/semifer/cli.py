@@ -22,8 +22,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from .engine.predictor import load_model
     from .engine.evaluate import evaluate, plot_confusion
+    from .engine.predictor import load_model
     from .engine.run import load_faces
 
     model, cfg, _ = load_model(args.checkpoint, use_ema=not args.student)

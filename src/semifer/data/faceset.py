@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image, read_file
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
 from ..labels import CANONICAL
@@ -66,8 +66,9 @@ class FaceSet:
         else:
             path = self.paths[index]  # type: ignore[index]
             try:
-                image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-            except (RuntimeError, OSError) as exc:
+                with Image.open(path) as handle:
+                    image = torch.from_numpy(np.asarray(handle.convert("RGB"))).permute(2, 0, 1)
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise DataError(path, f"cannot read image ({exc})", fix="replace or remove the file") from None
         return image.expand(3, -1, -1) if image.shape[0] == 1 else image
 

@@ -52,7 +52,8 @@ class Split:
             blob = json.loads(path.read_text())
             return cls(**blob)
         except FileNotFoundError:
-            raise DataError(path, "split file not found", fix="give the split.json a run or `semifer splits` wrote")
+            raise DataError(path, "split file not found",
+                            fix="give the split.json a run or `semifer splits` wrote") from None
         except (json.JSONDecodeError, TypeError) as exc:
             raise DataError(path, f"not a semifer split file ({exc})") from None
 

@@ -45,6 +45,8 @@ def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
     raise ConfigError(f"unknown train.schedule {cfg.schedule!r}; use none, cosine, fixmatch_cosine or step")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                    total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-iteration schedule; the config is checked now rather than at the first step."""
     lr_factor(cfg, 0, total)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total))

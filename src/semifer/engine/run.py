@@ -76,8 +76,12 @@ def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> F
     return model
 
 
-def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None) -> RunResult:
-    """Train `cfg` end to end; returns the run directory, the final EMA metrics and the per-epoch history."""
+def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None,
+          stop_after_epoch: int | None = None) -> RunResult:
+    """Train `cfg` end to end; returns the run directory, the final EMA metrics and the per-epoch history.
+
+    `stop_after_epoch` ends early with a checkpoint (for time-limited jobs); `resume=True` continues it.
+    """
     device = dist.local_device(cfg.train.device)
     rank, world = dist.init_distributed(device)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -92,7 +96,7 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
     trainer = Trainer(cfg, run_dir, method, model, data, device, rank, world, progress)
     if resume and trainer.resume() and progress and rank == 0:
         print(f"resumed {run_dir} at step {trainer.step}")
-    history = trainer.fit()
+    history = trainer.fit(stop_after_epoch)
     final = trainer.evaluate() if trainer.history and "test" not in trainer.history[-1] else None
     if final is None and history and "test" in history[-1]:
         final = Metrics(**history[-1]["test"], classes=list(data.labeled.classes))

@@ -154,12 +154,13 @@ class Trainer:
                         batch_size=self.cfg.train.eval_batch_size, bgr_quirk=self.cfg.data.bgr_quirk,
                         progress=self.progress)
 
-    def fit(self) -> list[dict[str, Any]]:
+    def fit(self, stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
+        """Train to the end (or stop after epoch `stop_after_epoch`, checkpointed, to resume later)."""
         tc = self.cfg.train
         labeled_iter, unlabeled_iter = self._loaders()
         metrics_file = self.run_dir / "metrics.jsonl"
         start_epoch = self.step // tc.iters_per_epoch
-        for epoch in range(start_epoch, tc.epochs):
+        for epoch in range(start_epoch, min(tc.epochs, stop_after_epoch or tc.epochs)):
             sums: dict[str, torch.Tensor] = {}
             first = self.step - epoch * tc.iters_per_epoch
             started, images = time.perf_counter(), 0
@@ -167,7 +168,9 @@ class Trainer:
                        disable=not self.progress, leave=False)
             for it in bar:
                 lb = _to_batch(next(labeled_iter), self.device, self.channels_last)
-                ulb = _to_batch(next(unlabeled_iter), self.device, self.channels_last) if unlabeled_iter else None
+                ulb = None
+                if unlabeled_iter is not None:
+                    ulb = _to_batch(next(unlabeled_iter), self.device, self.channels_last)
                 logs = self._train_step(lb, ulb)
                 for key, value in logs.items():
                     sums[key] = sums.get(key, 0) + value.float()

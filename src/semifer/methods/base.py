@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..data.faceset import FaceSet
 from ..config import build_dataclass
+from ..data.faceset import FaceSet
 
 
 @dataclass
