@@ -71,10 +71,12 @@ def test_lr_schedules():
 
 
 def test_adacm_run_logs_margins_and_subsets(tmp_path):
-    result = train(tiny_config(tmp_path, "train.epochs=2", "method.name=adacm", "model.dropout=0.5",
-                               "model.l2norm=true", "train.optimizer=adam", "train.lr=0.0005"), progress=False)
+    result = train(tiny_config(tmp_path, "train.epochs=2", "method.name=adacm",
+                               "train.optimizer=adam", "train.lr=0.0005"), progress=False)
     last = result.history[-1]
     assert set(last["thresholds"]) >= {"neutral", "anger"} and min(last["thresholds"].values()) >= 0.8
     assert 0.0 <= last["unlabeled/subset1_fraction"] <= 1.0
     assert "train/loss_c" in last
     assert (result.run_dir / "plots" / "thresholds.png").is_file()
+    saved = (result.run_dir / "config.yaml").read_text()
+    assert "dropout: 0.5" in saved and "l2norm: true" in saved  # Ada-CM's head, resolved and recorded

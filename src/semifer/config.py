@@ -31,11 +31,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    """`dropout` and `l2norm` left at None take the method's head (Ada-CM: dropout 0.5 + unit feature)."""
+
     arch: str = "small_cnn"
     pretrained: str | None = None
     strict_load: bool = False
-    dropout: float = 0.0
-    l2norm: bool = False
+    dropout: float | None = None
+    l2norm: bool | None = None
     channels_last: bool = True
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from .config import load_config
 from .engine.run import train
 
-DEFAULT_METHODS = ("supervised",)
+DEFAULT_METHODS = ("supervised", "adacm")
 
 
 def run_demo(out_dir: str = "runs/demo", quick: bool = False, methods: list[str] | None = None) -> dict[str, float]:

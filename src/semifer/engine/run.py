@@ -15,7 +15,7 @@ from ..config import Config, save_config
 from ..data.faceset import FaceSet, concat
 from ..data.registry import load_dataset
 from ..data.splits import Split, apply_split, make_split
-from ..methods import build_method
+from ..methods import build_method, method_class
 from ..models import FERNet, load_backbone_weights
 from ..report.plots import plot_run
 from . import distributed as dist
@@ -65,7 +65,17 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
     return TrainData(labeled.require_nonempty(), unlabeled if len(unlabeled) else None, test)
 
 
+def resolve_head(cfg: Config) -> None:
+    """Fill model.dropout / model.l2norm left unset with the method's head, so config.yaml says what ran."""
+    head = method_class(cfg.method["name"]).head
+    if cfg.model.dropout is None:
+        cfg.model.dropout = head["dropout"]
+    if cfg.model.l2norm is None:
+        cfg.model.l2norm = head["l2norm"]
+
+
 def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> FERNet:
+    resolve_head(cfg)
     model = FERNet(cfg.model.arch, num_classes, cfg.model.dropout, cfg.model.l2norm)
     if cfg.model.pretrained:
         report = load_backbone_weights(model.backbone, cfg.model.pretrained, strict=cfg.model.strict_load)
@@ -86,6 +96,7 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
     rank, world = dist.init_distributed(device)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     seed_everything(cfg.seed + rank)
+    resolve_head(cfg)
     run_dir = run_dir or make_run_dir(cfg, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:

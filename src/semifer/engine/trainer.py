@@ -4,6 +4,7 @@ loss through `Method.step`, and the engine does the rest (devices, AMP, EMA, DDP
 from __future__ import annotations
 
 import json
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ class Trainer:
             first = self.step - epoch * tc.iters_per_epoch
             started, images = time.perf_counter(), 0
             bar = tqdm(range(first, tc.iters_per_epoch), desc=f"epoch {epoch + 1}/{tc.epochs}",
-                       disable=not self.progress, leave=False)
+                       disable=not self.progress, leave=False, mininterval=0.5 if sys.stderr.isatty() else 60)
             for it in bar:
                 lb = _to_batch(next(labeled_iter), self.device, self.channels_last)
                 ulb = None

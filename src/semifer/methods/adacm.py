@@ -9,8 +9,9 @@
 - Loss = 0.5 * labeled CE + 1 * subset I + 0.1 * subset II; four separate forward passes (weak, weak,
   labeled, strong) so batch-norm sees each 16-image batch alone, as in the official code.
 The reproduction study's options are config switches: weak_views=3, strong_views=2, and
-margin_schedule = linear | half | log2. The model needs the Ada-CM head (model.dropout=0.5, model.l2norm=true),
-as the `adacm` presets set; optimisation (Adam 5e-4, EMA 0.999 with 0.02*lr weight shrink) is there too.
+margin_schedule = linear | half | log2. The model gets Ada-CM's head (dropout 0.5, L2-normalised feature) unless
+model.dropout / model.l2norm are set; the paper's optimisation (Adam 5e-4, EMA 0.999 with the 0.02*lr weight
+shrink) is in the `adacm_rafdb_*` presets.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .confidence_ssl import ConfidenceSSL
 
 class AdaCM(ConfidenceSSL):
     name = "adacm"
+    head = {"dropout": 0.5, "l2norm": True}
 
     @dataclass
     class Options(ConfidenceSSL.Options):

@@ -62,6 +62,7 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     labeled_views: ClassVar[tuple[str, ...]] = ("weak",)
     unlabeled_views: ClassVar[tuple[str, ...]] = ()
+    head: ClassVar[dict[str, Any]] = {"dropout": 0.0, "l2norm": False}
 
     @dataclass
     class Options:
