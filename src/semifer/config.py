@@ -15,29 +15,38 @@ from .errors import ConfigError
 
 @dataclass
 class DataConfig:
-    """Where the faces come from and how the labeled/unlabeled split is made."""
+    """Where the faces come from and how the labeled/unlabeled split is made.
+
+    `extra_ratio` is the fraction of every unlabeled batch drawn from the `extra_unlabeled` pools (the rest
+    from the training pool's unlabeled part); None draws from the joined pools in proportion to their sizes.
+    """
 
     train: str = "synthetic:?n=4000"
     test: str = "synthetic:?split=test&n=1400"
     extra_unlabeled: list[str] = field(default_factory=list)
+    extra_ratio: float | None = None
     split: str = "per_class:20"
     split_file: str | None = None
     include_labeled_in_unlabeled: bool = False
     img_size: int = 48
     crop_padding: int | None = None
     bgr_quirk: bool = False
+    augment: bool = True
     workers: int = 2
 
 
 @dataclass
 class ModelConfig:
-    """`dropout` and `l2norm` left at None take the method's head (Ada-CM: dropout 0.5 + unit feature)."""
+    """`dropout`, `l2norm`, `attention` and `feature_dropout` left at None take the method's head (Ada-CM:
+    dropout 0.5 + unit feature; DTA+SNL: local attention + feature-map dropout 0.1)."""
 
     arch: str = "small_cnn"
     pretrained: str | None = None
     strict_load: bool = False
     dropout: float | None = None
     l2norm: bool | None = None
+    attention: bool | None = None
+    feature_dropout: float | None = None
     channels_last: bool = True
 
 

@@ -15,7 +15,8 @@ from ..config import Config, save_config
 from ..data.faceset import FaceSet, concat
 from ..data.registry import load_dataset
 from ..data.splits import Split, apply_split, make_split
-from ..methods import build_method, method_class
+from ..errors import ConfigError
+from ..methods import Method, build_method, method_class
 from ..models import FERNet, load_backbone_weights
 from ..report.plots import plot_run
 from . import distributed as dist
@@ -25,9 +26,12 @@ from .trainer import TrainData, Trainer
 
 @dataclass
 class RunResult:
+    """What a run leaves behind, plus the live objects for notebook and test use."""
+
     run_dir: Path
     final: Metrics | None
     history: list[dict[str, Any]]
+    trainer: Trainer | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -48,7 +52,11 @@ def make_run_dir(cfg: Config, resume: bool) -> Path:
 
 
 def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
-    """Parse the pool, make (or reload) the split, save it in the run directory, add extra unlabeled faces."""
+    """Parse the pool, make (or reload) the split, save it in the run directory, add extra unlabeled faces.
+
+    The extra pools follow the training pool's unlabeled part in `unlabeled`; `extra_from` records where,
+    so `data.extra_ratio` can draw each batch's share from them.
+    """
     pool = load_dataset(cfg.data.train).require_nonempty()
     if cfg.data.split_file:
         split = Split.load(cfg.data.split_file)
@@ -59,24 +67,34 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
         split.save(run_dir / "split.json")
     labeled, unlabeled = apply_split(pool, split, cfg.data.split_file or "split")
     extras = [load_dataset(spec).require_nonempty() for spec in cfg.data.extra_unlabeled]
+    extra_from = len(unlabeled)
+    if cfg.data.extra_ratio is not None and not extras:
+        raise ConfigError("data.extra_ratio needs data.extra_unlabeled pools to draw from")
     if extras:
         unlabeled = concat([unlabeled, *[e.without_labels() for e in extras]], name="unlabeled")
     test = load_dataset(cfg.data.test).require_nonempty() if cfg.data.test else None
-    return TrainData(labeled.require_nonempty(), unlabeled if len(unlabeled) else None, test)
+    return TrainData(labeled.require_nonempty(), unlabeled if len(unlabeled) else None, test,
+                     extra_from if extras else None)
 
 
 def resolve_head(cfg: Config) -> None:
-    """Fill model.dropout / model.l2norm left unset with the method's head, so config.yaml says what ran."""
-    head = method_class(cfg.method["name"]).head
-    if cfg.model.dropout is None:
-        cfg.model.dropout = head["dropout"]
-    if cfg.model.l2norm is None:
-        cfg.model.l2norm = head["l2norm"]
+    """Fill the model's head options left unset (dropout, l2norm, attention, feature_dropout) with the
+    method's head, over the base defaults, so config.yaml says what ran."""
+    head = {**Method.head, **method_class(cfg.method["name"]).head}
+    for key, default in head.items():
+        if getattr(cfg.model, key) is None:
+            setattr(cfg.model, key, default)
+
+
+def make_model(cfg: Config, num_classes: int) -> FERNet:
+    """The configured FERNet (head resolved from the method), freshly initialised."""
+    resolve_head(cfg)
+    m = cfg.model
+    return FERNet(m.arch, num_classes, m.dropout, m.l2norm, m.attention, m.feature_dropout)
 
 
 def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> FERNet:
-    resolve_head(cfg)
-    model = FERNet(cfg.model.arch, num_classes, cfg.model.dropout, cfg.model.l2norm)
+    model = make_model(cfg, num_classes)
     if cfg.model.pretrained:
         report = load_backbone_weights(model.backbone, cfg.model.pretrained, strict=cfg.model.strict_load)
         if dist.is_main():
@@ -113,7 +131,7 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
         final = Metrics(**history[-1]["test"], classes=list(data.labeled.classes))
     if rank == 0:
         write_report(run_dir, history, final)
-    return RunResult(run_dir, final, history)
+    return RunResult(run_dir, final, history, trainer)
 
 
 def write_report(run_dir: Path, history: list[dict[str, Any]], final: Metrics | None) -> None:

@@ -17,10 +17,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..config import Config
+from ..errors import ConfigError
 from ..data.faceset import FaceSet
 from ..data.loaders import ViewDataset, endless_loader, eval_loader
 from ..data.views import build_view
 from ..methods.base import Batch, EpochContext, Method
+from ..methods.forward import MultiView
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .ema import ModelEMA, shrink_weights
@@ -30,9 +32,12 @@ from .optim import build_optimizer, build_scheduler
 
 @dataclass
 class TrainData:
+    """`extra_from`: the index in `unlabeled` where the extra (e.g. face-recognition) pools begin."""
+
     labeled: FaceSet
     unlabeled: FaceSet | None
     test: FaceSet | None
+    extra_from: int | None = None
 
 
 def _to_batch(raw: dict[str, Any], device: torch.device, channels_last: bool) -> Batch:
@@ -53,11 +58,14 @@ class Trainer:
         self.channels_last = cfg.model.channels_last
         model = model.to(device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         if world > 1 and tc.sync_bn:
+            if device.type != "cuda":
+                raise ConfigError("train.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only)")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
+        views = MultiView(model)
         self.train_model: nn.Module = (
-            DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-            if world > 1 else model
+            DistributedDataParallel(views, device_ids=[device.index] if device.type == "cuda" else None)
+            if world > 1 else views
         )
         self.ema = ModelEMA(model, tc.ema) if tc.ema > 0 else None
         self.total_steps = tc.epochs * tc.iters_per_epoch
@@ -71,7 +79,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- data
     def _views(self, kinds: tuple[str, ...]) -> list:
+        """One view per name; `data.augment=false` turns every view into the plain test view (ablations)."""
         d = self.cfg.data
+        kinds = kinds if d.augment else tuple("test" for _ in kinds)
         extra = {"crop_padding": d.crop_padding}
         return [build_view(k, d.img_size, d.bgr_quirk, **(extra if k != "test" else {})) for k in kinds]
 
@@ -87,7 +97,8 @@ class Trainer:
             ub = max(1, round(tc.batch_size * tc.unlabeled_ratio))
             unlabeled = endless_loader(ViewDataset(self.data.unlabeled, self._views(self.method.unlabeled_views)),
                                        ub, seed + 1, self.cfg.data.workers, self.rank, self.world,
-                                       start=self.step * ub)
+                                       start=self.step * ub, extra_from=self.data.extra_from,
+                                       extra_ratio=self.cfg.data.extra_ratio)
         return labeled, unlabeled
 
     def _make_loader(self, faces: FaceSet, kinds: tuple[str, ...], train_mode: bool) -> Any:

@@ -1,7 +1,7 @@
 """Threshold policies: which pseudo-labels an SSL method trusts, per class, as training goes.
 
 A policy holds per-class thresholds (a tensor of shape (C,)) and decides the mask of an unlabeled batch
-from its confidences and pseudo-labels. Policies update per step (FlexMatch) or per epoch (Ada-CM).
+from its confidences and pseudo-labels. Policies update per step (FlexMatch, DTA/DTM) or per epoch (Ada-CM).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from ..engine.distributed import all_gather_cat
 from .base import EpochContext
 
 
@@ -27,8 +29,9 @@ class ThresholdPolicy(nn.Module):
         """1.0 where the sample's confidence reaches the threshold of its pseudo-label's class."""
         return (confidence >= self.thresholds[pseudo]).float()
 
-    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor) -> None:
-        """Per-step update from an unlabeled batch (no-op by default)."""
+    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor,
+                probs: torch.Tensor | None = None) -> None:
+        """Per-step update from an unlabeled batch (no-op by default); `probs` is its (N, C) mean softmax."""
 
     def update_epoch(self, ctx: EpochContext) -> dict[str, Any]:
         """Per-epoch update; returns diagnostics to log."""
@@ -73,7 +76,10 @@ class FlexMatchThreshold(ThresholdPolicy):
         self._refresh()
         return super().mask(confidence, pseudo)
 
-    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor) -> None:
+    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor,
+                probs: torch.Tensor | None = None) -> None:
+        """Remember confident predictions; under DDP every rank records every rank's batch."""
+        confidence, pseudo, index = (all_gather_cat(t) for t in (confidence, pseudo, index))
         over = confidence > self.tau
         self.selected[index] = torch.where(over, pseudo, self.selected[index])
 
@@ -145,12 +151,71 @@ class AdaptiveMargin(ThresholdPolicy):
         return {}
 
 
+class DynamicThreshold(ThresholdPolicy):
+    """Per-class thresholds that follow the model's learning state on unlabeled data, updated every step.
+
+    Two exponential moving averages (momentum m) of the unlabeled batches, both starting at 1/C:
+        global state  g <- m * g + (1 - m) * mean_i conf_i                   (how confident the model is)
+        class state   s_c <- m * s_c + (1 - m) * x_c                         (how well it knows class c)
+    with x_c chosen by `class_state`:
+        "confidence":  mean conf_i over the batch's samples pseudo-labelled c (s_c is left unchanged when
+                       the batch has none) -- DTA (Cai et al., "Semi-Supervised FER based on Dynamic
+                       Threshold and Negative Learning"): a threshold per class from its own learning state.
+        "probability": mean_i p_ic over the whole batch -- FreeMatch's self-adaptive threshold (Wang et al.,
+                       ICLR 2023), the rule DTM (Yu, Cai et al., CVPR-W ABAW5 2023) adapts its threshold with.
+    threshold_c = clip(g * s_c / max_k s_k, floor, ceil): the best-learned class needs the model's average
+    confidence, classes it knows less (rare or hard expressions) need proportionally less, and all rise
+    as training sharpens the predictions. Neither paper gives the constants; the defaults are FreeMatch's
+    (m = 0.999, init 1/C, no clipping). A batch is masked with the thresholds of the steps before it
+    (`observe` runs after `mask`), a one-step lag that m = 0.999 makes immaterial. Under DDP the states
+    are updated from every rank's batch (all-gathered, as FreeMatch's code does), so all ranks agree.
+    """
+
+    def __init__(self, num_classes: int, momentum: float = 0.999, class_state: str = "confidence",
+                 floor: float = 0.0, ceil: float = 1.0):
+        super().__init__(num_classes, 1.0 / num_classes)
+        if class_state not in ("confidence", "probability"):
+            raise ValueError(f"unknown class_state {class_state!r}; use confidence or probability")
+        if not 0.0 <= momentum < 1.0 or not 0.0 <= floor <= ceil <= 1.0:
+            raise ValueError("need 0 <= momentum < 1 and 0 <= floor <= ceil <= 1")
+        self.momentum, self.class_state, self.floor, self.ceil = momentum, class_state, floor, ceil
+        self.register_buffer("global_state", torch.tensor(1.0 / num_classes))
+        self.register_buffer("class_states", torch.full((num_classes,), 1.0 / num_classes))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        ratio = self.class_states / self.class_states.max().clamp(min=1e-12)
+        self.thresholds.copy_((self.global_state * ratio).clamp(self.floor, self.ceil))
+
+    @torch.no_grad()
+    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor,
+                probs: torch.Tensor | None = None) -> None:
+        m = self.momentum
+        confidence, pseudo = all_gather_cat(confidence.float()), all_gather_cat(pseudo)
+        self.global_state.mul_(m).add_((1 - m) * confidence.mean())
+        if self.class_state == "probability":
+            if probs is None:
+                raise ValueError("class_state 'probability' needs the batch's probabilities")
+            self.class_states.mul_(m).add_((1 - m) * all_gather_cat(probs.float()).mean(0))
+        else:
+            onehot = F.one_hot(pseudo, len(self.class_states)).float()  # a matmul: deterministic on GPU
+            counts = onehot.sum(0)
+            updated = m * self.class_states + (1 - m) * (confidence @ onehot) / counts.clamp(min=1)
+            self.class_states.copy_(torch.where(counts > 0, updated, self.class_states))
+        self._refresh()
+
+    def update_epoch(self, ctx: EpochContext) -> dict[str, Any]:
+        return {"threshold/global_state": float(self.global_state)}
+
+
 def build_policy(kind: str, num_classes: int, num_unlabeled: int, options: dict[str, Any]) -> ThresholdPolicy:
-    """A policy by name with its options: fixed, flexmatch, adaptive_margin."""
+    """A policy by name with its options: fixed, flexmatch, adaptive_margin, dynamic."""
     if kind == "fixed":
         return FixedThreshold(num_classes, **options)
     if kind == "flexmatch":
         return FlexMatchThreshold(num_classes, num_unlabeled, **options)
     if kind == "adaptive_margin":
         return AdaptiveMargin(num_classes, **options)
-    raise ValueError(f"unknown threshold policy {kind!r}; use fixed, flexmatch or adaptive_margin")
+    if kind == "dynamic":
+        return DynamicThreshold(num_classes, **options)
+    raise ValueError(f"unknown threshold policy {kind!r}; use fixed, flexmatch, adaptive_margin or dynamic")
