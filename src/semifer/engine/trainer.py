@@ -17,10 +17,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..config import Config
-from ..errors import ConfigError
 from ..data.faceset import FaceSet
 from ..data.loaders import ViewDataset, endless_loader, eval_loader
 from ..data.views import build_view
+from ..errors import ConfigError
 from ..methods.base import Batch, EpochContext, Method
 from ..methods.forward import MultiView
 from . import distributed as dist
