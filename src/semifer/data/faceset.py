@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,9 +38,7 @@ class FaceSet:
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         n = len(self.ids)
-        if (self.pixels is None) == (self.paths is None):
-            raise ValueError("a FaceSet holds exactly one of `pixels` or `paths`")
-        held = len(self.pixels) if self.pixels is not None else len(self.paths or [])
+        held = self._held()
         if held != n or len(self.labels) != n:
             raise ValueError(f"{self.name}: {n} ids, {len(self.labels)} labels, {held} images")
         if self.num_classes not in (7, 8):
@@ -49,6 +48,17 @@ class FaceSet:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def _held(self) -> int:
+        """How many images the storage holds, after checking it is well formed."""
+        if (self.pixels is None) == (self.paths is None):
+            raise ValueError("a FaceSet holds exactly one of `pixels` or `paths`")
+        return len(self.pixels) if self.pixels is not None else len(self.paths or [])
+
+    def _storage_rows(self, idx: np.ndarray) -> dict[str, Any]:
+        """The storage fields of the rows `idx`, for `subset`."""
+        return {"pixels": None if self.pixels is None else self.pixels[idx],
+                "paths": None if self.paths is None else [self.paths[i] for i in idx]}
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -80,10 +90,9 @@ class FaceSet:
             name=name or self.name,
             ids=[self.ids[i] for i in idx],
             labels=self.labels[idx],
-            pixels=None if self.pixels is None else self.pixels[idx],
-            paths=None if self.paths is None else [self.paths[i] for i in idx],
             soft_labels=None if self.soft_labels is None else self.soft_labels[idx],
             dropped={},
+            **self._storage_rows(idx),
         )
 
     def without_labels(self) -> FaceSet:
@@ -101,8 +110,38 @@ class FaceSet:
         return self
 
 
+@dataclass
+class MixedFaceSet(FaceSet):
+    """A FaceSet over other FaceSets of any storage, e.g. FER2013's in-memory pixels joined with a folder of
+    face-recognition images: sample i is row `row[i]` of `parts[part[i]]` and is loaded by that part.
+    `pixels` and `paths` stay None; everything else behaves as in any FaceSet.
+    """
+
+    parts: list[FaceSet] = field(default_factory=list)
+    part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    row: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def _held(self) -> int:
+        if self.pixels is not None or self.paths is not None:
+            raise ValueError("a MixedFaceSet keeps its images in `parts`, not in `pixels` or `paths`")
+        self.part, self.row = np.asarray(self.part, dtype=np.int64), np.asarray(self.row, dtype=np.int64)
+        if len(self.part) != len(self.row):
+            raise ValueError(f"{self.name}: {len(self.part)} part indices but {len(self.row)} rows")
+        return len(self.part)
+
+    def _storage_rows(self, idx: np.ndarray) -> dict[str, Any]:
+        return {"part": self.part[idx], "row": self.row[idx]}
+
+    def load(self, index: int) -> torch.Tensor:
+        return self.parts[int(self.part[index])].load(int(self.row[index]))
+
+
 def concat(sets: Sequence[FaceSet], name: str) -> FaceSet:
-    """Join several FaceSets (e.g. a FER pool and unlabeled face-recognition images) into one."""
+    """Join several FaceSets (e.g. a FER pool and unlabeled face-recognition images) into one.
+
+    Sets of one kind stay one array or one path list; pixels of different sizes or pixels with files
+    become a `MixedFaceSet` that loads each sample from the set it came from.
+    """
     if not sets:
         raise ValueError("nothing to concatenate")
     num_classes = max(s.num_classes for s in sets)
@@ -113,5 +152,7 @@ def concat(sets: Sequence[FaceSet], name: str) -> FaceSet:
     shapes = {s.pixels.shape[1:] for s in sets if s.pixels is not None}
     if all(s.pixels is not None for s in sets) and len(shapes) == 1:
         return FaceSet(name, ids, labels, num_classes, pixels=np.concatenate([s.pixels for s in sets]))
-    raise DataError(name, "cannot mix in-memory images of different sizes with image files in one pool",
-                    fix="use pools of one kind, or convert the CSV dataset to image files")
+    sizes = [len(s) for s in sets]
+    return MixedFaceSet(name, ids, labels, num_classes, parts=list(sets),
+                        part=np.repeat(np.arange(len(sets)), sizes),
+                        row=np.concatenate([np.arange(k) for k in sizes]))

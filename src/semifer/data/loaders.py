@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from itertools import islice
 
 import numpy as np
 import torch
@@ -31,6 +33,17 @@ class ViewDataset(Dataset):
         return {"views": [view(image) for view in self.views], "label": int(self.faces.labels[index]), "index": index}
 
 
+def _endless_shard(n: int, key: list[int], rank: int, world: int) -> Iterator[int]:
+    """This rank's share (every world-th index) of endless passes over range(n), pass e shuffled by key + [e]."""
+    epoch = 0
+    while True:
+        order = np.random.default_rng([*key, epoch]).permutation(n)
+        if len(order) < world:
+            order = np.resize(order, world)
+        yield from (int(i) for i in order[rank::world])
+        epoch += 1
+
+
 class InfiniteSampler(Sampler[int]):
     """Endless reshuffled passes over n items; each rank of a distributed run takes every world-th index.
 
@@ -41,24 +54,56 @@ class InfiniteSampler(Sampler[int]):
         self.n, self.seed, self.rank, self.world, self.start = n, seed, rank, world, start
 
     def __iter__(self) -> Iterator[int]:
-        served, epoch = 0, 0
-        while True:
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            if len(order) < self.world:
-                order = np.resize(order, self.world)
-            for index in order[self.rank :: self.world]:
-                if served >= self.start:
-                    yield int(index)
-                served += 1
-            epoch += 1
+        return islice(_endless_shard(self.n, [self.seed], self.rank, self.world), self.start, None)
+
+
+class RatioSampler(Sampler[int]):
+    """Endless draws from two index ranges of one dataset, [0, split) and [split, n), a fixed fraction
+    `ratio` of them from the second (the extra unlabeled pools, DTM's face-recognition faces).
+
+    Draw t of a rank comes from the second range iff floor((t+1) r) > floor(t r) (exact rational r), so any
+    b consecutive draws -- a batch -- hold floor(r b) or ceil(r b) extra images on every rank. Each range
+    is walked in its own endless reshuffled passes, seeded by (seed, range, pass) and sharded by rank like
+    `InfiniteSampler`; `start` skips the draws a resumed run has already served.
+    """
+
+    def __init__(self, n: int, split: int, ratio: float, seed: int = 0, rank: int = 0, world: int = 1,
+                 start: int = 0):
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"extra ratio must be in [0, 1], got {ratio}")
+        if (ratio < 1 and split <= 0) or (ratio > 0 and split >= n):
+            raise ValueError(f"extra ratio {ratio} draws from an empty range ({split} main, {n - split} extra)")
+        self.n, self.split, self.seed, self.rank, self.world, self.start = n, split, seed, rank, world, start
+        self.ratio = Fraction(ratio).limit_denominator(1_000_000)
+
+    def __iter__(self) -> Iterator[int]:
+        main = _endless_shard(self.split, [self.seed, 0], self.rank, self.world)
+        extra = (self.split + i for i in _endless_shard(self.n - self.split, [self.seed, 1], self.rank, self.world))
+        p, q = self.ratio.numerator, self.ratio.denominator
+
+        def draws() -> Iterator[int]:
+            t = 0
+            while True:
+                yield next(extra) if (t + 1) * p // q > t * p // q else next(main)
+                t += 1
+
+        return islice(draws(), self.start, None)
 
 
 def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int, rank: int = 0, world: int = 1,
-                   start: int = 0) -> Iterator[dict[str, object]]:
-    """An iterator of batches that never ends (drop_last semantics: every batch is full)."""
+                   start: int = 0, extra_from: int | None = None,
+                   extra_ratio: float | None = None) -> Iterator[dict[str, object]]:
+    """An iterator of batches that never ends (drop_last semantics: every batch is full).
+
+    With `extra_ratio` set, that fraction of every batch comes from the items from index `extra_from` on
+    (`RatioSampler`); otherwise all items are drawn alike.
+    """
     generator = torch.Generator().manual_seed(seed)
+    n = len(dataset)
+    sampler = (RatioSampler(n, n if extra_from is None else extra_from, extra_ratio, seed, rank, world, start)
+               if extra_ratio is not None else InfiniteSampler(n, seed, rank, world, start))
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=InfiniteSampler(len(dataset), seed, rank, world, start),
+        dataset, batch_size=batch_size, sampler=sampler,
         num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
         drop_last=True, generator=generator, worker_init_fn=_seed_worker,
         prefetch_factor=4 if workers > 0 else None,

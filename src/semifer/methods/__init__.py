@@ -14,6 +14,10 @@ METHODS: dict[str, str] = {
     "fixmatch": "semifer.methods.fixmatch:FixMatch",
     "flexmatch": "semifer.methods.flexmatch:FlexMatch",
     "adacm": "semifer.methods.adacm:AdaCM",
+    "dta_snl": "semifer.methods.dta_snl:DTASNL",
+    "dtm": "semifer.methods.dtm:DTM",
+    "mixmatch": "semifer.methods.mixmatch:MixMatch",
+    "remixmatch": "semifer.methods.remixmatch:ReMixMatch",
     "confidence_ssl": "semifer.methods.confidence_ssl:ConfidenceSSL",
 }
 

@@ -62,7 +62,7 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     labeled_views: ClassVar[tuple[str, ...]] = ("weak",)
     unlabeled_views: ClassVar[tuple[str, ...]] = ()
-    head: ClassVar[dict[str, Any]] = {"dropout": 0.0, "l2norm": False}
+    head: ClassVar[dict[str, Any]] = {"dropout": 0.0, "l2norm": False, "attention": False, "feature_dropout": 0.0}
 
     @dataclass
     class Options:

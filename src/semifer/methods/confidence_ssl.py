@@ -1,6 +1,7 @@
 """Confidence-based SSL as a composition of parts: views, a threshold policy, a confident-set loss and an
-uncertain-set loss. FixMatch, FlexMatch, Pseudo-Label and Ada-CM are this class with different defaults, so
-an ablation (3 weak views, another margin schedule, InfoNCE added to FixMatch) is a config change.
+uncertain-set loss. FixMatch, FlexMatch, Pseudo-Label, Ada-CM, DTA+SNL and DTM are this class with different
+defaults, so an ablation (3 weak views, another margin schedule, InfoNCE or SNL added to FixMatch) is a
+config change.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..labels import CANONICAL
 from .base import Batch, EpochContext, Method, StepOutput
 from .forward import forward_views
 from .thresholds import ThresholdPolicy, build_policy
-from .unlabeled_losses import info_nce, masked_cross_entropy, pseudo_label
+from .unlabeled_losses import info_nce, masked_cross_entropy, pseudo_label, selective_negative_loss
 
 
 class ConfidenceSSL(Method):
@@ -25,6 +26,9 @@ class ConfidenceSSL(Method):
 
     Pseudo-label = argmax of the mean softmax over `weak_views` weak views; the confident-set loss trains
     each of the `strong_views` strong views (or the weak views themselves, `target_view: weak`) on it.
+    The uncertain-set loss (weight lambda_c) acts on the images below their threshold: `infonce` on the
+    weak views' features (Ada-CM), `snl` on the logits the confident-set loss trains, with complementary
+    labels from the weak views' mean softmax (a strong view learns what the weak view rules out).
     """
 
     name = "confidence_ssl"
@@ -44,8 +48,14 @@ class ConfidenceSSL(Method):
         margin_floor: float = 0.8
         margin_init: float = 0.8
         margin_schedule: str = "paper"
+        dyn_momentum: float = 0.999
+        dyn_class_state: str = "confidence"
+        dyn_floor: float = 0.0
+        dyn_ceil: float = 1.0
         uncertain_loss: str = "none"
         temperature: float = 0.07
+        snl_threshold: float = 0.05
+        snl_k: int = 0
         lambda_x: float = 1.0
         lambda_u: float = 1.0
         lambda_c: float = 0.0
@@ -54,8 +64,8 @@ class ConfidenceSSL(Method):
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
         o = self.opts
-        if o.target_view not in ("strong", "weak") or o.uncertain_loss not in ("none", "infonce"):
-            raise ValueError("target_view must be strong|weak and uncertain_loss none|infonce")
+        if o.target_view not in ("strong", "weak") or o.uncertain_loss not in ("none", "infonce", "snl"):
+            raise ValueError("target_view must be strong|weak and uncertain_loss none|infonce|snl")
         if o.weak_views < 1 or (o.target_view == "strong" and o.strong_views < 1):
             raise ValueError("need at least one weak view, and a strong view when target_view is strong")
         self.policy = self.make_policy()
@@ -69,6 +79,8 @@ class ConfidenceSSL(Method):
             "flexmatch": {"tau": o.tau, "warmup": o.flex_warmup, "mapping": o.flex_mapping},
             "adaptive_margin": {"B": o.margin_B, "gamma": o.margin_gamma, "floor": o.margin_floor,
                                 "schedule": o.margin_schedule, "initial": o.margin_init},
+            "dynamic": {"momentum": o.dyn_momentum, "class_state": o.dyn_class_state, "floor": o.dyn_floor,
+                        "ceil": o.dyn_ceil},
         }.get(self.opts.threshold, {})
         return build_policy(o.threshold, self.num_classes, self.num_unlabeled, options)
 
@@ -87,9 +99,9 @@ class ConfidenceSSL(Method):
         outs = forward_views(model, [*weak, labeled.views[0], *strong], o.separate_forward, features)
         weak_out, labeled_logits, strong_out = outs[:k], outs[k][0], outs[k + 1:]
 
-        _, confidence, pseudo = pseudo_label([z for z, _ in weak_out])
+        probs, confidence, pseudo = pseudo_label([z for z, _ in weak_out])
         mask = self.policy.mask(confidence, pseudo)
-        self.policy.observe(confidence, pseudo, unlabeled.index)
+        self.policy.observe(confidence, pseudo, unlabeled.index, probs)
 
         loss_x = F.cross_entropy(labeled_logits.float(), labeled.label)
         targets = strong_out if o.target_view == "strong" else weak_out
@@ -97,8 +109,12 @@ class ConfidenceSSL(Method):
         ramp = min(1.0, progress / o.unsup_warmup) if o.unsup_warmup > 0 else 1.0
         loss = o.lambda_x * loss_x + ramp * o.lambda_u * loss_u
         logs = {"loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "mask": mask.mean()}
-        if features:
-            loss_c = info_nce([f for _, f in weak_out], mask < 1, o.temperature, o.temperature)
+        if o.uncertain_loss != "none":
+            if features:
+                loss_c = info_nce([f for _, f in weak_out], mask < 1, o.temperature, o.temperature)
+            else:
+                loss_c = torch.stack([selective_negative_loss(z, probs, mask < 1, o.snl_threshold, o.snl_k)
+                                      for z, _ in targets]).mean()
             loss = loss + o.lambda_c * loss_c
             logs["loss_c"] = loss_c.detach()
         self._record(mask, pseudo, unlabeled.label)

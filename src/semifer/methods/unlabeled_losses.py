@@ -1,7 +1,8 @@
 """Losses on unlabeled images, shared by the methods that compose them.
 
 Confident set: cross-entropy of a (strong) view against a hard pseudo-label, masked.
-Uncertain set: InfoNCE between views of the same image (Ada-CM subset II).
+Uncertain set: InfoNCE between views of the same image (Ada-CM subset II), or selective negative learning
+on complementary labels (DTA+SNL).
 """
 
 from __future__ import annotations
@@ -51,3 +52,35 @@ def info_nce(views: list[torch.Tensor], keep: torch.Tensor, temperature: float =
     log_prob = logits - torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1, keepdim=True)
     mean_log_prob_pos = (log_prob * positive).sum(1) / positive.sum(1)
     return -(temperature / base_temperature) * mean_log_prob_pos.mean()
+
+
+def complementary_labels(probs: torch.Tensor, threshold: float = 0.05, k: int = 0) -> torch.Tensor:
+    """(N, C) bool: the classes each sample confidently is NOT, from detached probabilities.
+
+    `k = 0`: every class with probability below `threshold` (UPS's negative pseudo-labels, Rizve et al.,
+    ICLR 2021, tau_n = 0.05); `k > 0`: the k least probable classes instead. The arg-max class is never
+    selected, whatever the threshold.
+    """
+    probs = probs.detach()
+    if k > 0:
+        lowest = probs.topk(min(k, probs.shape[1] - 1), dim=1, largest=False).indices
+        chosen = torch.zeros_like(probs, dtype=torch.bool).scatter_(1, lowest, True)
+    else:
+        chosen = probs < threshold
+    return chosen & ~F.one_hot(probs.argmax(1), probs.shape[1]).bool()
+
+
+def selective_negative_loss(logits: torch.Tensor, probs: torch.Tensor, uncertain: torch.Tensor,
+                            threshold: float = 0.05, k: int = 0) -> torch.Tensor:
+    """Selective negative learning (DTA+SNL, Cai et al.) on the low-confidence unlabeled samples.
+
+    For each row with `uncertain` set, the complementary labels chosen from `probs` (see
+    `complementary_labels`) are trained with the negative-learning loss -log(1 - p_k) (NLNL, Kim et al.,
+    ICCV 2019) on the softmax of `logits`, averaged over that row's chosen classes (as UPS normalises by
+    the number of negative labels). Rows that are confident or have no chosen class add zero, and the sum
+    is divided by the whole batch size, like `masked_cross_entropy`.
+    """
+    chosen = complementary_labels(probs, threshold, k) & uncertain.bool()[:, None]
+    p = torch.softmax(logits.float(), dim=1)
+    negative = -torch.log1p(-p.clamp(max=1 - 1e-6)) * chosen
+    return (negative.sum(1) / chosen.sum(1).clamp(min=1)).mean()

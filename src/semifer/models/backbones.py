@@ -1,6 +1,7 @@
 """Feature extractors: torchvision ResNets for paper-scale runs and a small CNN for CPU-scale runs.
 
-Every backbone maps a (B, 3, H, W) image batch to a (B, D) pooled feature and exposes `feature_dim`.
+Every backbone maps a (B, 3, H, W) image batch to its last (B, D, h, w) feature map (`forward_map`) and to
+the (B, D) globally average-pooled feature (`forward`), and exposes `feature_dim` = D.
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torchvision.models import resnet18, resnet50
+
+
+def global_pool(feature_map: torch.Tensor) -> torch.Tensor:
+    """(B, D, h, w) -> (B, D) by global average pooling."""
+    return torch.flatten(nn.functional.adaptive_avg_pool2d(feature_map, 1), 1)
 
 
 class ResNetBackbone(nn.Module):
@@ -26,10 +32,12 @@ class ResNetBackbone(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.feature_dim = net.fc.in_features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return global_pool(self.forward_map(x))
 
     def feature_map_stages(self) -> list[nn.Module]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
@@ -59,10 +67,13 @@ class SmallCNN(nn.Module):
         ])
         self.feature_dim = 8 * w
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:
             x = stage(x)
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return global_pool(self.forward_map(x))
 
     def feature_map_stages(self) -> list[nn.Module]:
         return list(self.stages)

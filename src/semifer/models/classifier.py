@@ -1,4 +1,5 @@
-"""The expression classifier: backbone -> pooled feature -> dropout -> (optional L2 norm) -> linear head."""
+"""The expression classifier: backbone feature map -> (local attention) -> (feature-map dropout) -> global
+average pooling -> dropout -> (optional L2 norm) -> linear head."""
 
 from __future__ import annotations
 
@@ -6,33 +7,64 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .backbones import BACKBONES
+from .backbones import BACKBONES, global_pool
+
+
+class LocalAttention(nn.Module):
+    """Local attention enhancement (DTA+SNL, Cai et al.): a spatial map a in (0, 1)^(h x w) from a 1x1-conv
+    bottleneck (D -> D/8 -> 1) and a sigmoid, applied as x * (1 + a).
+
+    The residual form (Residual Attention Network, Wang et al., CVPR 2017) enhances informative local
+    regions (eyes, brows, mouth) without zeroing the rest, so pretrained features stay usable at the start.
+    """
+
+    def __init__(self, channels: int, reduction: int = 8):
+        super().__init__()
+        hidden = max(channels // reduction, 8)
+        self.score = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (1 + torch.sigmoid(self.score(x)))
 
 
 class FERNet(nn.Module):
     """Backbone plus linear head over the canonical classes.
 
     `l2norm=True` is Ada-CM's head: the dropped-out feature is L2-normalised and both the classifier and the
-    contrastive loss act on that unit feature. `forward(x, features=True)` returns `(logits, feature)` so
-    methods that need the feature get it in the same (DDP-visible) forward call.
+    contrastive loss act on that unit feature. `attention` and `feature_dropout` act on the backbone's last
+    feature map before pooling (DTA+SNL's feature extraction): `LocalAttention`, then channel dropout
+    (`nn.Dropout2d`: in training a whole feature map of a sample is zeroed with probability p and the rest
+    scaled by 1/(1-p), so no single local pattern can carry the prediction; identity in eval). They live
+    outside `backbone`, whose parameter names stay torchvision's. `forward(x, features=True)` returns
+    `(logits, feature)` so methods that need the feature get it in the same (DDP-visible) forward call.
     """
 
-    def __init__(self, arch: str, num_classes: int, dropout: float = 0.0, l2norm: bool = False):
+    def __init__(self, arch: str, num_classes: int, dropout: float = 0.0, l2norm: bool = False,
+                 attention: bool = False, feature_dropout: float = 0.0):
         super().__init__()
         if arch not in BACKBONES:
             raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(BACKBONES)}")
+        if not 0.0 <= feature_dropout < 1.0:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {feature_dropout}")
         self.arch = arch
         self.backbone = BACKBONES[arch]()
+        dim = self.backbone.feature_dim
+        self.attention = LocalAttention(dim) if attention else nn.Identity()
+        self.feature_dropout = nn.Dropout2d(feature_dropout) if feature_dropout > 0 else nn.Identity()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.l2norm = l2norm
-        self.head = nn.Linear(self.backbone.feature_dim, num_classes)
+        self.head = nn.Linear(dim, num_classes)
 
     @property
     def num_classes(self) -> int:
         return self.head.out_features
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's last feature map after local attention and feature-map dropout."""
+        return self.feature_dropout(self.attention(self.backbone.forward_map(x)))
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        feature = self.dropout(self.backbone(x))
+        feature = self.dropout(global_pool(self.feature_map(x)))
         return F.normalize(feature, dim=1) if self.l2norm else feature
 
     def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

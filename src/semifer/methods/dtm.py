@@ -1,0 +1,30 @@
+"""DTM (Yu, Cai, Li, Zhao, Xie, Zhu, Zhu, "Exploring Large-scale Unlabeled Faces to Enhance Facial Expression
+Recognition", CVPR-W ABAW5 2023): FixMatch-style pseudo-labelling whose confidence threshold adapts as
+training goes, so large unlabeled face-recognition pools (any folder of faces, `data.extra_unlabeled`) can
+be used although early predictions on them are far below a fixed 0.95.
+
+The dynamic threshold module is `DynamicThreshold` with class_state "probability": the global threshold is
+the EMA (m = 0.999) of the batch mean confidence and each class's threshold is it times the MaxNorm of the
+EMA of that class's mean probability -- FreeMatch's self-adaptive rule, which DTM follows; the ABAW paper
+gives no constants, so FreeMatch's are used. How much of each unlabeled batch comes from the extra pools
+is `data.extra_ratio` (None: in proportion to pool sizes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .confidence_ssl import ConfidenceSSL
+
+
+class DTM(ConfidenceSSL):
+    name = "dtm"
+
+    @dataclass
+    class Options(ConfidenceSSL.Options):
+        weak_views: int = 1
+        strong_views: int = 1
+        threshold: str = "dynamic"
+        dyn_momentum: float = 0.999
+        dyn_class_state: str = "probability"
+        uncertain_loss: str = "none"
