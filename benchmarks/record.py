@@ -59,3 +59,10 @@ def write_section(name: str, markdown: str) -> None:
 def header(meta: dict[str, Any]) -> str:
     return (f"Machine: {meta['cpu']}, {meta['cores']} cores, GPU: {meta['gpu'] or 'none'}; "
             f"Python {meta['python']}, torch {meta['torch']}; commit {meta['commit']}; {meta['date']}.")
+
+
+def throughput(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Median images/s over epochs (robust to epochs slowed by other jobs) and the total training seconds."""
+    rates = sorted(r["images_per_s"] for r in history)
+    return {"images_per_s_median": rates[len(rates) // 2] if rates else 0.0,
+            "train_seconds": sum(r["epoch_seconds"] for r in history)}
