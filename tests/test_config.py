@@ -15,6 +15,8 @@ def test_presets_load_and_overrides_win():
 def test_override_values_are_typed():
     assert parse_override("train.milestones=[5, 8]") == {"train": {"milestones": [5, 8]}}
     assert parse_override("model.pretrained=null") == {"model": {"pretrained": None}}
+    assert parse_override("train.lr=6e-3") == {"train": {"lr": 0.006}}
+    assert parse_override("data.train=fer2013:x.csv") == {"data": {"train": "fer2013:x.csv"}}
 
 
 @pytest.mark.parametrize("bad", ["train.lrr=1", "nonsense=2", "data=3", "train.lr"])

@@ -1,4 +1,4 @@
-"""`semifer` command line: train, eval, splits, demo, presets."""
+"""`semifer` command line: train, pretrain, eval, splits, demo, presets."""
 
 from __future__ import annotations
 
@@ -19,6 +19,20 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if result.final is not None:
         print(f"{cfg.method['name']} on {cfg.data.test}: {result.final.summary()}")
     print(f"run directory: {result.run_dir}")
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .pretrain import pretrain
+
+    cfg = load_config(args.config or "pretrain_mae", args.overrides)
+    result = pretrain(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None)
+    if result.start_step:
+        print(f"resumed at step {result.start_step}")
+    if result.history:
+        print(f"masked-patch MSE {result.history[-1]['train/loss']:.4f} after {result.history[-1]['step']} steps")
+    print(f"run directory: {result.run_dir}")
+    print(f"backbone: {result.checkpoint}  (start any method from it with model.pretrained={result.checkpoint})")
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -74,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. train.epochs=5 data.split=adacm:400")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("pretrain", help="masked face-reconstruction pretraining of a backbone on unlabeled faces")
+    p.add_argument("--config", "-c", help="preset name or YAML file (default pretrain_mae, MAE's recipe)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
+    p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
+    p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. pretrain.mask_ratio=0.6 "
+                   "data.train=unlabeled:/faces")
+    p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset (in-domain or cross-dataset)")
     p.add_argument("checkpoint", help="run directory or checkpoint file")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -138,12 +139,17 @@ def read_preset(name_or_path: str) -> dict[str, Any]:
     return _merge(read_preset(base), blob) if base else blob
 
 
+_EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """`train.lr=0.01` -> {'train': {'lr': 0.01}} (the value is read as YAML)."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {text!r} is not KEY=VALUE (e.g. train.lr=0.01)")
     value = yaml.safe_load(raw) if raw else None
+    if isinstance(value, str) and _EXPONENT.fullmatch(value):
+        value = float(value)  # YAML 1.1 reads "6e-3" (no dot) as a string
     for part in reversed(key.split(".")):
         value = {part: value}
     return value  # type: ignore[return-value]

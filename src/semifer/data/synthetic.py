@@ -22,6 +22,10 @@ import numpy as np
 from ..labels import BASIC7
 from .faceset import FaceSet
 
+Array = np.ndarray
+Scalar = Array | float  # a number, or one per sample shaped (n, 1, 1)
+AUMap = dict[str, Array]  # AU name -> intensities shaped (n, 1, 1)
+
 AUS: tuple[str, ...] = (
     "inner_brow_raise",  # AU1
     "outer_brow_raise",  # AU2
@@ -57,7 +61,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
 _PROTO = np.array([[PROTOTYPES[c].get(au, 0.0) for au in AUS] for c in BASIC7], dtype=np.float32)
 _AU = {name: k for k, name in enumerate(AUS)}
 _N_UNIFORM, _N_NORMAL = 128, 48
-_BATCH = 128
+_BATCH = 32
 TEST_SEED_OFFSET = 1_000_003
 
 
@@ -189,32 +193,34 @@ def _sample_aus(d: _Draws, labels: np.ndarray) -> np.ndarray:
     Strength runs from subtle to full, and a stray AU now and then fires on its own (a neutral face
     with a slight smile), so weak expressions overlap their neighbours.
     """
-    strength = d.uniform(0.25, 1.0)[:, :, 0] ** 0.8
+    strength = d.uniform(0.35, 1.0)[:, :, 0]
     jitter = 0.08 * d.normals(len(AUS))
     stray_au = d.integers(len(AUS))[:, 0, 0]
-    stray = np.where(d.chance(0.35), d.uniform(0.0, 0.4), 0.0)[:, :, 0]
+    stray = np.where(d.chance(0.3), d.uniform(0.0, 0.3), 0.0)[:, :, 0]
     aus = strength * _PROTO[labels] + jitter
     aus[np.arange(len(labels)), stray_au] += stray[:, 0]
     return np.clip(aus, 0.0, 1.0).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------- geometry
-def _cover(dist: np.ndarray, px: np.ndarray | float) -> np.ndarray:
+def _cover(dist: Array, px: Scalar) -> Array:
     """Anti-aliased coverage of the region dist < 0: a linear ramp one pixel wide across the edge."""
     return np.clip(0.5 - dist / px, 0.0, 1.0)
 
 
-def _paint(img: np.ndarray, alpha: np.ndarray, color: np.ndarray | float) -> np.ndarray:
+def _paint(img: Array, alpha: Array, color: Scalar) -> Array:
+    """Lay `color` over `img` with coverage `alpha` (the 'over' operator)."""
     return img + alpha * (color - img)
 
 
-def _ellipse(u: np.ndarray, v: np.ndarray, cu, cv, ru, rv) -> np.ndarray:
+def _ellipse(u: Array, v: Array, cu: Scalar, cv: Scalar, ru: Scalar, rv: Scalar) -> Array:
     """Approximate signed distance to an axis-aligned ellipse (exact for circles)."""
     r = np.sqrt(((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2)
     return (r - 1.0) * np.minimum(ru, rv)
 
 
-def _stroke(u, v, u0, u1, y0, y1, bend, width) -> np.ndarray:
+def _stroke(u: Array, v: Array, u0: Scalar, u1: Scalar, y0: Scalar, y1: Scalar, bend: Scalar,
+            width: Scalar) -> Array:
     """Signed distance to a thick quadratic curve over u0..u1 (u0 < u1) with round caps.
 
     The curve runs from (u0, y0) to (u1, y1) and its middle is displaced by `bend` (down is +). The
@@ -268,7 +274,7 @@ def _draw_head(idn: _Identity, axis: np.ndarray, px: float) -> tuple[np.ndarray,
     return color, alpha
 
 
-def _draw_eyes(img, u, v, idn: _Identity, au, px) -> np.ndarray:
+def _draw_eyes(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: float) -> Array:
     """Almond eyes whose lids open with AU5 and close with AU7/AU6, plus lid line, iris and socket shade."""
     lid_up = 1.0 + 0.9 * au["upper_lid_raise"] - 0.5 * au["lid_tighten"]
     lid_low = 1.0 + 0.3 * au["upper_lid_raise"] - 0.35 * au["lid_tighten"] - 0.5 * au["cheek_raise"]
@@ -294,7 +300,7 @@ def _draw_eyes(img, u, v, idn: _Identity, au, px) -> np.ndarray:
     return img
 
 
-def _draw_brows(img, u, v, idn: _Identity, au, px) -> np.ndarray:
+def _draw_brows(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: float) -> Array:
     """Brows: AU1 lifts the inner ends, AU2 the outer ends, AU4 lowers them and draws them together.
 
     Raised brows crease the forehead; lowered ones crease the skin between the brows.
@@ -321,7 +327,7 @@ def _draw_brows(img, u, v, idn: _Identity, au, px) -> np.ndarray:
     return img
 
 
-def _draw_nose(img, u, v, idn: _Identity, au, px) -> np.ndarray:
+def _draw_nose(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: float) -> Array:
     """Nose sides, base shadow and nostrils; AU9 lifts the nostrils and wrinkles the bridge."""
     lift = 0.035 * au["nose_wrinkle"] + 0.015 * au["upper_lip_raise"]
     tip = idn.nose_y - lift
@@ -340,7 +346,7 @@ def _draw_nose(img, u, v, idn: _Identity, au, px) -> np.ndarray:
     return img
 
 
-def _mouth_shape(idn: _Identity, au) -> tuple[np.ndarray, ...]:
+def _mouth_shape(idn: _Identity, au: AUMap) -> tuple[Array, Array, Array, Array]:
     """Half width, corner height, and upper/lower lip mid-points of the mouth opening."""
     half_w = idn.mouth_w * (1.0 + 0.3 * au["lip_stretch"] + 0.15 * au["lip_corner_pull"]
                             - 0.12 * au["lip_press"] - 0.08 * au["jaw_drop"])
@@ -352,7 +358,7 @@ def _mouth_shape(idn: _Identity, au) -> tuple[np.ndarray, ...]:
     return half_w, corner, upper, lower
 
 
-def _draw_mouth(img, u, v, idn: _Identity, au, px) -> np.ndarray:
+def _draw_mouth(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: float) -> Array:
     """Lips around an opening; AU12/15 move the corners, AU10 lifts the upper lip, AU24 thins the lips."""
     half_w, corner, upper, lower = _mouth_shape(idn, au)
     thick = idn.lip * (1.0 - 0.7 * au["lip_press"])
@@ -375,7 +381,7 @@ def _draw_mouth(img, u, v, idn: _Identity, au, px) -> np.ndarray:
     return _paint(img, _cover(line, px), lip_color * 0.35)
 
 
-def _draw_cheeks(img, u, v, idn: _Identity, au, px) -> np.ndarray:
+def _draw_cheeks(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: float) -> Array:
     """Nasolabial folds that deepen with AU6/9/10/12 and cheek highlights raised by AU6."""
     half_w, corner, _, _ = _mouth_shape(idn, au)
     depth = np.clip(idn.folds + 0.7 * au["lip_corner_pull"] + 0.5 * au["upper_lip_raise"]
@@ -390,7 +396,8 @@ def _draw_cheeks(img, u, v, idn: _Identity, au, px) -> np.ndarray:
     return img
 
 
-def _draw_occluder(d: _Draws, img, x, y, u, v, idn: _Identity, px_img) -> np.ndarray:
+def _draw_occluder(d: _Draws, img: Array, x: Array, y: Array, u: Array, v: Array, idn: _Identity,
+                   px: float) -> Array:
     """On some faces: a glasses-like bar over the eyes, a hand-like blob, or a box anywhere."""
     kind = d.integers(3)
     present = d.chance(0.25)
@@ -404,7 +411,7 @@ def _draw_occluder(d: _Draws, img, x, y, u, v, idn: _Identity, px_img) -> np.nda
     box = np.maximum(np.abs(x - cx) - w, np.abs(y - cy) - h)
     shape = np.where(kind == 0, bar, np.where(kind == 1, hand, box))
     color = np.where(kind == 0, 0.15 * tone, np.where(kind == 1, idn.skin * d.uniform(0.8, 1.1), tone))
-    return _paint(img, present * alpha * _cover(shape, px_img), color)
+    return _paint(img, present * alpha * _cover(shape, px), color)
 
 
 # ----------------------------------------------------------------------------------------- nuisances
@@ -423,28 +430,28 @@ def _blur(img: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return _blur_rows(img.transpose(0, 2, 1), w1, w2).transpose(0, 2, 1)
 
 
-def _apply_camera(d: _Draws, img, x, y, noise) -> np.ndarray:
+def _apply_camera(d: _Draws, img: Array, x: Array, y: Array, noise: Array) -> Array:
     """Directional light, contrast/brightness/gamma, blur and sensor noise."""
     angle = d.uniform(0.0, 2.0 * np.pi)
     light = 1.0 + d.uniform(0.0, 0.45) * (np.cos(angle) * x + np.sin(angle) * y)
     img = np.clip(img * light, 0.0, 1.0)
-    img = np.clip(0.5 + d.uniform(0.6, 1.2) * (img - 0.5) + d.uniform(-0.15, 0.15), 0.0, 1.0)
+    img = np.clip(0.5 + d.uniform(0.7, 1.2) * (img - 0.5) + d.uniform(-0.15, 0.15), 0.0, 1.0)
     img = img ** d.uniform(0.7, 1.4)
-    img = _blur(img, d.uniform(0.0, 1.1))
-    return img + d.uniform(0.0, 0.07) * noise
+    img = _blur(img, d.uniform(0.0, 0.9))
+    return img + d.uniform(0.0, 0.05) * noise
 
 
 # ----------------------------------------------------------------------------------------- rendering
-_EXTENT = 1.25  # the upright face frame is drawn on a canvas over -_EXTENT.._EXTENT on both axes
+_EXTENT = 1.12  # the upright face frame is drawn on a canvas over -_EXTENT.._EXTENT on both axes
 
 # Each part is drawn only inside its window of the face frame, (v range, u range, nose-like depth):
 # the windows hold that part for every identity, expression and yaw, and keep the drawing cheap.
 _PARTS = (
-    (_draw_cheeks, (-0.18, 0.7), (-0.66, 0.66), 0.0),
-    (_draw_eyes, (-0.4, 0.16), (-0.68, 0.68), 0.0),
-    (_draw_brows, (-0.74, -0.04), (-0.62, 0.62), 0.0),
-    (_draw_nose, (-0.16, 0.34), (-0.26, 0.26), 0.06),
-    (_draw_mouth, (0.18, 0.82), (-0.5, 0.5), 0.0),
+    (_draw_cheeks, (-0.18, 0.7), (-0.82, 0.82), 0.0),
+    (_draw_eyes, (-0.4, 0.16), (-0.82, 0.82), 0.0),
+    (_draw_brows, (-0.74, -0.04), (-0.82, 0.82), 0.0),
+    (_draw_nose, (-0.16, 0.34), (-0.56, 0.56), 0.06),
+    (_draw_mouth, (0.18, 0.82), (-0.72, 0.72), 0.0),
 )
 
 
@@ -459,9 +466,9 @@ def _yawed(u: np.ndarray, idn: _Identity, yaw: np.ndarray, depth: float) -> np.n
     return radius * np.sin(angle) - depth * yaw
 
 
-def _draw_face(idn: _Identity, au: dict[str, np.ndarray], yaw: np.ndarray, size: int):
+def _draw_face(idn: _Identity, au: AUMap, yaw: Array, size: int) -> tuple[Array, Array]:
     """The head in its upright frame: colour and coverage on a canvas a bit finer than the image."""
-    m = int(np.ceil(1.4 * size))
+    m = int(np.ceil(1.27 * size))
     axis = ((np.arange(m, dtype=np.float32) + 0.5) * (2.0 * _EXTENT / m) - _EXTENT).astype(np.float32)
     px = 2.0 * _EXTENT / m
     color, alpha = _draw_head(idn, axis, px)
@@ -473,23 +480,25 @@ def _draw_face(idn: _Identity, au: dict[str, np.ndarray], yaw: np.ndarray, size:
     return color, alpha
 
 
-def _pose(color: np.ndarray, alpha: np.ndarray, u: np.ndarray, v: np.ndarray):
+def _pose(color: Array, alpha: Array, u: Array, v: Array) -> tuple[Array, Array]:
     """Bilinear lookup of the face canvas at frame coordinates (u, v); the canvas edge extends outward."""
     n, m, _ = color.shape
     fx = np.clip((u + _EXTENT) * (m / (2.0 * _EXTENT)) - 0.5, 0.0, m - 1.001)
     fy = np.clip((v + _EXTENT) * (m / (2.0 * _EXTENT)) - 0.5, 0.0, m - 1.001)
-    x0, y0 = fx.astype(np.int64), fy.astype(np.int64)
-    wx, wy = (fx - x0).astype(np.float32), (fy - y0).astype(np.float32)
-    idx = (np.arange(n)[:, None, None] * m + y0) * m + x0
+    x0, y0 = fx.astype(np.int32), fy.astype(np.int32)
+    wx, wy = fx - x0, fy - y0
+    idx = (np.arange(n, dtype=np.int32)[:, None, None] * m + y0) * m + x0
     out = []
     for plane in (color.reshape(-1), alpha.reshape(-1)):
-        top = plane[idx] + wx * (plane[idx + 1] - plane[idx])
-        bottom = plane[idx + m] + wx * (plane[idx + m + 1] - plane[idx + m])
-        out.append(top + wy * (bottom - top))
+        p00, p01 = np.take(plane, idx), np.take(plane, idx + 1)
+        p10, p11 = np.take(plane, idx + m), np.take(plane, idx + m + 1)
+        top = p00 + wx * (p01 - p00)
+        out.append(top + wy * (p10 + wx * (p11 - p10) - top))
     return out[0], out[1]
 
 
-def _render(d: _Draws, labels: np.ndarray, noise: np.ndarray, size: int) -> np.ndarray:
+def _render(d: _Draws, labels: Array, noise: Array, size: int) -> Array:
+    """Draw one batch: upright face on its canvas, posed into the image over clutter, then the camera."""
     n = len(labels)
     coords = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0
     x, y = coords[None, None, :], coords[None, :, None]

@@ -19,6 +19,8 @@ METHODS: dict[str, str] = {
     "mixmatch": "semifer.methods.mixmatch:MixMatch",
     "remixmatch": "semifer.methods.remixmatch:ReMixMatch",
     "confidence_ssl": "semifer.methods.confidence_ssl:ConfidenceSSL",
+    "bridging_stage1": "semifer.methods.bridging:BridgingStage1",
+    "bridging_stage2": "semifer.methods.bridging:BridgingStage2",
 }
 
 
