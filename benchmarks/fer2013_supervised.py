@@ -31,7 +31,7 @@ def main() -> None:
     settings = {
         "all labels": (["data.split=all", f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}"]),
         "400 labels (adacm:400)": (["data.split=adacm:400", f"train.epochs={args.few_epochs}",
-                                    f"train.iters_per_epoch={args.few_iters}"]),
+                                    f"train.iters_per_epoch={args.few_iters}", "train.ema=0.99"]),
     }
     if args.report_only:
         report(json.loads((OUT / "fer2013_supervised.json").read_text()))

@@ -147,7 +147,11 @@ def parse_override(text: str) -> dict[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {text!r} is not KEY=VALUE (e.g. train.lr=0.01)")
-    value = yaml.safe_load(raw) if raw else None
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc.problem}); "
+                          "quote it, e.g. data.extra_unlabeled='[\"fer2013:f.csv?split=Training\"]'") from None
     if isinstance(value, str) and _EXPONENT.fullmatch(value):
         value = float(value)  # YAML 1.1 reads "6e-3" (no dot) as a string
     for part in reversed(key.split(".")):
