@@ -61,7 +61,7 @@ PROTOTYPES: dict[str, dict[str, float]] = {
 _PROTO = np.array([[PROTOTYPES[c].get(au, 0.0) for au in AUS] for c in BASIC7], dtype=np.float32)
 _AU = {name: k for k, name in enumerate(AUS)}
 _N_UNIFORM, _N_NORMAL = 128, 48
-_BATCH = 32
+_BATCH = 32  # samples rendered together: small enough for the arrays to stay in cache
 TEST_SEED_OFFSET = 1_000_003
 
 
@@ -549,13 +549,13 @@ def load_synthetic(n: int = 4000, seed: int = 0, size: int = 48, split: str | No
 
 def preview_grid(path: str | Path, n_per_class: int = 8, seed: int = 0, size: int = 48) -> Path:
     """Save a PNG grid of faces, one row per expression, so a person can judge what the demo learns."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     images, labels = generate_faces(7 * n_per_class, seed, size)
-    fig, axes = plt.subplots(7, n_per_class, figsize=(1.1 * n_per_class + 1.0, 7.7), squeeze=False)
+    fig = Figure(figsize=(1.1 * n_per_class + 1.0, 7.7))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(7, n_per_class, squeeze=False)
     for c, name in enumerate(BASIC7):
         picks = np.flatnonzero(labels == c)[:n_per_class]
         for k, ax in enumerate(axes[c]):
@@ -568,5 +568,4 @@ def preview_grid(path: str | Path, n_per_class: int = 8, seed: int = 0, size: in
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
-    plt.close(fig)
     return out
