@@ -21,16 +21,13 @@ from semifer.config import load_config
 from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
 from semifer.engine.run import train
+from semifer.methods import method_class
 from semifer.pretrain.mae import pretrain
 
 METHODS = ("supervised", "pseudolabel", "mixmatch", "remixmatch", "fixmatch", "flexmatch", "adacm",
            "dta_snl", "dtm", "pretrain+finetune", "pretrain+adacm")
 PRETRAINED = ("pretrain+finetune", "pretrain+adacm")
-# Ada-CM's own optimiser (authors' code): with its unit-length feature the logits are bounded by the head's
-# weight norm, which SGD with weight decay keeps small (labeled CE stayed at log 7 for 500 steps); Adam
-# grows it as in the paper.
-ADACM_OPTIMISER = ["train.optimizer=adam", "train.lr=5e-4", "train.weight_decay=0", "train.schedule=none",
-                   "train.ema_weight_decay=0.02"]
+
 
 
 def recipe(row: str, train_spec: str, pretrained: Path | None) -> list[str]:
@@ -38,7 +35,7 @@ def recipe(row: str, train_spec: str, pretrained: Path | None) -> list[str]:
     method = {"pretrain+finetune": "supervised", "pretrain+adacm": "adacm"}.get(row, row)
     extra = [f'data.extra_unlabeled=["{train_spec}"]', "data.extra_ratio=0.5"] if row == "dtm" else []
     start = [f"model.pretrained={pretrained}"] if row in PRETRAINED else []
-    return [f"method.name={method}", *extra, *start, *(ADACM_OPTIMISER if method == "adacm" else [])]
+    return [f"method.name={method}", *extra, *start, *method_class(method).own_training]
 
 
 def pretrained_backbone(args: argparse.Namespace, train_spec: str) -> Path:

@@ -62,6 +62,9 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     labeled_views: ClassVar[tuple[str, ...]] = ("weak",)
     unlabeled_views: ClassVar[tuple[str, ...]] = ()
+    # Optimisation the method's own code needs to work at all, as config overrides; comparison tools
+    # (the demo, benchmarks) apply it, the engine never does on its own.
+    own_training: ClassVar[tuple[str, ...]] = ()
     head: ClassVar[dict[str, Any]] = {"dropout": 0.0, "l2norm": False, "attention": False, "feature_dropout": 0.0}
 
     @dataclass
