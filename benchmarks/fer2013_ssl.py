@@ -27,11 +27,7 @@ from semifer.pretrain.mae import pretrain
 METHODS = ("supervised", "pseudolabel", "mixmatch", "remixmatch", "fixmatch", "flexmatch", "adacm",
            "dta_snl", "dtm", "pretrain+finetune", "pretrain+adacm")
 PRETRAINED = ("pretrain+finetune", "pretrain+adacm")
-# Ada-CM's unit feature bounds its logits by the head's weight norm, which Adam at the paper's 5e-4 grows by
-# ~5e-4 * sqrt(128) per step on this 128-d net: after 300 steps the labeled CE was still 1.90 (log 7 = 1.95),
-# no unlabeled image reached the 0.8 margin and Ada-CM degenerated to 0.5 * supervised. The paper runs 16,000
-# steps on a 512-d MS-Celeb-pretrained ResNet; for this 1,200-step run the lr is scaled up 4x.
-ADACM_SHORT_RUN_LR = ["train.lr=2e-3"]
+
 
 
 
@@ -40,8 +36,7 @@ def recipe(row: str, train_spec: str, pretrained: Path | None) -> list[str]:
     method = {"pretrain+finetune": "supervised", "pretrain+adacm": "adacm"}.get(row, row)
     extra = [f'data.extra_unlabeled=["{train_spec}"]', "data.extra_ratio=0.5"] if row == "dtm" else []
     start = [f"model.pretrained={pretrained}"] if row in PRETRAINED else []
-    return [f"method.name={method}", *extra, *start, *method_class(method).own_training,
-            *(ADACM_SHORT_RUN_LR if method == "adacm" else [])]
+    return [f"method.name={method}", *extra, *start, *method_class(method).cpu_scale_training]
 
 
 def pretrained_backbone(args: argparse.Namespace, train_spec: str) -> Path:
@@ -124,8 +119,8 @@ def table(blob: dict, labels: int) -> str:
         f"{labels * 3 // 20}), split file `benchmarks/out/splits/`; test: PublicTest (3,589). Preset `fer2013_ssl`: "
         "small_cnn 48 px, 64 labeled + 64 unlabeled per step, SGD 0.03 Nesterov, cosine, wd 5e-4, EMA 0.99, "
         "seed 0; Ada-CM rows use the authors' optimiser instead (Adam 5e-4, no schedule, no weight decay, "
-        "0.02*lr weight shrink; lr 2e-3 instead of 5e-4 for this short run, see ADACM_SHORT_RUN_LR in the "
-        "script). Accuracy = final-epoch EMA model; best-over-epochs is selected on the test set "
+        "0.02*lr weight shrink; lr 2e-3 instead of 5e-4 for this short run, see AdaCM.cpu_scale_training). "
+        "Accuracy = final-epoch EMA model; best-over-epochs is selected on the test set "
         "and shown only for comparison with papers that report it. DTM draws half of each unlabeled batch from "
         "an extra pool (FER2013 Training without labels, standing in for a face-recognition set). The pretrain "
         "rows start from a backbone pretrained by masked face reconstruction on FER2013 Training without labels "

@@ -15,7 +15,8 @@ def run_demo(out_dir: str = "runs/demo", quick: bool = False, methods: list[str]
     """Train each method on the `demo` preset and print its test accuracy; returns {method: accuracy}."""
     results: dict[str, float] = {}
     for name in methods or DEFAULT_METHODS:
-        overrides = [f"method.name={name}", f"out_dir={out_dir}", f"name={name}", *method_class(name).own_training]
+        overrides = [f"method.name={name}", f"out_dir={out_dir}", f"name={name}",
+                     *method_class(name).cpu_scale_training]
         if quick:
             overrides += ["train.epochs=2", "train.iters_per_epoch=10", "data.train=synthetic:?n=700",
                           "data.test=synthetic:?split=test&n=210", "data.workers=0"]

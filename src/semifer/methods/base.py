@@ -65,6 +65,8 @@ class Method(nn.Module):
     # Optimisation the method's own code needs to work at all, as config overrides; comparison tools
     # (the demo, benchmarks) apply it, the engine never does on its own.
     own_training: ClassVar[tuple[str, ...]] = ()
+    # The same for short CPU-scale runs (~1,000 steps of a small net), where some recipes need adapting.
+    cpu_scale_training: ClassVar[tuple[str, ...]] = ()
     head: ClassVar[dict[str, Any]] = {"dropout": 0.0, "l2norm": False, "attention": False, "feature_dropout": 0.0}
 
     @dataclass
