@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--out-dir", default="runs/bench-ssl")
     parser.add_argument("--skip-done", action="store_true")
     parser.add_argument("--extra", nargs="*", default=[], help="overrides applied to every method")
+    parser.add_argument("--tag", default="", help="names an ablation row, e.g. --tag 'plain head' (kept apart)")
     args = parser.parse_args()
 
     csv = data_root() / "fer2013" / "fer2013.csv.gz"
@@ -77,22 +78,23 @@ def main() -> None:
     results_path = OUT / f"{name}.json"
     blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
     budget = f"{args.epochs}x{args.iters}"
+    label = (lambda m: f"{m} ({args.tag})" if args.tag else m)
     done = {r["method"] for r in blob["rows"] if r["budget"] == budget}
     meta = machine()
     for method in args.methods:
-        if args.skip_done and method in done:
+        if args.skip_done and label(method) in done:
             continue
         pretrained = pretrained_backbone(args, train_spec) if method in PRETRAINED else None
         cfg = load_config("fer2013_ssl", [
             f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
             f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}", f"seed={args.seed}",
-            f"out_dir={args.out_dir}", f"name={method.replace('+', '-')}-{args.labels}",
+            f"out_dir={args.out_dir}", f"name={label(method).replace('+', '-').replace(' ', '-')}-{args.labels}",
             *recipe(method, train_spec, pretrained), *args.extra])
         started = time.perf_counter()
         result = train(cfg)
         last = result.history[-1]
         accs = [r["test"]["accuracy"] for r in result.history if "test" in r]
-        row = {"method": method, "budget": budget, "labels": args.labels, "seed": args.seed,
+        row = {"method": label(method), "budget": budget, "labels": args.labels, "seed": args.seed,
                "minutes": (time.perf_counter() - started) / 60, "run_dir": str(result.run_dir),
                "accuracy": result.final.accuracy, "mean_class_accuracy": result.final.mean_class_accuracy,
                "macro_f1": result.final.macro_f1, "best_over_epochs_test_selected": max(accs),
@@ -102,7 +104,8 @@ def main() -> None:
                "thresholds": last.get("thresholds"),
                "overrides": recipe(method, train_spec, pretrained) + args.extra,
                "machine": meta}
-        blob["rows"] = [r for r in blob["rows"] if not (r["method"] == method and r["budget"] == budget)] + [row]
+        blob["rows"] = [r for r in blob["rows"] if not (r["method"] == row["method"] and r["budget"] == budget)]
+        blob["rows"].append(row)
         blob["command"] = command()
         if method in PRETRAINED:
             blob["pretrain"] = f"{args.pretrain_epochs}x{args.pretrain_iters} steps of 128 images"
@@ -111,7 +114,8 @@ def main() -> None:
 
 
 def table(blob: dict, labels: int) -> str:
-    rows = sorted(blob["rows"], key=lambda r: METHODS.index(r["method"]) if r["method"] in METHODS else 99)
+    base = (lambda r: r["method"].split(" (")[0])
+    rows = sorted(blob["rows"], key=lambda r: (METHODS.index(base(r)) if base(r) in METHODS else 99, r["method"]))
     lines = [
         f"## SSL methods on FER2013, {labels} labels (CPU scale)", "",
         f"Command: `{blob['command']}`.", header(rows[-1]["machine"]),
