@@ -78,7 +78,10 @@ def main() -> None:
     results_path = OUT / f"{name}.json"
     blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
     budget = f"{args.epochs}x{args.iters}"
-    label = (lambda m: f"{m} ({args.tag})" if args.tag else m)
+
+    def label(method: str) -> str:
+        return f"{method} ({args.tag})" if args.tag else method
+
     done = {r["method"] for r in blob["rows"] if r["budget"] == budget}
     meta = machine()
     for method in args.methods:
@@ -114,8 +117,11 @@ def main() -> None:
 
 
 def table(blob: dict, labels: int) -> str:
-    base = (lambda r: r["method"].split(" (")[0])
-    rows = sorted(blob["rows"], key=lambda r: (METHODS.index(base(r)) if base(r) in METHODS else 99, r["method"]))
+    def order(row: dict) -> tuple[int, str]:
+        base = row["method"].split(" (")[0]
+        return METHODS.index(base) if base in METHODS else 99, row["method"]
+
+    rows = sorted(blob["rows"], key=order)
     lines = [
         f"## SSL methods on FER2013, {labels} labels (CPU scale)", "",
         f"Command: `{blob['command']}`.", header(rows[-1]["machine"]),
