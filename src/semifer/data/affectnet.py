@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import DataError
 from .faceset import FaceSet
-from .folders import choose_split, class_space, count_dropped, find_images, label_table, require_path
+from .parsing import choose_split, class_space, count_dropped, find_images, label_table, require_path
 
 AFFECTNET_CLASSES = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt",
                      "None", "Uncertain", "No-Face")

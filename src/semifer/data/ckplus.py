@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import DataError
 from .faceset import FaceSet
-from .folders import class_space, count_dropped, find_images, label_table, load_class_folders, require_path
+from .folders import load_class_folders
+from .parsing import class_space, count_dropped, find_images, label_table, require_path
 
 CKPLUS_CLASSES = ("neutral", "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 IMAGE_ROOTS = ("cohn-kanade-images", "extended-cohn-kanade-images/cohn-kanade-images")

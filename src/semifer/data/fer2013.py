@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DataError
 from .faceset import FaceSet
-from .folders import choose_split, class_space, count_dropped, label_table, require_path
+from .parsing import choose_split, class_space, count_dropped, label_table, require_path
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FERPLUS_CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")

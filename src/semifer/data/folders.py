@@ -1,87 +1,22 @@
-"""Image-folder datasets (class-per-folder trees such as CK+48 and SFEW 2.0, unlabeled pools), plus the
-small helpers every format loader shares: image scanning, split names and by-name label mapping."""
+"""Image-folder datasets: class-per-folder trees (CK+48, SFEW 2.0, any labelled tree) and unlabeled pools."""
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
-from ..labels import CANONICAL, canonical_index, canonical_name
+from ..labels import CANONICAL, canonical_index
 from .faceset import UNLABELED, FaceSet
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-
-
-def is_image(name: str) -> bool:
-    """An image file name by its extension (any case); hidden files such as macOS `._x.jpg` are not."""
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-def find_images(root: Path, recursive: bool = True) -> list[Path]:
-    """Image files under `root`, sorted by relative path so ids and order never depend on the file system."""
-    if not recursive:
-        return sorted(p for p in root.iterdir() if p.is_file() and is_image(p.name))
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(folder, f) for f in files if is_image(f)]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
-
-
-def require_path(path: str | Path, what: str, folder: bool = False) -> Path:
-    """`path` as a Path, or a DataError saying which part of the dataset layout is missing."""
-    path = Path(path)
-    if not (path.is_dir() if folder else path.is_file()):
-        raise DataError(path, f"{what} not found", fix="check the dataset path and that the dataset is whole")
-    return path
-
-
-def choose_split(split: str | None, aliases: Mapping[str, str], source: str | Path) -> str | None:
-    """The dataset's own split name for a user's (case-insensitive) split name; None selects every sample."""
-    if split is None:
-        return None
-    key = str(split).strip().lower()
-    if key not in aliases:
-        raise DataError(source, f"unknown split {split!r}", fix=f"use one of {', '.join(sorted(aliases))}")
-    return aliases[key]
-
-
-def class_space(classes: object, source: str | Path) -> int:
-    """Validated number of canonical classes (7 drops contempt, 8 keeps it)."""
-    if classes not in (7, 8):
-        raise DataError(source, f"classes must be 7 or 8, not {classes!r}",
-                        fix="use classes=8 to keep contempt, classes=7 to drop it")
-    return int(classes)  # type: ignore[call-overload]
-
-
-def drop_key(name: str) -> str:
-    """Key under which samples of a class outside the chosen space are counted in FaceSet.dropped."""
-    return canonical_name(name) or re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-def label_table(native: Sequence[str], num_classes: int) -> np.ndarray:
-    """Canonical index of each native class code, by class name; -1 where the class is not kept."""
-    table = np.full(len(native), UNLABELED, dtype=np.int64)
-    for code, name in enumerate(native):
-        index = canonical_index(name)
-        if index is not None and index < num_classes:
-            table[code] = index
-    return table
-
-
-def count_dropped(native: Sequence[str], codes: np.ndarray, table: np.ndarray) -> dict[str, int]:
-    """How many samples of each native class the label table drops."""
-    counts = np.bincount(codes[table[codes] < 0], minlength=len(native))
-    dropped: dict[str, int] = {}
-    for code in np.flatnonzero(counts):
-        key = drop_key(native[code])
-        dropped[key] = dropped.get(key, 0) + int(counts[code])
-    return dropped
+from .parsing import (
+    IMAGE_EXTENSIONS,
+    choose_split,
+    class_space,
+    drop_key,
+    find_images,
+    require_path,
+)
 
 
 def _subfolder(root: Path, name: str) -> Path:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import DataError
 from .faceset import FaceSet
-from .folders import choose_split, label_table, require_path
+from .parsing import choose_split, label_table, require_path
 
 RAFDB_CLASSES = ("surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral")
 SPLITS = {"train": "train", "training": "train", "test": "test", "testing": "test"}
