@@ -69,3 +69,16 @@ def test_matches_a_single_process_with_the_same_global_batch(tmp_path):
             norm += (value - init[key]).pow(2).sum().item()
     assert norm > 0 and (diff / norm) ** 0.5 < 0.75
     assert ddp["history"][-1]["step"] == single["history"][-1]["step"]
+
+
+def test_torchrun_module_entry_point_writes_one_run_directory(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    for _ in range(2):  # the second run must not split its ranks over two fresh directories
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+               "-m", "semifer", "train", "-c", "demo", *TINY, "train.batch_size=4", "train.epochs=1",
+               f"out_dir={tmp_path}", "name=ddp"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.count("run directory:") == 1  # rank 0 reports
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "ddp-2"]
+    assert all((tmp_path / d / "metrics.jsonl").is_file() for d in ("ddp", "ddp-2"))

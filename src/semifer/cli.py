@@ -16,6 +16,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     cfg = load_config(args.config, args.overrides)
     result = train(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None)
+    if result.trainer is not None and result.trainer.rank != 0:
+        return
     if result.final is not None:
         print(f"{cfg.method['name']} on {cfg.data.test}: {result.final.summary()}")
     print(f"run directory: {result.run_dir}")

@@ -36,6 +36,15 @@ def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def broadcast_object(value: object) -> object:
+    """Rank 0's value on every rank (e.g. the run directory, so ranks never pick different ones)."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

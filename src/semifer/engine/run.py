@@ -115,7 +115,7 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
     torch.set_num_threads(max(1, torch.get_num_threads()))
     seed_everything(cfg.seed + rank)
     resolve_head(cfg)
-    run_dir = run_dir or make_run_dir(cfg, resume)
+    run_dir = Path(dist.broadcast_object(str(run_dir or make_run_dir(cfg, resume))))
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         save_config(cfg, run_dir / "config.yaml")
