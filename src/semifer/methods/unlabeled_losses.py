@@ -35,12 +35,13 @@ def info_nce(views: list[torch.Tensor], keep: torch.Tensor, temperature: float =
 
     `views[k]` holds the (N, D) features of the k-th view; only rows with `keep` take part. Every view is
     an anchor; its positives are the other views of the same image, its negatives every other view of the
-    kept images. Features are used as given (Ada-CM's are already unit length). No kept image -> 0 that
+    kept images. Features are L2-normalised first, as in SimCLR (a no-op for Ada-CM's unit features; without
+    it an unnormalised feature at temperature 0.07 swamps every other loss). No kept image -> 0 that
     still depends on the features, so the graph and DDP's gradient hooks see the same parameters.
     """
     keep = keep.bool()
     n_views = len(views)
-    feats = torch.cat([v[keep] for v in views]).float()
+    feats = F.normalize(torch.cat([v[keep] for v in views]).float(), dim=1)
     n = int(keep.sum())
     if n == 0 or n_views < 2:
         return sum(v.sum() for v in views) * 0.0
