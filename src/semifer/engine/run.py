@@ -112,7 +112,6 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
     """
     device = dist.local_device(cfg.train.device)
     rank, world = dist.init_distributed(device)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     seed_everything(cfg.seed + rank)
     resolve_head(cfg)
     run_dir = Path(dist.broadcast_object(str(run_dir or make_run_dir(cfg, resume))))
