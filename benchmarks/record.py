@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -36,7 +37,9 @@ def machine() -> dict[str, Any]:
 
 
 def command() -> str:
-    return "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+    """This process's command line as a user would retype it (with OMP_NUM_THREADS when set)."""
+    threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
+    return threads + "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
 
 
 def save_json(name: str, blob: dict[str, Any]) -> Path:
