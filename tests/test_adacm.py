@@ -54,6 +54,17 @@ def test_info_nce_only_on_kept_samples_and_grad_through_both_views():
     assert aligned < loss
     empty = info_nce([a, b], torch.zeros(6, dtype=torch.bool))
     assert empty.item() == 0.0 and empty.requires_grad
+    empty.backward()
+    assert torch.isfinite(a.grad).all()
+
+
+def test_info_nce_masking_equals_the_loss_on_the_kept_subset_alone():
+    """Masking (no host sync) must give the loss of the subset-II images taken out on their own."""
+    torch.manual_seed(1)
+    views = [torch.randn(10, 5) for _ in range(3)]
+    keep = torch.rand(10) < 0.5
+    alone = info_nce([v[keep] for v in views], torch.ones(int(keep.sum()), dtype=torch.bool))
+    assert torch.allclose(info_nce(views, keep), alone, atol=1e-5)
 
 
 class Probe(nn.Module):

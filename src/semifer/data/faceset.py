@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from ..errors import DataError
 from ..labels import CANONICAL
@@ -77,7 +78,7 @@ class FaceSet:
             path = self.paths[index]  # type: ignore[index]
             try:
                 with Image.open(path) as handle:
-                    image = torch.from_numpy(np.asarray(handle.convert("RGB"))).permute(2, 0, 1)
+                    image = pil_to_tensor(handle.convert("RGB"))
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise DataError(path, f"cannot read image ({exc})", fix="replace or remove the file") from None
         return image.expand(3, -1, -1) if image.shape[0] == 1 else image

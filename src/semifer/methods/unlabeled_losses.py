@@ -36,23 +36,26 @@ def info_nce(views: list[torch.Tensor], keep: torch.Tensor, temperature: float =
     `views[k]` holds the (N, D) features of the k-th view; only rows with `keep` take part. Every view is
     an anchor; its positives are the other views of the same image, its negatives every other view of the
     kept images. Features are L2-normalised first, as in SimCLR (a no-op for Ada-CM's unit features; without
-    it an unnormalised feature at temperature 0.07 swamps every other loss). No kept image -> 0 that
-    still depends on the features, so the graph and DDP's gradient hooks see the same parameters.
+    it an unnormalised feature at temperature 0.07 swamps every other loss). Rows outside `keep` are masked
+    rather than indexed away, so the step never waits on the device for the subset's size; no kept image
+    gives 0 that still depends on the features, so DDP's gradient hooks see the same parameters.
     """
-    keep = keep.bool()
     n_views = len(views)
-    feats = F.normalize(torch.cat([v[keep] for v in views]).float(), dim=1)
-    n = int(keep.sum())
-    if n == 0 or n_views < 2:
+    if n_views < 2:
         return sum(v.sum() for v in views) * 0.0
-    ids = torch.arange(n, device=feats.device).repeat(n_views)
+    feats = F.normalize(torch.cat(views).float(), dim=1)
+    kept = keep.bool().repeat(n_views)
+    ids = torch.arange(len(keep), device=feats.device).repeat(n_views)
     logits = feats @ feats.T / temperature
     logits = logits - logits.max(dim=1, keepdim=True).values.detach()
     self_mask = torch.eye(len(ids), dtype=torch.bool, device=feats.device)
+    # Kept anchors contrast against kept views only; the others see every view (finite, then dropped).
+    outside = self_mask | (kept[:, None] & ~kept[None, :])
     positive = (ids[:, None] == ids[None, :]) & ~self_mask
-    log_prob = logits - torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1, keepdim=True)
-    mean_log_prob_pos = (log_prob * positive).sum(1) / positive.sum(1)
-    return -(temperature / base_temperature) * mean_log_prob_pos.mean()
+    log_prob = logits - torch.logsumexp(logits.masked_fill(outside, float("-inf")), dim=1, keepdim=True)
+    mean_log_prob_pos = log_prob.masked_fill(~positive, 0.0).sum(1) / positive.sum(1)
+    loss = -mean_log_prob_pos.masked_fill(~kept, 0.0).sum() / kept.sum().clamp(min=1)
+    return (temperature / base_temperature) * loss
 
 
 def complementary_labels(probs: torch.Tensor, threshold: float = 0.05, k: int = 0) -> torch.Tensor:

@@ -1,0 +1,221 @@
+"""Training-step speed of every method, against the bare network and an official-style Ada-CM step.
+
+    python benchmarks/step_speed.py [--scales cpu paper] [--steps 10] [--warmup 3] [--python PATH]
+
+Each case runs in a fresh child process (so peak memory is its own) on pre-built batches: the data
+pipeline is excluded (see `data_pipeline.py` for it). A step is what the trainer does per iteration: the
+method's forward passes and losses, backward, optimizer, EMA (and Ada-CM's weight shrink). The bound is the
+bare network's forward + backward over the same image tensors in one pass, no optimizer, no augmentation.
+samples/s counts labeled + unlabeled images per step (not views); `ratio` = bound time / step time.
+
+Scales: `cpu` = preset `fer2013_ssl` (small CNN, 48 px, 64 + 64 images); `paper` = preset `adacm_rafdb_4000`
+(ResNet-18, 224 px, 16 + 16, Adam, channels-last). `--python` runs the children in another interpreter (the
+USB venv, so semifer and USB are timed on the same torch). USB's rows come from `usb_peer.py --speed`
+(benchmarks/out/usb_speed.json) when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from record import OUT, command, header, machine, save_json, write_section  # noqa: E402
+
+SCALES = {"cpu": "fer2013_ssl", "paper": "adacm_rafdb_4000"}
+CASES: dict[str, tuple[str, list[str]]] = {
+    "supervised": ("supervised", []),
+    "pseudolabel": ("pseudolabel", []),
+    "fixmatch": ("fixmatch", []),
+    "flexmatch": ("flexmatch", []),
+    "mixmatch": ("mixmatch", []),
+    "remixmatch": ("remixmatch", []),
+    "dta_snl": ("dta_snl", []),
+    "adacm": ("adacm", []),
+    "adacm, one concatenated pass": ("adacm", ["method.separate_forward=false"]),
+    "adacm, official-code style": ("adacm", []),
+}
+POOL = 4096
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Any, device: Any, steps: int, warmup: int) -> list[float]:
+    times = []
+    for i in range(warmup + steps):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(scale: str, case: str, steps: int, warmup: int) -> dict[str, Any]:
+    """Run one case in this process and return its numbers (called in the child)."""
+    import torch
+    from torch.nn import functional as F
+
+    from semifer.config import load_config
+    from semifer.engine.distributed import local_device
+    from semifer.engine.run import make_model
+    from semifer.engine.trainer import TrainData, Trainer
+    from semifer.methods import Batch, build_method
+    from semifer.methods.forward import MultiView
+
+    bound = case.startswith("bound:")
+    method_name, overrides = CASES[case.removeprefix("bound:")]
+    cfg = load_config(SCALES[scale], [f"method.name={method_name}", *overrides])
+    device = local_device("auto")
+    torch.manual_seed(0)
+    model = make_model(cfg, 7)
+    method = build_method(cfg.method, 7, POOL)
+    b_l = cfg.train.batch_size
+    b_u = max(1, round(b_l * cfg.train.unlabeled_ratio))
+    size = cfg.data.img_size
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp), method, model, TrainData(None, None, None), device,  # type: ignore[arg-type]
+                          progress=False)
+
+    def batch(n: int, kinds: tuple[str, ...]) -> Batch:
+        raw = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
+        views = [torch.stack([view(img) for img in raw]) for view in trainer._views(kinds)]
+        fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
+        return Batch([v.to(device, memory_format=fmt) for v in views], torch.randint(0, 7, (n,), device=device),
+                     torch.randperm(POOL, device=device)[:n])
+
+    labeled = batch(b_l, method.labeled_views)
+    unlabeled = batch(b_u, method.unlabeled_views) if method.uses_unlabeled else None
+    images = [*labeled.views, *(unlabeled.views if unlabeled else [])]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    if bound:
+        bare, x = trainer.model, torch.cat(images)
+        y = torch.randint(0, 7, (len(x),), device=device)
+
+        def run() -> None:
+            bare.zero_grad(set_to_none=True)
+            F.cross_entropy(bare(x), y).backward()
+    elif case.endswith("official-code style"):
+        from official_style_adacm import OfficialStyleAdaCM
+
+        ref = OfficialStyleAdaCM(trainer.model, copy.deepcopy(trainer.model).eval(), cfg.train.lr)
+        assert unlabeled is not None
+        weak1, weak2, strong = unlabeled.views
+
+        def run() -> None:
+            ref.step(labeled.views[0], labeled.label, weak1, weak2, strong)
+    else:
+        assert isinstance(trainer.train_model, MultiView)
+
+        def run() -> None:
+            trainer._train_step(labeled, unlabeled)
+
+    times = _timed(run, device, steps, warmup)
+    median = statistics.median(times)
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+    toolkit = "bare network" if bound else "official style" if "official" in case else "semifer"
+    return {"toolkit": toolkit, "method": case, "scale": scale,
+            "labeled": b_l, "unlabeled": b_u if unlabeled else 0, "images_per_step": sum(len(v) for v in images),
+            "step_seconds_median": median, "step_seconds": times,
+            "samples_per_s": (b_l + (b_u if unlabeled else 0)) / median, "peak_mem_mb": peak,
+            "peak_mem_kind": "cuda allocated" if device.type == "cuda" else "process max RSS",
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)}
+
+
+def bound_key(row: dict[str, Any]) -> tuple[str, int]:
+    return row["scale"], row["images_per_step"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--python", default=sys.executable, help="interpreter for the timed children")
+    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
+    parser.add_argument("--child", nargs=2, metavar=("SCALE", "CASE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(*args.child, args.steps, args.warmup)))
+        return
+
+    path = OUT / "step_speed.json"
+    blob = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    if not args.report_only:
+        rows: list[dict[str, Any]] = []
+
+        def child(scale: str, case: str) -> dict[str, Any]:
+            out = subprocess.run([args.python, __file__, "--child", scale, case, "--steps", str(args.steps),
+                                  "--warmup", str(args.warmup)], capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{scale:6s} {row['method']:36s} {row['samples_per_s']:8.1f} samples/s "
+                  f"{1000 * row['step_seconds_median']:8.1f} ms  {row['peak_mem_mb']:.0f} MB", flush=True)
+            return row
+
+        for scale in args.scales:
+            for case in args.cases:
+                rows.append(child(scale, case))
+                if bound_key(rows[-1]) not in {bound_key(r) for r in rows if r["toolkit"] == "bare network"}:
+                    rows.append(child(scale, f"bound:{case}"))
+        blob = {"command": command(), "machine": machine(), "steps": args.steps, "warmup": args.warmup,
+                "rows": rows}
+        save_json("step_speed", blob)
+    write_section("step_speed", table(blob))
+
+
+def table(blob: dict[str, Any]) -> str:
+    usb_path = OUT / "usb_speed.json"
+    usb = json.loads(usb_path.read_text()).get("rows", []) if usb_path.exists() else []
+    bounds = {bound_key(r): r for r in blob["rows"] if r["toolkit"] == "bare network"}
+    measured = {(r["scale"], r["method"]): r for r in blob["rows"] if r["toolkit"] != "bare network"}
+    lines = [
+        "## Training-step speed", "",
+        f"`{blob['command']}`, {blob['steps']} timed steps after {blob['warmup']} warm-up, median.",
+        header(blob["machine"]), "",
+        "samples/s = labeled + unlabeled images per step / median step time (views not counted); bound = the "
+        "bare network's forward + backward over the same image tensors in one pass (no optimizer, no data "
+        "loading, no augmentation); ratio = bound time / step time. cpu = small CNN, 48 px, 64 + 64; paper = "
+        "ResNet-18, 224 px, 16 + 16 (Ada-CM: 2 weak + 1 strong view per unlabeled image). Peak memory on CPU "
+        "is the child process's max RSS (torch and Python included).", "",
+        "| scale | toolkit | method | images per step | step ms | samples/s | bound samples/s | ratio to bound "
+        "| peak MB | torch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in [*blob["rows"], *usb]:
+        if r["toolkit"] == "bare network":
+            continue
+        images = r.get("images_per_step") or measured.get((r["scale"], r["method"]), {}).get("images_per_step")
+        bound = bounds.get((r["scale"], images))
+        ratio = f"{bound['step_seconds_median'] / r['step_seconds_median']:.2f}" if bound else "-"
+        bound_rate = f"{bound['samples_per_s']:.0f}" if bound else "-"
+        lines.append(f"| {r['scale']} | {r['toolkit']} | {r['method']} | {images or '-'} | "
+                     f"{1000 * r['step_seconds_median']:.1f} | {r['samples_per_s']:.0f} | {bound_rate} | {ratio} | "
+                     f"{r['peak_mem_mb']:.0f} | {r['torch']} |")
+    raw = "`benchmarks/out/step_speed.json`" + (", `benchmarks/out/usb_speed.json`" if usb else "")
+    lines += ["", f"Raw numbers: {raw}."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
