@@ -131,9 +131,10 @@ def main() -> None:
 
 
 def table(blob: dict, labels: int) -> str:
-    def order(row: dict) -> tuple[int, str]:
+    def order(row: dict) -> tuple[int, int, str]:
         base = row["method"].split(" (")[0]
-        return METHODS.index(base) if base in METHODS else 99, row["method"]
+        epochs, iters = (int(x) for x in row["budget"].split("x"))
+        return -epochs * iters, METHODS.index(base) if base in METHODS else 99, row["method"]
 
     rows = sorted(blob["rows"], key=order)
     lines = [
@@ -141,15 +142,18 @@ def table(blob: dict, labels: int) -> str:
         "Each row's command is in the last column.", header(rows[-1]["machine"]),
         f"Pool: FER2013 Training with {labels} labels by the Ada-CM protocol (fear {labels // 10}, other classes "
         f"{labels * 3 // 20}), split file `benchmarks/out/splits/`; test: PublicTest (3,589). Preset `fer2013_ssl`: "
-        "small_cnn 48 px, 64 labeled + 64 unlabeled per step, SGD 0.03 Nesterov, cosine, wd 5e-4, EMA 0.99, "
-        "seed 0; Ada-CM rows use the authors' optimiser instead (Adam 5e-4, no schedule, no weight decay, "
-        "0.02*lr weight shrink; lr 2e-3 instead of 5e-4 for this short run, see AdaCM.cpu_scale_training). "
+        "small_cnn 48 px with a plain linear head, 64 labeled + 64 unlabeled per step, SGD 0.03 Nesterov, cosine, "
+        "wd 5e-4, EMA 0.99, seed 0, for every method: the table compares the SSL algorithms on one network "
+        "and one optimiser. Rows marked *own recipe* use instead what only the method's own code chose: for "
+        "Ada-CM the authors' head (dropout 0.5, L2-normalised feature) and optimiser (Adam, no schedule, no "
+        "weight decay, 0.02*lr weight shrink; lr 2e-3 instead of 5e-4 for this short run, see "
+        "AdaCM.cpu_scale_training). DTA+SNL keeps its local attention and feature-map dropout (its method). "
         "Accuracy = final-epoch EMA model; best-over-epochs is selected on the test set "
         "and shown only for comparison with papers that report it. DTM draws half of each unlabeled batch from "
         "an extra pool (FER2013 Training without labels, standing in for a face-recognition set). The pretrain "
         "rows start from a backbone pretrained by masked face reconstruction on FER2013 Training without labels "
         f"(`semifer pretrain -c pretrain_fer2013_small`, {blob.get('pretrain', 'not run')}), a cost outside "
-        "the table's budget.", "",
+        "the table's budget. Budgets are epochs x iterations; compare rows within one budget.", "",
         "| method | budget (epochs x iters) | accuracy | mean-class acc | macro-F1 | best over epochs (test-selected) "
         "| subset I / mask rate | pseudo-label acc (subset I) | median img/s | minutes | command |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
