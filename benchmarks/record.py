@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import subprocess
 import sys
@@ -69,3 +70,14 @@ def throughput(history: list[dict[str, Any]]) -> dict[str, float]:
     rates = sorted(r["images_per_s"] for r in history)
     return {"images_per_s_median": rates[len(rates) // 2] if rates else 0.0,
             "train_seconds": sum(r["epoch_seconds"] for r in history)}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's VmHWM starts afresh at exec, while `ru_maxrss` keeps the
+    high-water mark of the parent that forked the process (a benchmark driver holding data)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

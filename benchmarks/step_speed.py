@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from record import OUT, command, header, machine, save_json, write_section  # noqa: E402
+from record import OUT, command, header, machine, peak_rss_mb, save_json, write_section  # noqa: E402
 
 SCALES = {"cpu": "fer2013_ssl", "paper": "adacm_rafdb_4000"}
 CASES: dict[str, tuple[str, list[str]]] = {
@@ -131,14 +130,13 @@ def measure(scale: str, case: str, steps: int, warmup: int) -> dict[str, Any]:
 
     times = _timed(run, device, steps, warmup)
     median = statistics.median(times)
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()
     toolkit = "bare network" if bound else "official style" if "official" in case else "semifer"
     return {"toolkit": toolkit, "method": case, "scale": scale,
             "labeled": b_l, "unlabeled": b_u if unlabeled else 0, "images_per_step": sum(len(v) for v in images),
             "step_seconds_median": median, "step_seconds": times,
             "samples_per_s": (b_l + (b_u if unlabeled else 0)) / median, "peak_mem_mb": peak,
-            "peak_mem_kind": "cuda allocated" if device.type == "cuda" else "process max RSS",
+            "peak_mem_kind": "cuda allocated" if device.type == "cuda" else "process peak RSS (VmHWM)",
             "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)}
 
 
@@ -197,7 +195,7 @@ def table(blob: dict[str, Any]) -> str:
         "bare network's forward + backward over the same image tensors in one pass (no optimizer, no data "
         "loading, no augmentation); ratio = bound time / step time. cpu = small CNN, 48 px, 64 + 64; paper = "
         "ResNet-18, 224 px, 16 + 16 (Ada-CM: 2 weak + 1 strong view per unlabeled image). Peak memory on CPU "
-        "is the child process's max RSS (torch and Python included).", "",
+        "is the child process's peak RSS (VmHWM; torch and Python included).", "",
         "| scale | toolkit | method | images per step | step ms | samples/s | bound samples/s | ratio to bound "
         "| peak MB | torch |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -64,7 +64,6 @@ import argparse
 import importlib.util
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -78,7 +77,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from record import OUT, ROOT, command, data_root, header, machine, save_json, write_section
+from record import OUT, ROOT, command, data_root, header, machine, peak_rss_mb, save_json, write_section
 from semifer.config import Config, load_config
 from semifer.data.faceset import FaceSet
 from semifer.data.registry import load_dataset
@@ -348,17 +347,6 @@ def train_worker(args: argparse.Namespace) -> dict[str, Any]:
         beta = algorithm.hooks_dict["MaskingHook"].classwise_acc.cpu()
         result["thresholds"] = dict(zip(CANONICAL, (config.p_cutoff * beta / (2 - beta)).tolist(), strict=False))
     return result
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. Linux's VmHWM starts afresh at exec, while `ru_maxrss` keeps the
-    high-water mark of the parent that forked the worker (here a driver holding FER2013)."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def speed_worker(args: argparse.Namespace) -> dict[str, Any]:
