@@ -229,7 +229,8 @@ def table(blob: dict[str, Any]) -> str:
         if r["toolkit"] == "bare network":
             continue
         twin = measured.get((r["scale"], r["method"], r["torch"]), {})
-        images = r.get("images_per_step") or twin.get("images_per_step")
+        # A peer's row counts its images its own way; the same algorithm feeds the same tensors as semifer's.
+        images = twin.get("images_per_step") or r.get("images_per_step")
         bound = bounds.get((r["scale"], images, r["torch"]))
         ratio = f"{bound['step_seconds_median'] / r['step_seconds_median']:.2f}" if bound else "-"
         bound_rate = rate(bound["samples_per_s"]) if bound else "-"
