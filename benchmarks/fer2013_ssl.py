@@ -2,11 +2,12 @@
 
     python benchmarks/fer2013_ssl.py [--labels 400] [--methods supervised fixmatch ...] [--epochs 20 --iters 60]
 
-FER2013 Training is the pool, PublicTest the test set, preset `fer2013_ssl` (small_cnn, 48 px, 64 labeled +
-64 unlabeled images per step, SGD 0.03 cosine, EMA 0.99). Each method gets its own head (Ada-CM: dropout 0.5
-and an L2-normalised feature; the others a plain linear head). Results are appended as each run ends, so an
-interrupted benchmark keeps what it finished; `--skip-done` skips methods already recorded for the same
-labels and budget.
+FER2013 Training is the pool, PublicTest the test set, preset `fer2013_ssl` (small_cnn with a plain linear
+head, 48 px, 64 labeled + 64 unlabeled images per step, SGD 0.03 cosine, EMA 0.99) for every method;
+`--own-recipe` gives each method the head and optimiser of its own code instead (Ada-CM: dropout 0.5, an
+L2-normalised feature, Adam). Results are appended as each run ends (re-read first, so runs started side by
+side all land), so an interrupted benchmark keeps what it finished; `--skip-done` skips methods already
+recorded for the same labels and budget.
 """
 
 from __future__ import annotations
