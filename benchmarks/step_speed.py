@@ -78,7 +78,6 @@ def measure(scale: str, case: str, steps: int, warmup: int) -> dict[str, Any]:
     from semifer.engine.run import make_model
     from semifer.engine.trainer import TrainData, Trainer
     from semifer.methods import Batch, build_method
-    from semifer.methods.forward import MultiView
 
     bound = case.startswith("bound:")
     method_name, overrides = CASES[case.removeprefix("bound:")]
@@ -135,7 +134,6 @@ def measure(scale: str, case: str, steps: int, warmup: int) -> dict[str, Any]:
         def run() -> None:
             ref.step(labeled.views[0], labeled.label, weak1, weak2, strong)
     else:
-        assert isinstance(trainer.train_model, MultiView)
 
         def run() -> None:
             trainer._train_step(labeled, unlabeled)
