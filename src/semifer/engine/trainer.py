@@ -189,7 +189,7 @@ class Trainer:
                 self.step += 1
                 images += len(lb) + (len(ulb) if ulb is not None else 0)
                 if it % 25 == 0:
-                    bar.set_postfix(loss=f"{logs['loss'].item():.3f}")
+                    bar.set_postfix(loss=f"{logs['loss'].item():.3f}", refresh=False)
             seconds = time.perf_counter() - started
             steps = max(1, tc.iters_per_epoch - first)
             record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step,
