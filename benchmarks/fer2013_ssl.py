@@ -29,6 +29,7 @@ from semifer.data.splits import make_split
 from semifer.engine.run import train
 from semifer.methods import method_class
 from semifer.pretrain.mae import pretrain
+from semifer.report.plots import plot_comparison
 
 METHODS = ("supervised", "pseudolabel", "mixmatch", "remixmatch", "fixmatch", "flexmatch", "adacm",
            "dta_snl", "dtm", "pretrain+finetune", "pretrain+adacm")
@@ -91,7 +92,7 @@ def main() -> None:
     results_path = OUT / f"{name}.json"
     blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
     if args.report_only:
-        write_section(name, table(blob, args.labels))
+        report(blob, args.labels)
         return
     budget = f"{args.epochs}x{args.iters}"
 
@@ -126,7 +127,7 @@ def main() -> None:
                "subset1_fraction": last.get("unlabeled/subset1_fraction"),
                "pseudo_label_accuracy_subset1": last.get("unlabeled/pseudo_label_accuracy_subset1"),
                "thresholds": last.get("thresholds"),
-               "overrides": overrides,
+               "overrides": overrides, "history": curve_history(result.history),
                "machine": meta}
         blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
         blob["rows"] = [r for r in blob["rows"] if (r["method"], r["budget"], r.get("seed", 0)) !=
@@ -135,14 +136,37 @@ def main() -> None:
         if method in PRETRAINED:
             blob["pretrain"] = f"{args.pretrain_epochs}x{args.pretrain_iters} steps of 128 images"
         save_json(name, blob)
-        write_section(name, table(blob, args.labels))
+        report(blob, args.labels)
 
 
-def table(blob: dict, labels: int) -> str:
+def steps(budget: str) -> int:
+    """Training steps of an "epochs x iterations" budget."""
+    epochs, iters = (int(x) for x in budget.split("x"))
+    return epochs * iters
+
+
+def curve_history(history: list[dict]) -> list[dict]:
+    """The per-epoch numbers the comparison figure plots, kept in metrics.jsonl form."""
+    return [{"epoch": r["epoch"], "unlabeled/subset1_fraction": r.get("unlabeled/subset1_fraction"),
+             **({"test": {"accuracy": r["test"]["accuracy"]}} if "test" in r else {})} for r in history]
+
+
+def report(blob: dict, labels: int) -> None:
+    """The BENCHMARKS.md section and, for seed 0 at the longest budget, the per-epoch comparison figure."""
+    figure = OUT / f"fer2013_ssl_{labels}_curves.png"
+    rows = [r for r in blob["rows"] if r.get("seed", 0) == 0 and "history" in r]
+    longest = max((r["budget"] for r in rows), key=steps, default=None)
+    shown = [r for r in rows if r["budget"] == longest]
+    if shown:
+        plot_comparison({r["method"]: r["history"] for r in shown}, figure,
+                        f"FER2013, {labels} labels, {longest} steps, seed 0")
+    write_section(f"fer2013_ssl_{labels}", table(blob, labels, figure if shown else None))
+
+
+def table(blob: dict, labels: int, figure: Path | None = None) -> str:
     def order(row: dict) -> tuple[int, int, str, int]:
         base = row["method"].split(" (")[0]
-        epochs, iters = (int(x) for x in row["budget"].split("x"))
-        return -epochs * iters, METHODS.index(base) if base in METHODS else 99, row["method"], row.get("seed", 0)
+        return -steps(row["budget"]), METHODS.index(base) if base in METHODS else 99, row["method"], row.get("seed", 0)
 
     rows = sorted(blob["rows"], key=order)
     lines = [
@@ -178,6 +202,8 @@ def table(blob: dict, labels: int) -> str:
             f"{'-' if pl is None else f'{100 * pl:.1f}%'} | {r['images_per_s_median']:.0f} | {r['minutes']:.1f} | "
             f"`{r['command']}` |")
     lines += seed_summary(rows)
+    if figure is not None:
+        lines += ["", f"![Test accuracy and pseudo-label use per epoch](benchmarks/out/{figure.name})"]
     lines += ["", f"Raw numbers: `benchmarks/out/fer2013_ssl_{labels}.json`."]
     return "\n".join(lines)
 
