@@ -24,24 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from record import OUT, command, data_root, header, machine, save_json, write_section
-from semifer.data.loaders import ViewDataset, eval_loader
+from semifer.data.faceset import FaceSet
 from semifer.data.registry import load_dataset
 from semifer.data.splits import Split, apply_split
-from semifer.data.views import test_view
+from semifer.engine.evaluate import predict
 from semifer.engine.predictor import load_model
 
 CONFIDENT = 0.95
-
-
-@torch.no_grad()
-def outputs(model: torch.nn.Module, faces, img_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax probabilities and L2-normalised features of every image's test view."""
-    probs, feats = [], []
-    for batch in eval_loader(ViewDataset(faces, [test_view(img_size)]), 512, 0):
-        logits, feature = model(batch["views"][0], features=True)
-        probs.append(logits.float().softmax(1))
-        feats.append(F.normalize(feature.float(), dim=1))
-    return torch.cat(probs), torch.cat(feats)
 
 
 def structure(feats: torch.Tensor, labels: torch.Tensor, k: int = 20) -> dict[str, float]:
@@ -55,11 +44,13 @@ def structure(feats: torch.Tensor, labels: torch.Tensor, k: int = 20) -> dict[st
             "knn_accuracy": float((votes.argmax(1) == labels).float().mean())}
 
 
-def probe(run_dir: Path, pool, test, sample: np.ndarray) -> dict[str, float]:
+def probe(run_dir: Path, pool: FaceSet, test: FaceSet, sample: np.ndarray) -> dict[str, float]:
     model, cfg, _ = load_model(run_dir / "checkpoints" / "last.pt", device="cpu")
     result: dict[str, float] = {}
     for name, faces in (("pool", pool.subset(sample)), ("test", test)):
-        probs, feats = outputs(model, faces, cfg.data.img_size)
+        probs, feats = predict(model, faces, cfg.data.img_size, torch.device("cpu"), batch_size=512, progress=False,
+                               features=True)
+        probs, feats = torch.from_numpy(probs), F.normalize(torch.from_numpy(feats), dim=1)
         labels = torch.as_tensor(faces.labels, dtype=torch.long)
         confidence, predicted = probs.max(1)
         confident = confidence >= CONFIDENT
@@ -79,7 +70,6 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["adacm", "adacm (no InfoNCE)", "fixmatch", "supervised"])
     parser.add_argument("--sample", type=int, default=4000, help="unlabeled pool images probed")
     args = parser.parse_args()
-    torch.set_num_threads(1)
 
     rows = json.loads((OUT / f"fer2013_ssl_{args.labels}.json").read_text())["rows"]
     run_dirs = {r["method"]: Path(r["run_dir"]) for r in rows

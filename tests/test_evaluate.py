@@ -22,3 +22,20 @@ def test_classes_the_model_lacks_are_reported_not_scored(tmp_path):
     assert m.unmapped == {"contempt": 2} and m.n == 2 and m.accuracy == 0.5
     assert "contempt 2" in m.summary()
     assert plot_confusion(m, tmp_path / "cm.png").stat().st_size > 1000
+
+
+def test_predict_returns_the_feature_the_head_acts_on():
+    import torch
+
+    from semifer.data.registry import load_dataset
+    from semifer.engine.evaluate import predict
+    from semifer.models import FERNet
+
+    torch.manual_seed(0)
+    faces = load_dataset("synthetic:?n=10")
+    model = FERNet("small_cnn", 7).eval()
+    probs, feats = predict(model, faces, 48, torch.device("cpu"), batch_size=4, progress=False, features=True)
+    assert probs.shape == (10, 7) and feats.shape[0] == 10
+    logits = model.head(torch.from_numpy(feats))
+    assert np.allclose(torch.softmax(logits, 1).detach().numpy(), probs, atol=1e-5)
+    assert np.allclose(predict(model, faces, 48, torch.device("cpu"), progress=False), probs)

@@ -72,15 +72,21 @@ def compute_metrics(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> 
 
 @torch.no_grad()
 def predict(model: nn.Module, faces: FaceSet, img_size: int, device: torch.device, batch_size: int = 256,
-            workers: int = 0, bgr_quirk: bool = False, progress: bool = True) -> np.ndarray:
-    """Softmax probabilities (N, C) of `model` (in eval mode) on the test view of every image."""
+            workers: int = 0, bgr_quirk: bool = False, progress: bool = True,
+            features: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (N, C) of `model` (in eval mode) on the test view of every image; with
+    `features`, also the (N, D) feature its head acts on (for probing what training did to the embedding)."""
     model.eval()
     loader = eval_loader(ViewDataset(faces, [test_view(img_size, bgr_quirk)]), batch_size, workers)
-    outputs = []
+    probs, feats = [], []
     for batch in tqdm(loader, desc=f"eval {faces.name}", leave=False, disable=not progress):
         images = batch["views"][0].to(device, non_blocking=True)
-        outputs.append(torch.softmax(model(images).float(), dim=1).cpu())
-    return torch.cat(outputs).numpy() if outputs else np.zeros((0, 1), dtype=np.float32)
+        logits, feature = model(images, features=True) if features else (model(images), None)
+        probs.append(torch.softmax(logits.float(), dim=1).cpu())
+        if feature is not None:
+            feats.append(feature.float().cpu())
+    out = torch.cat(probs).numpy() if probs else np.zeros((0, 1), dtype=np.float32)
+    return (out, torch.cat(feats).numpy() if feats else np.zeros((0, 0), dtype=np.float32)) if features else out
 
 
 def evaluate(model: nn.Module, faces: FaceSet, img_size: int, device: torch.device, **kwargs: object) -> Metrics:
