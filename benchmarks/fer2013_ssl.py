@@ -78,7 +78,11 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="names an ablation row, e.g. --tag 'plain head' (kept apart)")
     parser.add_argument("--own-recipe", action="store_true",
                         help="each method's own head and optimiser (Ada-CM: the authors') instead of the table's")
+    parser.add_argument("--start", metavar="NAME=BACKBONE",
+                        help="start every method from a pretrained backbone file; rows record start=NAME "
+                             "(default: scratch)")
     args = parser.parse_args()
+    start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
 
     csv = data_root() / "fer2013" / "fer2013.csv.gz"
     train_spec, test_spec = f"fer2013:{csv}?split=Training", f"fer2013:{csv}?split=PublicTest"
@@ -101,25 +105,28 @@ def main() -> None:
     def label(method: str) -> str:
         return f"{method} ({tag})" if tag else method
 
-    done = {r["method"] for r in blob["rows"] if r["budget"] == budget and r.get("seed", 0) == args.seed}
+    done = {r["method"] for r in blob["rows"]
+            if r["budget"] == budget and r.get("seed", 0) == args.seed and start_of(r) == start_name}
     meta = machine()
     for method in args.methods:
         if args.skip_done and label(method) in done:
             continue
         pretrained = pretrained_backbone(args, train_spec) if method in PRETRAINED else None
         overrides = [*recipe(method, train_spec, pretrained, args.own_recipe), *args.extra]
+        if start_file:
+            overrides.append(f"model.pretrained={start_file}")
         cfg = load_config("fer2013_ssl", [
             f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
             f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}", f"seed={args.seed}",
             f"out_dir={args.out_dir}",
-            f"name={label(method).replace('+', '-').replace(' ', '-')}-{args.labels}-seed{args.seed}",
+            f"name={label(method).replace('+', '-').replace(' ', '-')}-{args.labels}-{start_name}-seed{args.seed}",
             *overrides])
         started = time.perf_counter()
         result = train(cfg)
         last = result.history[-1]
         accs = [r["test"]["accuracy"] for r in result.history if "test" in r]
-        row = {"method": label(method), "command": command(), "budget": budget, "labels": args.labels,
-               "seed": args.seed,
+        row = {"method": label(method), "start": start_name, "command": command(), "budget": budget,
+               "labels": args.labels, "seed": args.seed,
                "minutes": (time.perf_counter() - started) / 60, "run_dir": str(result.run_dir),
                "accuracy": result.final.accuracy, "mean_class_accuracy": result.final.mean_class_accuracy,
                "macro_f1": result.final.macro_f1, "best_over_epochs_test_selected": max(accs),
@@ -130,13 +137,24 @@ def main() -> None:
                "overrides": overrides, "history": curve_history(result.history),
                "machine": meta}
         blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
-        blob["rows"] = [r for r in blob["rows"] if (r["method"], r["budget"], r.get("seed", 0)) !=
-                        (row["method"], budget, args.seed)]
+        blob["rows"] = [r for r in blob["rows"] if row_key(r) != row_key(row)]
         blob["rows"].append(row)
         if method in PRETRAINED:
             blob["pretrain"] = f"{args.pretrain_epochs}x{args.pretrain_iters} steps of 128 images"
         save_json(name, blob)
         report(blob, args.labels)
+
+
+def start_of(row: dict) -> str:
+    """What a row's network started from: `scratch`, a pretraining named by `--start`, or (the older
+    `pretrain+...` rows) the masked convolutional autoencoder."""
+    if "start" in row:
+        return row["start"]
+    return "masked-conv-AE" if row["method"].split(" (")[0] in PRETRAINED else "scratch"
+
+
+def row_key(row: dict) -> tuple[str, str, int, str]:
+    return row["method"], row["budget"], row.get("seed", 0), start_of(row)
 
 
 def steps(budget: str) -> int:
@@ -153,20 +171,25 @@ def curve_history(history: list[dict]) -> list[dict]:
 
 def report(blob: dict, labels: int) -> None:
     """The BENCHMARKS.md section and, for seed 0 at the longest budget, the per-epoch comparison figure."""
-    figure = OUT / f"fer2013_ssl_{labels}_curves.png"
-    rows = [r for r in blob["rows"] if r.get("seed", 0) == 0 and "history" in r]
-    longest = max((r["budget"] for r in rows), key=steps, default=None)
-    shown = [r for r in rows if r["budget"] == longest]
-    if shown:
-        plot_comparison({r["method"]: r["history"] for r in shown}, figure,
-                        f"FER2013, {labels} labels, {longest} steps, seed 0")
-    write_section(f"fer2013_ssl_{labels}", table(blob, labels, figure if shown else None))
+    figures = []
+    for start in dict.fromkeys(start_of(r) for r in blob["rows"]):
+        rows = [r for r in blob["rows"] if r.get("seed", 0) == 0 and "history" in r and start_of(r) == start]
+        longest = max((r["budget"] for r in rows), key=steps, default=None)
+        shown = [r for r in rows if r["budget"] == longest]
+        if shown:
+            suffix = "" if start == "scratch" else f"_{start}"
+            figure = OUT / f"fer2013_ssl_{labels}{suffix}_curves.png"
+            plot_comparison({r["method"]: r["history"] for r in shown}, figure,
+                            f"FER2013, {labels} labels, {longest} steps, seed 0, from {start}")
+            figures.append(figure)
+    write_section(f"fer2013_ssl_{labels}", table(blob, labels, figures))
 
 
-def table(blob: dict, labels: int, figure: Path | None = None) -> str:
-    def order(row: dict) -> tuple[int, int, str, int]:
+def table(blob: dict, labels: int, figures: list[Path] = ()) -> str:
+    def order(row: dict) -> tuple[int, str, int, str, int]:
         base = row["method"].split(" (")[0]
-        return -steps(row["budget"]), METHODS.index(base) if base in METHODS else 99, row["method"], row.get("seed", 0)
+        return (-steps(row["budget"]), start_of(row) != "scratch", METHODS.index(base) if base in METHODS else 99,
+                row["method"], row.get("seed", 0))
 
     rows = sorted(blob["rows"], key=order)
     lines = [
@@ -187,22 +210,22 @@ def table(blob: dict, labels: int, figure: Path | None = None) -> str:
         "rows start from a backbone pretrained by masked face reconstruction on FER2013 Training without labels "
         f"(`semifer pretrain -c pretrain_fer2013_small`, {blob.get('pretrain', 'not run')}), a cost outside "
         "the table's budget. Budgets are epochs x iterations; compare rows within one budget.", "",
-        "| method | budget (epochs x iters) | seed | accuracy | mean-class acc | macro-F1 "
+        "| method | start | budget (epochs x iters) | seed | accuracy | mean-class acc | macro-F1 "
         "| best over epochs (test-selected) | subset I / mask rate | pseudo-label acc (subset I) | median img/s "
         "| minutes | command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         frac = f"{100 * r['subset1_fraction']:.1f}%" if r.get("subset1_fraction") is not None else "-"
         pl = r.get("pseudo_label_accuracy_subset1")
         lines.append(
-            f"| {r['method']} | {r['budget']} | {r.get('seed', 0)} | {100 * r['accuracy']:.2f}% | "
+            f"| {r['method']} | {start_of(r)} | {r['budget']} | {r.get('seed', 0)} | {100 * r['accuracy']:.2f}% | "
             f"{100 * r['mean_class_accuracy']:.2f}% | "
             f"{100 * r['macro_f1']:.2f}% | {100 * r['best_over_epochs_test_selected']:.2f}% | {frac} | "
             f"{'-' if pl is None else f'{100 * pl:.1f}%'} | {r['images_per_s_median']:.0f} | {r['minutes']:.1f} | "
             f"`{r['command']}` |")
-    lines += seed_summary(rows)
-    if figure is not None:
+    lines += seed_summary(rows) + start_summary(rows)
+    for figure in figures:
         lines += ["", f"![Test accuracy and pseudo-label use per epoch](benchmarks/out/{figure.name})"]
     lines += ["", f"Raw numbers: `benchmarks/out/fer2013_ssl_{labels}.json`."]
     return "\n".join(lines)
@@ -211,23 +234,55 @@ def table(blob: dict, labels: int, figure: Path | None = None) -> str:
 def seed_summary(rows: list[dict]) -> list[str]:
     """Gain over supervised paired by seed (same split, same initialisation), for every method and budget
     with more than one seed: one seed's gain is within the seed-to-seed spread, so the claim rests on these."""
-    acc = {(r["method"], r["budget"], r.get("seed", 0)): 100 * r["accuracy"] for r in rows}
+    acc = {(r["method"], r["budget"], r.get("seed", 0), start_of(r)): 100 * r["accuracy"] for r in rows}
     lines = []
-    for method, budget in dict.fromkeys((r["method"], r["budget"]) for r in rows):
-        seeds = sorted(s for m, b, s in acc if (m, b) == (method, budget) and ("supervised", b, s) in acc)
+    for method, budget, start in dict.fromkeys((r["method"], r["budget"], start_of(r)) for r in rows):
+        seeds = sorted(s for m, b, s, st in acc
+                       if (m, b, st) == (method, budget, start) and ("supervised", b, s, st) in acc)
         if method == "supervised" or len(seeds) < 2:
             continue
-        gains = [acc[method, budget, s] - acc["supervised", budget, s] for s in seeds]
-        mine = [acc[method, budget, s] for s in seeds]
-        lines.append(f"| {method} | {budget} | {', '.join(map(str, seeds))} | {statistics.mean(mine):.2f} "
+        gains = [acc[method, budget, s, start] - acc["supervised", budget, s, start] for s in seeds]
+        mine = [acc[method, budget, s, start] for s in seeds]
+        lines.append(f"| {method} | {start} | {budget} | {', '.join(map(str, seeds))} | {statistics.mean(mine):.2f} "
                      f"± {statistics.stdev(mine):.2f}% | {', '.join(f'{g:+.2f}' for g in gains)} | "
                      f"**{statistics.mean(gains):+.2f}** ± {statistics.stdev(gains):.2f} | {min(gains):+.2f} |")
     if not lines:
         return []
     return ["", "Across seeds (each seed its own split and initialisation; gain = method minus supervised on the "
             "same seed; ± is the sample standard deviation):", "",
-            "| method | budget | seeds | accuracy (mean ± sd) | gain per seed (points) | mean gain | worst gain |",
-            "|---|---|---|---|---|---|---|", *lines]
+            "| method | start | budget | seeds | accuracy (mean ± sd) | gain per seed (points) | mean gain "
+            "| worst gain |",
+            "|---|---|---|---|---|---|---|---|", *lines]
+
+
+def start_summary(rows: list[dict]) -> list[str]:
+    """Scratch vs each pretrained start at every budget that has both: mean accuracy over the seeds run, and
+    the gain over supervised from the same start (mean over the seeds both have)."""
+    cells: dict[tuple[str, str, str], dict[int, float]] = {}
+    for r in rows:
+        cells.setdefault((r["budget"], r["method"], start_of(r)), {})[r.get("seed", 0)] = 100 * r["accuracy"]
+    lines = []
+    for budget in dict.fromkeys(r["budget"] for r in rows):
+        starts = list(dict.fromkeys(start_of(r) for r in rows if r["budget"] == budget))
+        if len(starts) < 2:
+            continue
+        for method in dict.fromkeys(r["method"] for r in rows if r["budget"] == budget):
+            row = [method, budget]
+            for start in starts:
+                mine, sup = cells.get((budget, method, start), {}), cells.get((budget, "supervised", start), {})
+                if not mine:
+                    row.append("-")
+                    continue
+                text = f"{statistics.mean(mine.values()):.2f}% (n={len(mine)})"
+                both = [s for s in mine if s in sup]
+                if method != "supervised" and both:
+                    text += f", {statistics.mean(mine[s] - sup[s] for s in both):+.2f} vs sup."
+                row.append(text)
+            lines.append("| " + " | ".join(row) + " |")
+        header_row = "| method | budget | " + " | ".join(starts) + " |"
+        lines = ["", f"Scratch vs pretrained start ({budget}; mean over the seeds run; gain over supervised from "
+                 "the same start, paired by seed):", "", header_row, "|---|---|" + "---|" * len(starts), *lines]
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`semifer` command line: train, pretrain, eval, splits, demo, presets."""
+"""`semifer` command line: train, pretrain, probe, eval, splits, demo, presets."""
 
 from __future__ import annotations
 
@@ -32,9 +32,21 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
     if result.start_step:
         print(f"resumed at step {result.start_step}")
     if result.history:
-        print(f"masked-patch MSE {result.history[-1]['train/loss']:.4f} after {result.history[-1]['step']} steps")
+        print(f"loss {result.history[-1]['train/loss']:.4f} after {result.history[-1]['step']} steps")
     print(f"run directory: {result.run_dir}")
     print(f"backbone: {result.checkpoint}  (start any method from it with model.pretrained={result.checkpoint})")
+
+
+def _cmd_probe(args: argparse.Namespace) -> None:
+    from .engine.run import load_faces
+    from .pretrain.probes import probe
+
+    path = None if args.backbone == "random" else args.backbone
+    result = probe(path, load_faces(args.train), load_faces(args.test), args.img_size, args.arch, args.k)
+    print(result.summary())
+    if args.out:
+        Path(args.out).write_text(json.dumps(result.to_dict(), indent=1))
+        print(f"wrote {args.out}")
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -91,13 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. train.epochs=5 data.split=adacm:400")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("pretrain", help="masked face-reconstruction pretraining of a backbone on unlabeled faces")
+    p = sub.add_parser("pretrain", help="pretrain a backbone on unlabeled faces (masked reconstruction or SimCLR)")
     p.add_argument("--config", "-c", help="preset name or YAML file (default pretrain_mae, MAE's recipe)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
-    p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. pretrain.mask_ratio=0.6 "
+    p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. pretrain.method=simclr "
                    "data.train=unlabeled:/faces")
     p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("probe", help="k-NN and linear-probe accuracy of a frozen (pretrained) backbone")
+    p.add_argument("backbone", help="backbone file (e.g. runs/NAME/backbone.safetensors), or 'random' for a random init")
+    p.add_argument("--train", required=True, help="labeled probe-train spec (its labels are used by the probe only)")
+    p.add_argument("--test", required=True, help="labeled test spec, e.g. fer2013:FILE?split=PublicTest")
+    p.add_argument("--arch", help="backbone architecture (default: the one the file records)")
+    p.add_argument("--img-size", type=int, default=48)
+    p.add_argument("--k", type=int, default=20, help="neighbours of the k-NN probe")
+    p.add_argument("--out", help="write the result as JSON")
+    p.set_defaults(func=_cmd_probe)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset (in-domain or cross-dataset)")
     p.add_argument("checkpoint", help="run directory or checkpoint file")

@@ -46,6 +46,7 @@ from ..data.views import IMAGENET_MEAN, IMAGENET_STD, Normalize, View, test_view
 from ..engine import distributed as dist
 from ..engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..engine.optim import build_optimizer, build_scheduler
+from ..engine.precision import autocast_dtype
 from ..engine.run import make_run_dir, seed_everything
 from ..errors import ConfigError
 from ..models import BACKBONES, load_backbone_weights
@@ -66,6 +67,7 @@ class PretrainOptions:
     """The `pretrain:` section; the schedule (epochs, iters_per_epoch, batch_size, weight_decay,
     warmup_iters, schedule) comes from `train:`."""
 
+    method: str = "mae"
     patch_size: int | None = None
     mask_ratio: float = 0.75
     norm_pix_loss: bool = False
@@ -175,14 +177,14 @@ def reconstruct(model: MaskedAutoencoder, images: torch.Tensor, mask: torch.Tens
 
 
 def plot_reconstructions(images: torch.Tensor, masked: torch.Tensor, recon: torch.Tensor, path: Path,
-                         title: str) -> Path:
-    """One column per face: input, masked input (what the encoder sees), reconstruction."""
+                         title: str, labels: tuple[str, str, str] = ("input", "masked", "reconstruction")) -> Path:
+    """One column per face, three rows: by default input, masked input (what the encoder sees), reconstruction."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [("input", images), ("masked", masked), ("reconstruction", recon)]
+    rows = list(zip(labels, (images, masked, recon), strict=True))
     n = len(images)
     fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 5.0), squeeze=False)
     for r, (label, batch) in enumerate(rows):
@@ -212,11 +214,17 @@ class PretrainResult:
 
 
 class Pretrainer:
-    """Runs `train.epochs` x `train.iters_per_epoch` masked-reconstruction steps on one device."""
+    """Runs `train.epochs` x `train.iters_per_epoch` masked-reconstruction steps on one device.
+
+    Subclasses (other pretrainings) replace `options`, `build_model`, `train_view`, `train_step` and the
+    preview, and keep the loop, checkpoints, resume and the backbone file.
+    """
+
+    loss_name = "masked-patch MSE"
 
     def __init__(self, cfg: Config, run_dir: Path, progress: bool = True):
         self.cfg, self.run_dir, self.progress = cfg, run_dir, progress
-        self.opts = pretrain_options(cfg)
+        self.opts = self.options(cfg)
         tc = cfg.train
         self.device = dist.local_device(tc.device)
         if cfg.model.arch not in BACKBONES:
@@ -225,21 +233,29 @@ class Pretrainer:
         if cfg.model.pretrained:
             report = load_backbone_weights(backbone, cfg.model.pretrained, strict=cfg.model.strict_load)
             (run_dir / "pretrained_load.txt").write_text(f"{report}\n")
-        self.num_patches = (cfg.data.img_size // self.opts.patch_size) ** 2
-        self.model = MaskedAutoencoder(backbone, cfg.data.img_size, self.opts.patch_size, self.opts.decoder_dim,
-                                       self.opts.decoder_depth).to(self.device)
+        self.model = self.build_model(backbone).to(self.device)
         self.optimizer = build_optimizer(self.model, tc)
         for group in self.optimizer.param_groups:
             if "betas" in group:
                 group["betas"] = tuple(self.opts.betas)
         self.total_steps = tc.epochs * tc.iters_per_epoch
         self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
-        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) \
-            if self.device.type == "cuda" and tc.amp else None
+        self.amp_dtype = autocast_dtype(self.device, tc.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.faces, self.extra_from = pretrain_pool(cfg)
         self.step = 0
         self.history: list[dict[str, Any]] = []
+
+    @staticmethod
+    def options(cfg: Config) -> Any:
+        """The validated `pretrain:` section of this kind of pretraining."""
+        return pretrain_options(cfg)
+
+    def build_model(self, backbone: nn.Module) -> nn.Module:
+        """The trained module around `backbone` (kept as its `.backbone`, the part that is saved)."""
+        self.num_patches = (self.cfg.data.img_size // self.opts.patch_size) ** 2
+        return MaskedAutoencoder(backbone, self.cfg.data.img_size, self.opts.patch_size, self.opts.decoder_dim,
+                                 self.opts.decoder_depth)
 
     def checkpoint_path(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
@@ -268,8 +284,7 @@ class Pretrainer:
 
     def _loader(self) -> Any:
         d, tc = self.cfg.data, self.cfg.train
-        view = pretrain_view(d.img_size, tuple(self.opts.crop_scale), d.bgr_quirk) if d.augment \
-            else test_view(d.img_size, d.bgr_quirk)
+        view = self.train_view() if d.augment else test_view(d.img_size, d.bgr_quirk)
         return endless_loader(ViewDataset(self.faces, [view]), tc.batch_size, self.cfg.seed, d.workers,
                               start=self.step * tc.batch_size, extra_from=self.extra_from, extra_ratio=d.extra_ratio)
 
@@ -282,12 +297,18 @@ class Pretrainer:
         mask = random_patch_mask(n, self.num_patches, self.opts.mask_ratio, generator=generator)
         return images, mask.to(self.device)
 
+    def autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+
+    def train_view(self) -> View:
+        d = self.cfg.data
+        return pretrain_view(d.img_size, tuple(self.opts.crop_scale), d.bgr_quirk)
+
     def train_step(self, images: torch.Tensor) -> torch.Tensor:
         o = self.opts
         mask = random_patch_mask(len(images), self.num_patches, o.mask_ratio, device=images.device)
-        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         self.model.train()
-        with autocast:
+        with self.autocast():
             prediction = self.model(images, mask)
         loss = masked_patch_loss(prediction, images, mask, o.patch_size, o.norm_pix_loss)
         self.optimizer.zero_grad(set_to_none=True)
@@ -330,27 +351,31 @@ class Pretrainer:
             self.write_preview(*preview, epoch + 1)
             self.save()
             if self.progress:
-                tqdm.write(f"pretrain epoch {epoch + 1}/{tc.epochs}  masked-patch MSE {record['train/loss']:.4f}"
+                tqdm.write(f"pretrain epoch {epoch + 1}/{tc.epochs}  {self.loss_name} {record['train/loss']:.4f}"
                            f"  {record['images_per_s']:.0f} img/s")
         return self.history
 
 
-def resolve_lr(cfg: Config, opts: PretrainOptions) -> None:
-    """train.lr = base_lr * batch_size / 256 (MAE's scaling rule) unless base_lr is null; recorded in config.yaml."""
+def resolve_lr(cfg: Config, opts: Any) -> None:
+    """train.lr = base_lr * batch_size / 256 (MAE's and SimCLR's scaling rule) unless base_lr is null;
+    recorded in config.yaml."""
     if opts.base_lr is not None:
         cfg.train.lr = opts.base_lr * cfg.train.batch_size / 256
 
 
-def pretrain(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None) -> PretrainResult:
-    """Masked-image pretraining of `model.arch` on the configured faces; returns where the backbone is."""
+def pretrain(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None,
+             kind: type[Pretrainer] = Pretrainer) -> PretrainResult:
+    """Pretraining of `model.arch` on the configured faces (masked reconstruction unless `kind` says
+    otherwise); returns where the backbone is."""
     seed_everything(cfg.seed)
-    opts = pretrain_options(cfg)
+    opts = kind.options(cfg)
     resolve_lr(cfg, opts)
-    cfg.pretrain = {**cfg.pretrain, "patch_size": opts.patch_size}
+    if hasattr(opts, "patch_size"):
+        cfg.pretrain = {**cfg.pretrain, "patch_size": opts.patch_size}
     run_dir = run_dir or make_run_dir(cfg, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    trainer = Pretrainer(cfg, run_dir, progress)
+    trainer = kind(cfg, run_dir, progress)
     if resume:
         trainer.resume()
     start = trainer.step

@@ -1,0 +1,108 @@
+"""Probes of a representation: how well frozen backbone features separate expressions, before any fine-tuning.
+
+A pretraining is judged here first (`semifer probe BACKBONE`): the features of the test view of every
+probe-train and test image are extracted once; a k-NN classifier (cosine, majority of the k nearest, as in
+DINO's and InstDisc's evaluations) and a linear probe (multinomial logistic regression on standardised
+features, scikit-learn) are fitted on the probe-train labels and scored on the test set. The probe-train
+labels are used by the probe alone, never by the pretraining.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import StandardScaler
+
+from ..data.faceset import FaceSet
+from ..engine.evaluate import predict
+from ..errors import SemiferError
+from ..models import BACKBONES, FERNet, load_backbone_weights
+
+
+@dataclass
+class ProbeResult:
+    """Accuracies (fractions) of the probes on the test set, with what they were fitted on."""
+
+    backbone: str
+    arch: str
+    train_images: int
+    test_images: int
+    knn_k: int
+    knn_accuracy: float
+    linear_accuracy: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"{self.backbone}: k-NN (k={self.knn_k}) {100 * self.knn_accuracy:.2f}%  linear "
+                f"{100 * self.linear_accuracy:.2f}%  ({self.train_images} probe-train / {self.test_images} test "
+                f"images, {self.seconds:.0f} s)")
+
+
+def backbone_arch(path: str | Path) -> str | None:
+    """The `arch` a `semifer pretrain` backbone file records in its safetensors metadata, if any."""
+    if Path(path).suffix != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return (handle.metadata() or {}).get("arch")
+
+
+def frozen_model(path: str | Path | None, arch: str | None = None) -> FERNet:
+    """A FERNet whose plain head is never used: the backbone of `path` (or a random one when None)."""
+    arch = arch or (backbone_arch(path) if path else None)
+    if arch is None:
+        raise SemiferError(f"{path}: the file does not record its architecture; give it with --arch")
+    if arch not in BACKBONES:
+        raise SemiferError(f"unknown arch {arch!r}; choose one of {', '.join(BACKBONES)}")
+    model = FERNet(arch, 7)
+    if path is not None:
+        load_backbone_weights(model.backbone, path)
+    return model
+
+
+def features(model: FERNet, faces: FaceSet, img_size: int, batch_size: int = 512,
+             progress: bool = True) -> np.ndarray:
+    """(N, D) pooled backbone features of the test view of every face, model in eval mode, fp32."""
+    device = next(model.parameters()).device
+    _, feats = predict(model, faces, img_size, device, batch_size=batch_size, progress=progress, features=True)
+    return feats
+
+
+def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                 k: int = 20) -> float:
+    knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
+    return float((knn.fit(train_x, train_y).predict(test_x) == test_y).mean())
+
+
+def linear_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                    c: float = 1.0) -> float:
+    scaler = StandardScaler().fit(train_x)
+    clf = LogisticRegression(C=c, max_iter=2000)
+    clf.fit(scaler.transform(train_x), train_y)
+    return float((clf.predict(scaler.transform(test_x)) == test_y).mean())
+
+
+def probe(path: str | Path | None, train: FaceSet, test: FaceSet, img_size: int, arch: str | None = None,
+          k: int = 20, progress: bool = True) -> ProbeResult:
+    """k-NN and linear-probe accuracy on `test` of the frozen backbone in `path` (None: random init)."""
+    if not train.is_labeled or not test.is_labeled:
+        raise SemiferError("probes need labeled probe-train and test sets (the labels are used by the probe only)")
+    started = time.perf_counter()
+    model = frozen_model(path, arch)
+    with torch.inference_mode():
+        train_x = features(model, train, img_size, progress=progress)
+        test_x = features(model, test, img_size, progress=progress)
+    return ProbeResult(str(path) if path else "random init", model.arch, len(train), len(test), k,
+                       knn_accuracy(train_x, train.labels, test_x, test.labels, k),
+                       linear_accuracy(train_x, train.labels, test_x, test.labels),
+                       time.perf_counter() - started)

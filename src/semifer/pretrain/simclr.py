@@ -1,0 +1,139 @@
+"""Contrastive pretraining of a backbone on unlabeled faces: SimCLR (Chen et al., ICML 2020).
+
+Why it is here: every seed paper starts from a pretrained face representation, and at CPU scale (a small
+CNN, 48 px, FER2013's 28k faces, under 90 minutes on 2 cores) masked reconstruction gains nothing in
+fine-tuning, while instance discrimination learns features in which faces of one expression lie close
+(its k-NN and linear probes say so before any fine-tuning; `semifer probe`).
+
+Recipe (`pretrain:` section with `method: simclr`; the schedule comes from `train:`):
+- Two views of every face, drawn for the whole batch at once (`semifer.data.batch_views`): random resized
+  crop (scale 0.2-1, bilinear), horizontal flip, colour jitter (brightness and contrast 0.4, with p 0.8;
+  saturation and hue are left out: FER's faces are mostly grayscale), random grayscale 0.2, then ImageNet
+  normalisation. SimCLR's Gaussian blur is left out, as in
+  its CIFAR (32 px) recipe: at 48 px it erases the expression.
+- Projection head Linear(D, 512) - BN - ReLU - Linear(512, 128), discarded after pretraining.
+- NT-Xent over the 2B views of a batch (`semifer.methods.unlabeled_losses.info_nce`, the same loss as
+  Ada-CM's subset II), temperature 0.2 (SimCLR's paper used 0.1-0.5; 0.2 suits batches of a few hundred).
+- SGD momentum 0.9, lr = base_lr * batch / 256 with base_lr 0.3 (SimCLR's rule, with plain SGD in place
+  of LARS at this batch size), weight decay 1e-4, linear warm-up then cosine decay to 0.
+
+The run directory matches `semifer pretrain`'s MAE runs: `config.yaml`, `metrics.jsonl`,
+`plots/views.png` (the augmented pairs of a few fixed faces), `checkpoints/last.pt` and
+`backbone.safetensors` for `model.pretrained=`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.transforms import InterpolationMode, v2
+
+from ..config import Config, build_dataclass
+from ..data.batch_views import ContrastiveBatchView
+from ..data.views import Normalize, View
+from ..errors import ConfigError
+from ..methods.unlabeled_losses import info_nce
+from .mae import Pretrainer, plot_reconstructions
+
+
+@dataclass
+class SimCLROptions:
+    """The `pretrain:` section for `method: simclr`."""
+
+    method: str = "simclr"
+    temperature: float = 0.2
+    base_lr: float | None = 0.3
+    proj_hidden: int = 512
+    proj_dim: int = 128
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    jitter: float = 0.4
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    preview: int = 6
+
+
+def simclr_options(cfg: Config) -> SimCLROptions:
+    opts = build_dataclass(SimCLROptions, cfg.pretrain, "pretrain.")
+    try:
+        opts.temperature, opts.jitter = float(opts.temperature), float(opts.jitter)
+        opts.jitter_p, opts.grayscale_p = float(opts.jitter_p), float(opts.grayscale_p)
+        opts.base_lr = None if opts.base_lr is None else float(opts.base_lr)
+        opts.crop_scale = tuple(float(c) for c in opts.crop_scale)  # type: ignore[assignment]
+    except (TypeError, ValueError):
+        raise ConfigError("pretrain.temperature, base_lr, jitter, jitter_p, grayscale_p and crop_scale must be "
+                          "numbers") from None
+    if opts.temperature <= 0 or len(opts.crop_scale) != 2:
+        raise ConfigError("pretrain.temperature must be > 0 and pretrain.crop_scale two numbers")
+    return opts
+
+
+class SimCLR(nn.Module):
+    """Backbone + projection head; `forward` maps two views of the same faces to the NT-Xent loss."""
+
+    def __init__(self, backbone: nn.Module, hidden: int = 512, out: int = 128, temperature: float = 0.2):
+        super().__init__()
+        self.backbone = backbone
+        self.temperature = temperature
+        self.projector = nn.Sequential(nn.Linear(backbone.feature_dim, hidden), nn.BatchNorm1d(hidden),
+                                       nn.ReLU(inplace=True), nn.Linear(hidden, out))
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        b = len(first)
+        z = self.projector(self.backbone(torch.cat([first, second]))).float()
+        keep = torch.ones(b, dtype=torch.bool, device=z.device)
+        return info_nce([z[:b], z[b:]], keep, self.temperature, self.temperature)
+
+
+class SimCLRPretrainer(Pretrainer):
+    """The pretraining loop of `Pretrainer` (checkpoints, resume, metrics, backbone file) with SimCLR's
+    model, views and loss; the loader yields both views of a face as one (2, C, H, W) item."""
+
+    loss_name = "NT-Xent"
+
+    @staticmethod
+    def options(cfg: Config) -> SimCLROptions:
+        return simclr_options(cfg)
+
+    def build_model(self, backbone: nn.Module) -> nn.Module:
+        o = self.opts
+        return SimCLR(backbone, o.proj_hidden, o.proj_dim, o.temperature)
+
+    def train_view(self) -> View:
+        """The loader only resizes (uint8); both views are drawn for the whole batch in `train_step`."""
+        size = self.cfg.data.img_size
+        return v2.Resize((size, size), interpolation=InterpolationMode.BILINEAR, antialias=True)
+
+    def batch_view(self) -> ContrastiveBatchView:
+        o, d = self.opts, self.cfg.data
+        return ContrastiveBatchView(d.img_size, o.crop_scale, o.jitter, o.jitter_p, o.grayscale_p, d.bgr_quirk)
+
+    def _preview_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fixed faces and two seeded draws of their views, so the figure shows the augmentation."""
+        n = min(self.opts.preview, len(self.faces))
+        images = torch.stack([self.train_view()(self.faces.load(i)) for i in range(n)]).to(self.device)
+        generator = torch.Generator(self.device).manual_seed(self.cfg.seed)
+        view = self.batch_view()
+        return view(images, generator), view(images, generator)
+
+    def train_step(self, images: torch.Tensor) -> torch.Tensor:
+        view = self.batch_view()
+        self.model.train()
+        with self.autocast():
+            loss = self.model(view(images), view(images))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.detach()
+
+    def write_preview(self, first: torch.Tensor, second: torch.Tensor, epoch: int) -> Path:
+        if epoch > 1:
+            return self.run_dir / "plots" / "views.png"
+        faces = torch.stack([Normalize()(self.faces.load(i)) for i in range(len(first))])
+        faces = nn.functional.interpolate(faces, size=first.shape[-2:], mode="bilinear", antialias=True)
+        return plot_reconstructions(faces, first, second, self.run_dir / "plots" / "views.png",
+                                    f"{self.cfg.name}: two SimCLR views of each face", ("face", "view 1", "view 2"))

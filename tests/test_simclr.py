@@ -1,0 +1,118 @@
+"""SimCLR pretraining, its batched views, and the probes that judge a representation."""
+
+import numpy as np
+import pytest
+import torch
+
+from semifer.cli import main
+from semifer.config import load_config
+from semifer.data.batch_views import ContrastiveBatchView, color_jitter, random_grayscale, random_resized_crop_flip
+from semifer.data.registry import load_dataset
+from semifer.engine.run import train
+from semifer.errors import ConfigError
+from semifer.methods.unlabeled_losses import info_nce
+from semifer.pretrain import pretrain
+from semifer.pretrain.probes import backbone_arch, knn_accuracy, linear_accuracy, probe
+from semifer.pretrain.simclr import SimCLR
+
+
+def test_full_crop_without_flip_is_the_image() -> None:
+    images = torch.rand(4, 3, 16, 16)
+    out = random_resized_crop_flip(images, 16, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0.0)
+    assert torch.allclose(out, images, atol=1e-5)
+
+
+def test_flip_probability_one_mirrors_every_image() -> None:
+    images = torch.rand(4, 3, 16, 16)
+    out = random_resized_crop_flip(images, 16, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=1.0)
+    assert torch.allclose(out, images.flip(-1), atol=1e-5)
+
+
+def test_small_crops_zoom_in() -> None:
+    """A crop of ~20 % of the area, resized back, shows less of the image: a left-right ramp gets steeper."""
+    ramp = torch.linspace(0, 1, 32).expand(8, 3, 32, 32).contiguous()
+    out = random_resized_crop_flip(ramp, 32, scale=(0.2, 0.2), ratio=(1.0, 1.0), flip_p=0.0)
+    span = out[..., -1] - out[..., 0]
+    assert torch.all(span.mean(dim=(1, 2)) < 0.5)
+
+
+def test_jitter_and_grayscale_probabilities() -> None:
+    images = torch.rand(64, 3, 8, 8)
+    assert torch.allclose(color_jitter(images, 0.4, 0.4, p=0.0), images, atol=1e-6)
+    assert not torch.equal(color_jitter(images, 0.4, 0.4, p=1.0), images)
+    gray = random_grayscale(images, p=1.0)
+    assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
+    assert torch.equal(random_grayscale(images, p=0.0), images)
+
+
+def test_contrastive_view_is_seeded_and_normalised() -> None:
+    images = torch.randint(0, 256, (6, 3, 48, 48), dtype=torch.uint8)
+    view = ContrastiveBatchView(32)
+    a = view(images, torch.Generator().manual_seed(1))
+    b = view(images, torch.Generator().manual_seed(1))
+    c = view(images, torch.Generator().manual_seed(2))
+    assert a.shape == (6, 3, 32, 32) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() < 0 < a.max()  # ImageNet normalisation centres the values
+
+
+def test_simclr_loss_is_nt_xent_and_prefers_matching_pairs() -> None:
+    from semifer.models import BACKBONES
+
+    model = SimCLR(BACKBONES["small_cnn"](), hidden=32, out=16, temperature=0.2).eval()
+    x = torch.randn(8, 3, 24, 24)
+    same = model(x, x)
+    other = model(x, torch.randn(8, 3, 24, 24))
+    assert same < other
+    with torch.no_grad():
+        z = model.projector(model.backbone(torch.cat([x, x]))).float()
+    keep = torch.ones(8, dtype=torch.bool)
+    assert torch.allclose(same, info_nce([z[:8], z[8:]], keep, 0.2, 0.2), atol=1e-5)
+
+
+def test_simclr_pretraining_writes_a_backbone_that_train_and_probe_use(tmp_path) -> None:
+    cfg = load_config("pretrain_simclr_fer2013_small", [
+        "data.train=synthetic:?n=96", "train.epochs=2", "train.iters_per_epoch=2", "train.batch_size=16",
+        "train.warmup_iters=1", "data.workers=0", "train.amp=false", f"out_dir={tmp_path}"])
+    result = pretrain(cfg, progress=False)
+    assert [r["step"] for r in result.history] == [2, 4]
+    assert all(np.isfinite(r["train/loss"]) for r in result.history)
+    assert (result.run_dir / "plots" / "views.png").is_file()
+    assert backbone_arch(result.checkpoint) == "small_cnn"
+    assert abs(cfg.train.lr - 0.3 * 16 / 256) < 1e-12  # SimCLR's lr scaling rule
+
+    run = train(load_config("demo", [
+        "data.train=synthetic:?n=140", "data.test=synthetic:?split=test&n=70", "data.split=per_class:2",
+        "train.epochs=1", "train.iters_per_epoch=1", "train.batch_size=8", "data.workers=0",
+        f"model.pretrained={result.checkpoint}", f"out_dir={tmp_path}", "method.name=supervised"]), progress=False)
+    assert "loaded" in (run.run_dir / "pretrained_load.txt").read_text()
+
+    train_faces = load_dataset("synthetic:?n=70")
+    test_faces = load_dataset("synthetic:?split=test&n=35")
+    scores = probe(result.checkpoint, train_faces, test_faces, 48, k=5, progress=False)
+    assert scores.arch == "small_cnn" and 0.0 <= scores.knn_accuracy <= 1.0 and 0.0 <= scores.linear_accuracy <= 1.0
+
+
+def test_unknown_pretraining_method_is_refused(tmp_path) -> None:
+    cfg = load_config("pretrain_mae", ["pretrain.method=byol", f"out_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="pretrain.method"):
+        pretrain(cfg, progress=False)
+
+
+def test_probes_score_separable_features_perfectly_and_noise_near_chance() -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 50)
+    centres = rng.normal(size=(4, 16)) * 5
+    x = centres[y] + rng.normal(size=(200, 16))
+    assert knn_accuracy(x[::2], y[::2], x[1::2], y[1::2], k=5) == 1.0
+    assert linear_accuracy(x[::2], y[::2], x[1::2], y[1::2]) == 1.0
+    noise = rng.normal(size=(200, 16))
+    assert linear_accuracy(noise[::2], y[::2], noise[1::2], y[1::2]) < 0.5
+
+
+def test_probe_command_on_a_random_backbone(tmp_path, capsys) -> None:
+    out = tmp_path / "probe.json"
+    code = main(["probe", "random", "--arch", "small_cnn", "--train", "synthetic:?n=70",
+                 "--test", "synthetic:?split=test&n=35", "--k", "3", "--out", str(out)])
+    assert code == 0 and "k-NN (k=3)" in capsys.readouterr().out
+    assert out.is_file()
