@@ -1,7 +1,7 @@
 """Feature extractors: torchvision ResNets and timm ViTs for paper-scale runs, a small CNN for CPU-scale runs.
 
 Every backbone maps a (B, 3, H, W) image batch to its last (B, D, h, w) feature map (`forward_map`), turns
-such a map into the (B, D) feature (`pool`: global average pooling, plus `fc_norm` for a ViT) and does both
+such a map into the (B, D) feature (`pool_map`: global average pooling, plus `fc_norm` for a ViT) and does both
 in `forward`; it exposes `feature_dim` = D and `feature_map_stages()`. A backbone with layers (the ViTs)
 also exposes `num_layers` and `layer_id(param_name)` for layer-wise lr decay.
 """
@@ -40,11 +40,11 @@ class ResNetBackbone(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
-    def pool(self, feature_map: torch.Tensor) -> torch.Tensor:
+    def pool_map(self, feature_map: torch.Tensor) -> torch.Tensor:
         return global_pool(feature_map)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.forward_map(x))
+        return self.pool_map(self.forward_map(x))
 
     def feature_map_stages(self) -> list[nn.Module]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
@@ -79,11 +79,11 @@ class SmallCNN(nn.Module):
             x = stage(x)
         return x
 
-    def pool(self, feature_map: torch.Tensor) -> torch.Tensor:
+    def pool_map(self, feature_map: torch.Tensor) -> torch.Tensor:
         return global_pool(feature_map)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.forward_map(x))
+        return self.pool_map(self.forward_map(x))
 
     def feature_map_stages(self) -> list[nn.Module]:
         return list(self.stages)

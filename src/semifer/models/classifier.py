@@ -66,7 +66,7 @@ class FERNet(nn.Module):
         return self.feature_dropout(self.attention(self.backbone.forward_map(x)))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        feature = self.dropout(self.backbone.pool(self.feature_map(x)))
+        feature = self.dropout(self.backbone.pool_map(self.feature_map(x)))
         return F.normalize(feature, dim=1) if self.l2norm else feature
 
     def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

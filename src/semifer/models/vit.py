@@ -9,7 +9,8 @@ checkpoint's `norm.*` is reported as unexpected and `fc_norm.*` starts fresh, as
 
 `forward_map` returns the patch tokens laid back on their (H/p, W/p) grid as a (B, D, h, w) map, so the
 heads that act on a feature map (DTA+SNL's local attention, feature-map dropout) work unchanged;
-`pool` turns that map into the feature. `layer_id` / `num_layers` give MAE's layer-wise lr decay groups.
+`pool_map` turns that map into the feature (timm's own `pool` is left as it is). `layer_id` / `num_layers`
+give MAE's layer-wise lr decay groups.
 Nothing is downloaded: the model is always built with random weights (timm's `pretrained=False`).
 """
 
@@ -62,12 +63,12 @@ class ViTBackbone(VisionTransformer):
         tokens = self.forward_features(x)[:, self.num_prefix_tokens:]
         return tokens.transpose(1, 2).reshape(len(x), self.feature_dim, self.grid, self.grid)
 
-    def pool(self, feature_map: torch.Tensor) -> torch.Tensor:
+    def pool_map(self, feature_map: torch.Tensor) -> torch.Tensor:
         """Mean over the patch tokens, then `fc_norm` (MAE's fine-tuning feature)."""
         return self.fc_norm(feature_map.flatten(2).mean(dim=-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.forward_map(x))
+        return self.pool_map(self.forward_map(x))
 
     def feature_map_stages(self) -> list[nn.Module]:
         return list(self.blocks)
