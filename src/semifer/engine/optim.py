@@ -25,7 +25,8 @@ def layer_scales(model: nn.Module, decay: float) -> dict[str, float]:
 
     Any submodule exposing `num_layers` and `layer_id(param_name)` (ids 0..num_layers) scales its
     parameter of layer i by decay^(num_layers - i): a ViT's embeddings get decay^(depth + 1), block i
-    decay^(depth - i), its final norm 1. Parameters outside such a module (the head) get 1.
+    decay^(depth - i), its final norm 1. Parameters outside such a module (the head) get 1. MAE's
+    fine-tuning uses 0.65 for ViT-B and 0.75 for ViT-L/H (its FINETUNE.md).
     """
     scales: dict[str, float] = {}
     for prefix, module in model.named_modules():

@@ -12,6 +12,11 @@ hidden patches only, against per-patch normalised pixels with `norm_pix_loss`.
 Parameter names are MAE's (`cls_token`, `pos_embed`, `patch_embed.proj.weight`, `blocks.0.attn.qkv.weight`,
 `norm.weight`, `decoder_*`, `mask_token`) under `backbone.` for the encoder: `mae_state_dict()` writes
 exactly the official checkpoint's keys, `encoder_state_dict()` the encoder alone.
+
+The recipe (optimiser, lr, schedule, views) is `mae.py`'s; which values are the paper's and which are scaled
+down for CPU is said in the presets `pretrain_mae_vit_base` (paper scale: ViT-B/16, 224 px, decoder 512 x 8
+blocks x 16 heads, SSFER's lr) and `pretrain_mae_vit_tiny_fer2013` (CPU: ViT-Tiny, 48 px, 6 px patches,
+SSFER's ViT-Tiny decoder 96 x 1 x 3, 2000 steps).
 """
 
 from __future__ import annotations
