@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("probe", help="k-NN and linear-probe accuracy of a frozen (pretrained) backbone")
-    p.add_argument("backbone", help="backbone file (e.g. runs/NAME/backbone.safetensors), or 'random' for a random init")
+    p.add_argument("backbone", help="backbone file (runs/NAME/backbone.safetensors), or 'random' for a random init")
     p.add_argument("--train", required=True, help="labeled probe-train spec (its labels are used by the probe only)")
     p.add_argument("--test", required=True, help="labeled test spec, e.g. fer2013:FILE?split=PublicTest")
     p.add_argument("--arch", help="backbone architecture (default: the one the file records)")

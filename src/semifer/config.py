@@ -39,9 +39,15 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     """`dropout`, `l2norm`, `attention` and `feature_dropout` left at None take the method's head (Ada-CM:
-    dropout 0.5 + unit feature; DTA+SNL: local attention + feature-map dropout 0.1)."""
+    dropout 0.5 + unit feature; DTA+SNL: local attention + feature-map dropout 0.1).
+
+    ViT archs only (`vit_tiny|vit_small|vit_base`; the input size is `data.img_size`): `patch_size` (None:
+    16 px from 128 px input, 6 px below) and `drop_path`, the stochastic depth rate (None: MAE's fine-tuning
+    0.1; MAE pretraining uses none)."""
 
     arch: str = "small_cnn"
+    patch_size: int | None = None
+    drop_path: float | None = None
     pretrained: str | None = None
     strict_load: bool = False
     dropout: float | None = None
@@ -54,7 +60,10 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     """Iteration-based schedule: `epochs` x `iters_per_epoch` steps of `batch_size` labeled images
-    (and `unlabeled_ratio` x `batch_size` unlabeled ones when the method uses them)."""
+    (and `unlabeled_ratio` x `batch_size` unlabeled ones when the method uses them).
+
+    `layer_decay` < 1 is MAE's layer-wise lr decay (a layer i of L gets lr * layer_decay^(L + 1 - i)); it
+    needs a backbone with layers (the ViTs). 1.0 = off."""
 
     epochs: int = 10
     iters_per_epoch: int = 100
@@ -65,6 +74,7 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
+    layer_decay: float = 1.0
     schedule: str = "cosine"
     warmup_iters: int = 0
     milestones: list[int] = field(default_factory=list)

@@ -11,13 +11,56 @@ from ..config import TrainConfig
 from ..errors import ConfigError
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov) or Adam/AdamW; no weight decay on biases and norm layers for SGD/AdamW."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+def _no_weight_decay(model: nn.Module) -> set[str]:
+    """Full names of parameters a module lists in timm's `no_weight_decay()` (a ViT's `pos_embed`, `cls_token`)."""
+    names: set[str] = set()
+    for prefix, module in model.named_modules():
+        listed = module.no_weight_decay() if callable(getattr(module, "no_weight_decay", None)) else ()
+        names.update(f"{prefix}.{n}" if prefix else n for n in listed)
+    return names
+
+
+def layer_scales(model: nn.Module, decay: float) -> dict[str, float]:
+    """Layer-wise lr decay (BEiT; MAE's fine-tuning): lr multiplier per parameter name.
+
+    Any submodule exposing `num_layers` and `layer_id(param_name)` (ids 0..num_layers) scales its
+    parameter of layer i by decay^(num_layers - i): a ViT's embeddings get decay^(depth + 1), block i
+    decay^(depth - i), its final norm 1. Parameters outside such a module (the head) get 1. MAE's
+    fine-tuning uses 0.65 for ViT-B and 0.75 for ViT-L/H (its FINETUNE.md).
+    """
+    scales: dict[str, float] = {}
+    for prefix, module in model.named_modules():
+        if callable(getattr(module, "layer_id", None)) and hasattr(module, "num_layers"):
+            for name, _ in module.named_parameters():
+                full = f"{prefix}.{name}" if prefix else name
+                scales.setdefault(full, decay ** (module.num_layers - module.layer_id(name)))
+    if not scales:
+        raise ConfigError(f"train.layer_decay={decay} needs a backbone with layers (a ViT arch, e.g. "
+                          "model.arch=vit_tiny); set train.layer_decay=1.0 for this model")
+    return scales
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Groups by (lr scale, weight decay): no weight decay on biases, norm layers and the parameters a module
+    lists in `no_weight_decay()`; `train.layer_decay` < 1 adds per-layer lr scales (`lr_scale`, folded into
+    each group's lr). The full-lr groups come first, so `param_groups[0]['lr']` is the logged base lr."""
+    if not 0.0 < cfg.layer_decay <= 1.0:
+        raise ConfigError(f"train.layer_decay must be in (0, 1], got {cfg.layer_decay}")
+    scales = layer_scales(model, cfg.layer_decay) if cfg.layer_decay < 1.0 else {}
+    skip = _no_weight_decay(model)
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            decayed = p.ndim > 1 and name not in skip
+            groups.setdefault((scales.get(name, 1.0), decayed), []).append(p)
+    order = sorted(groups, key=lambda key: (-key[0], not key[1]))
+    return [{"params": groups[key], "weight_decay": cfg.weight_decay if key[1] else 0.0, "lr_scale": key[0],
+             "lr": cfg.lr * key[0]} for key in order]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), Adam (L2 decay) or AdamW (decoupled decay) over `param_groups`."""
+    groups = param_groups(model, cfg)
     name = cfg.optimizer.lower()
     if name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)

@@ -90,7 +90,8 @@ def make_model(cfg: Config, num_classes: int) -> FERNet:
     """The configured FERNet (head resolved from the method), freshly initialised."""
     resolve_head(cfg)
     m = cfg.model
-    return FERNet(m.arch, num_classes, m.dropout, m.l2norm, m.attention, m.feature_dropout)
+    return FERNet(m.arch, num_classes, m.dropout, m.l2norm, m.attention, m.feature_dropout, cfg.data.img_size,
+                  m.patch_size, m.drop_path)
 
 
 def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> FERNet:

@@ -1,7 +1,9 @@
-"""Feature extractors: torchvision ResNets for paper-scale runs and a small CNN for CPU-scale runs.
+"""Feature extractors: torchvision ResNets and timm ViTs for paper-scale runs, a small CNN for CPU-scale runs.
 
-Every backbone maps a (B, 3, H, W) image batch to its last (B, D, h, w) feature map (`forward_map`) and to
-the (B, D) globally average-pooled feature (`forward`), and exposes `feature_dim` = D.
+Every backbone maps a (B, 3, H, W) image batch to its last (B, D, h, w) feature map (`forward_map`), turns
+such a map into the (B, D) feature (`pool_map`: global average pooling, plus `fc_norm` for a ViT) and does both
+in `forward`; it exposes `feature_dim` = D and `feature_map_stages()`. A backbone with layers (the ViTs)
+also exposes `num_layers` and `layer_id(param_name)` for layer-wise lr decay.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torchvision.models import resnet18, resnet50
+
+from .vit import FINETUNE_DROP_PATH, VIT_SIZES, ViTBackbone
 
 
 def global_pool(feature_map: torch.Tensor) -> torch.Tensor:
@@ -36,8 +40,11 @@ class ResNetBackbone(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
+    def pool_map(self, feature_map: torch.Tensor) -> torch.Tensor:
+        return global_pool(feature_map)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return global_pool(self.forward_map(x))
+        return self.pool_map(self.forward_map(x))
 
     def feature_map_stages(self) -> list[nn.Module]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
@@ -72,16 +79,40 @@ class SmallCNN(nn.Module):
             x = stage(x)
         return x
 
+    def pool_map(self, feature_map: torch.Tensor) -> torch.Tensor:
+        return global_pool(feature_map)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return global_pool(self.forward_map(x))
+        return self.pool_map(self.forward_map(x))
 
     def feature_map_stages(self) -> list[nn.Module]:
         return list(self.stages)
 
 
-BACKBONES: dict[str, Callable[[], nn.Module]] = {
-    "resnet18": lambda: ResNetBackbone(18),
-    "resnet50": lambda: ResNetBackbone(50),
-    "small_cnn": lambda: SmallCNN(16),
-    "small_cnn_wide": lambda: SmallCNN(32),
+def _cnn(make: Callable[[], nn.Module]) -> Callable[..., nn.Module]:
+    """A CNN factory that takes (and rejects) the ViT-only options, so every arch is built the same way."""
+
+    def build(img_size: int = 48, patch_size: int | None = None, drop_path: float | None = None) -> nn.Module:
+        if patch_size is not None or drop_path:
+            raise ValueError("model.patch_size and model.drop_path apply to the ViT archs only; leave them null")
+        return make()
+
+    return build
+
+
+def _vit(size: str) -> Callable[..., nn.Module]:
+    def build(img_size: int = 48, patch_size: int | None = None, drop_path: float | None = None) -> nn.Module:
+        return ViTBackbone(size, img_size, patch_size, FINETUNE_DROP_PATH if drop_path is None else drop_path)
+
+    return build
+
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": _cnn(lambda: ResNetBackbone(18)),
+    "resnet50": _cnn(lambda: ResNetBackbone(50)),
+    "small_cnn": _cnn(lambda: SmallCNN(16)),
+    "small_cnn_wide": _cnn(lambda: SmallCNN(32)),
+    **{name: _vit(name) for name in VIT_SIZES},
 }
+"""arch -> factory(img_size=48, patch_size=None, drop_path=None); patch size and drop path are ViT-only
+(None: 16 px patches from 128 px input, 6 px below; drop path 0.1, MAE's fine-tuning value)."""

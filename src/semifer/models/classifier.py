@@ -1,5 +1,5 @@
-"""The expression classifier: backbone feature map -> (local attention) -> (feature-map dropout) -> global
-average pooling -> dropout -> (optional L2 norm) -> linear head."""
+"""The expression classifier: backbone feature map -> (local attention) -> (feature-map dropout) -> the
+backbone's pooling (global average; + fc_norm for a ViT) -> dropout -> (optional L2 norm) -> linear head."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .backbones import BACKBONES, global_pool
+from .backbones import BACKBONES
 
 
 class LocalAttention(nn.Module):
@@ -37,17 +37,19 @@ class FERNet(nn.Module):
     scaled by 1/(1-p), so no single local pattern can carry the prediction; identity in eval). They live
     outside `backbone`, whose parameter names stay torchvision's. `forward(x, features=True)` returns
     `(logits, feature)` so methods that need the feature get it in the same (DDP-visible) forward call.
+    `img_size`, `patch_size` and `drop_path` shape a ViT backbone (a ViT's map is its patch-token grid).
     """
 
     def __init__(self, arch: str, num_classes: int, dropout: float = 0.0, l2norm: bool = False,
-                 attention: bool = False, feature_dropout: float = 0.0):
+                 attention: bool = False, feature_dropout: float = 0.0, img_size: int = 48,
+                 patch_size: int | None = None, drop_path: float | None = None):
         super().__init__()
         if arch not in BACKBONES:
             raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(BACKBONES)}")
         if not 0.0 <= feature_dropout < 1.0:
             raise ValueError(f"feature_dropout must be in [0, 1), got {feature_dropout}")
         self.arch = arch
-        self.backbone = BACKBONES[arch]()
+        self.backbone = BACKBONES[arch](img_size=img_size, patch_size=patch_size, drop_path=drop_path)
         dim = self.backbone.feature_dim
         self.attention = LocalAttention(dim) if attention else nn.Identity()
         self.feature_dropout = nn.Dropout2d(feature_dropout) if feature_dropout > 0 else nn.Identity()
@@ -64,7 +66,7 @@ class FERNet(nn.Module):
         return self.feature_dropout(self.attention(self.backbone.forward_map(x)))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        feature = self.dropout(global_pool(self.feature_map(x)))
+        feature = self.dropout(self.backbone.pool_map(self.feature_map(x)))
         return F.normalize(feature, dim=1) if self.l2norm else feature
 
     def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,18 +15,20 @@ _PREFIXES = ("module.", "backbone.", "encoder.", "model.", "base.", "features.")
 
 @dataclass
 class LoadReport:
-    """Which checkpoint keys were used, missing, unexpected or skipped because of a shape mismatch."""
+    """Which checkpoint keys were used, missing, unexpected, skipped because of a shape mismatch, or
+    resampled to the backbone's geometry (a ViT's position embedding and patch projection)."""
 
     path: str
     loaded: int
     missing: list[str]
     unexpected: list[str]
     mismatched: list[str]
+    resampled: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"loaded {self.loaded} tensors from {self.path}"]
         for label, keys in (("missing (kept at init)", self.missing), ("unexpected (ignored)", self.unexpected),
-                            ("shape mismatch (kept at init)", self.mismatched)):
+                            ("shape mismatch (kept at init)", self.mismatched), ("resampled", self.resampled)):
             if keys:
                 shown = ", ".join(keys[:8]) + (f", ... (+{len(keys) - 8})" if len(keys) > 8 else "")
                 lines.append(f"  {len(keys)} {label}: {shown}")
@@ -65,10 +67,16 @@ def _strip(key: str) -> str:
 def load_backbone_weights(backbone: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
     """Load matching tensors into `backbone` by name, ignoring wrapper prefixes such as `module.`.
 
-    Classifier weights of the source task (`fc.*`) are reported as unexpected, never loaded. With
-    `strict=True` anything missing or mismatched is an error (Ada-CM's code loads strictly).
+    Classifier weights of the source task (`fc.*`, `head.*`) and an MAE decoder (`decoder_*`, `mask_token`)
+    are reported as unexpected, never loaded. A backbone with an `adapt_checkpoint(state)` hook first fits the
+    checkpoint to its geometry (a ViT resamples `pos_embed` to its patch grid with timm's
+    `resample_abs_pos_embed`, and the patch projection to its patch size). With `strict=True` anything
+    missing or mismatched is an error (Ada-CM's code loads strictly).
     """
     source = {_strip(k): v for k, v in read_state_dict(path).items()}
+    resampled: list[str] = []
+    if hasattr(backbone, "adapt_checkpoint"):
+        source, resampled = backbone.adapt_checkpoint(source)
     target = backbone.state_dict()
     usable, mismatched = {}, []
     for key, value in source.items():
@@ -78,7 +86,7 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, strict: bool = 
             else:
                 mismatched.append(f"{key} {tuple(value.shape)}->{tuple(target[key].shape)}")
     report = LoadReport(str(path), len(usable), sorted(set(target) - set(usable) - {m.split()[0] for m in mismatched}),
-                        sorted(set(source) - set(target)), mismatched)
+                        sorted(set(source) - set(target)), mismatched, resampled)
     if strict and (report.missing or report.mismatched):
         raise SemiferError(f"strict load failed:\n{report}")
     if not usable:

@@ -1,24 +1,32 @@
-"""Stage 0 of Bridging the Gaps (Song, He, Feng, Shen): face-reconstruction pretraining on unlabeled faces.
+"""Stage 0 of Bridging the Gaps (Song, He, Feng, Shen): masked face-reconstruction pretraining on unlabeled
+faces, the entry point of `semifer pretrain` for every backbone.
 
-The paper pretrains an MAE ViT-B/16 on 1.25 M faces; our backbones are CNNs, so this is a masked
-*convolutional* autoencoder in the spirit of MAE and SparK (Tian et al., ICLR 2023): 75 % of the patches
-of every image are set to zero (after normalisation), the backbone encodes the whole image through its
-`forward_map` (a CNN cannot drop tokens like a ViT, so hidden patches are blanked instead), a light
-`PixelDecoder` predicts every pixel, and the loss is the MSE on the hidden patches only.
+- A ViT (`model.arch=vit_tiny|vit_small|vit_base`) gets MAE proper (`vit_mae.ViTMaskedAutoencoder`), as the
+  paper pretrains an MAE ViT-B/16 on 1.25 M faces: the encoder sees only the 25 % visible patch tokens (+ the
+  class token), a light transformer decoder with a mask token predicts the pixels of every patch. The
+  ViT's patch size is the masking patch (`model.patch_size`).
+- A CNN gets a masked *convolutional* autoencoder in the spirit of MAE and SparK (Tian et al., ICLR 2023):
+  75 % of the patches of every image are set to zero (after normalisation), the backbone encodes the whole
+  image through its `forward_map` (a CNN cannot drop tokens like a ViT, so hidden patches are blanked
+  instead), a light `PixelDecoder` predicts every pixel. Known CNN-specific effect: blanked patches shift
+  batch-norm statistics during pretraining (SparK's motivation for sparse convolutions); fine-tuning
+  re-estimates them, so we accept it for simplicity.
 
-Recipe (MAE's, `pretrain:` section and `train:` fields of the config):
-- AdamW, betas (0.9, 0.95), weight decay 0.05 on weights (none on biases and norm layers), lr =
-  base_lr * batch_size / 256 with base_lr 1.5e-4 (MAE's linear scaling rule; `base_lr: null` uses
-  `train.lr` as given), linear warm-up over `train.warmup_iters`, then cosine decay to 0.
+Both: per-image random masks of exactly round(0.75 N) of the N patches (MAE's shuffling), MSE on the hidden
+patches only, optionally against per-patch normalised pixels (`pretrain.norm_pix_loss`, MAE's recommended
+setting, on in the ViT presets). Recipe (`pretrain:` section and `train:` fields of the config):
+- AdamW, betas (0.9, 0.95), weight decay 0.05 on weights (none on biases, norm layers, a ViT's `cls_token`
+  and `pos_embed`), lr = base_lr * batch_size / 256 (MAE's linear scaling rule, base_lr 1.5e-4;
+  `base_lr: null` uses `train.lr` as given), linear warm-up over `train.warmup_iters`, then cosine to 0.
+  Bridging the Gaps' official code (`pretrain_distribute.py`) uses the *absolute* lr 3.4e-4 at an effective
+  batch of 256, i.e. base_lr 3.4e-4 in MAE's rule; the ViT presets use that.
 - Views: random resized crop with scale (0.2, 1.0) (bicubic) + horizontal flip, ImageNet normalisation.
-- Patch 8 px below 128 px input (a 6x6 grid at 48 px), 16 px from 128 px on (ViT-B/16's, 14x14 at 224 px).
-- Known CNN-specific effect: blanked patches shift batch-norm statistics during pretraining (SparK's
-  motivation for sparse convolutions); fine-tuning re-estimates them, so we accept it for simplicity.
+- CNN patch: 8 px below 128 px input (a 6x6 grid at 48 px), 16 px from 128 px on (14x14 at 224 px).
 
 The run directory holds `config.yaml`, `metrics.jsonl` (loss per epoch), `plots/reconstructions.png`
 (input / masked / reconstruction of a few fixed faces, rewritten every epoch), `checkpoints/last.pt`
-(to resume) and `backbone.safetensors`: the backbone's state dict with its torchvision names, which any
-method starts from with `model.pretrained=RUN/backbone.safetensors`.
+(to resume) and `backbone.safetensors`: the encoder's state dict (torchvision names for a CNN, MAE's for a
+ViT), which any method starts from with `model.pretrained=RUN/backbone.safetensors`.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from ..engine.precision import autocast_dtype
 from ..engine.run import make_run_dir, seed_everything
 from ..errors import ConfigError
 from ..models import BACKBONES, load_backbone_weights
+from ..models.vit import VIT_SIZES, ViTBackbone, default_patch_size
 from .decoder import PixelDecoder
 from .masking import (
     hide_patches,
@@ -60,6 +69,7 @@ from .masking import (
     random_patch_mask,
     unpatchify,
 )
+from .vit_mae import ViTMaskedAutoencoder
 
 
 @dataclass
@@ -76,6 +86,7 @@ class PretrainOptions:
     crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])
     decoder_dim: int = 128
     decoder_depth: int = 2
+    decoder_heads: int = 4
     preview: int = 6
 
 
@@ -89,6 +100,13 @@ def pretrain_options(cfg: Config) -> PretrainOptions:
     except (TypeError, ValueError):
         raise ConfigError("pretrain.mask_ratio, base_lr, betas and crop_scale must be numbers") from None
     size = cfg.data.img_size
+    if cfg.model.arch in VIT_SIZES:
+        vit_patch = cfg.model.patch_size or default_patch_size(size)
+        if opts.patch_size not in (None, vit_patch):
+            raise ConfigError(f"pretrain.patch_size {opts.patch_size} differs from the ViT's patch {vit_patch}; "
+                              "a ViT's MAE masks its own patches: set model.patch_size and leave pretrain.patch_size "
+                              "null")
+        opts.patch_size = vit_patch
     if opts.patch_size is None:
         opts.patch_size = 16 if size >= 128 else 8
     if opts.patch_size < 1 or size % opts.patch_size:
@@ -135,12 +153,24 @@ class MaskedAutoencoder(nn.Module):
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.backbone.forward_map(hide_patches(images, mask, self.patch)))
 
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """The backbone's state dict with its torchvision names."""
+        return self.backbone.state_dict()
 
-def save_backbone(backbone: nn.Module, path: Path, arch: str) -> Path:
-    """Write the backbone's state dict (torchvision names) as safetensors, atomically."""
+
+def masked_autoencoder(backbone: nn.Module, img_size: int, opts: PretrainOptions) -> nn.Module:
+    """MAE proper for a ViT (`ViTMaskedAutoencoder`: visible tokens only), the masked convolutional
+    autoencoder for a CNN (`MaskedAutoencoder`: blanked patches); both map (images, mask) to images."""
+    if isinstance(backbone, ViTBackbone):
+        return ViTMaskedAutoencoder(backbone, opts.decoder_dim, opts.decoder_depth, opts.decoder_heads)
+    return MaskedAutoencoder(backbone, img_size, opts.patch_size, opts.decoder_dim, opts.decoder_depth)
+
+
+def save_backbone(state: dict[str, torch.Tensor], path: Path, arch: str) -> Path:
+    """Write a backbone's state dict as safetensors, atomically."""
     from safetensors.torch import save_file
 
-    state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
@@ -229,7 +259,10 @@ class Pretrainer:
         self.device = dist.local_device(tc.device)
         if cfg.model.arch not in BACKBONES:
             raise ConfigError(f"unknown model.arch {cfg.model.arch!r}; choose one of {', '.join(BACKBONES)}")
-        backbone = BACKBONES[cfg.model.arch]()
+        m = cfg.model
+        no_drop_path = 0.0 if m.arch in VIT_SIZES else None  # MAE pretrains without stochastic depth
+        backbone = BACKBONES[m.arch](img_size=cfg.data.img_size, patch_size=m.patch_size,
+                                     drop_path=no_drop_path if m.drop_path is None else m.drop_path)
         if cfg.model.pretrained:
             report = load_backbone_weights(backbone, cfg.model.pretrained, strict=cfg.model.strict_load)
             (run_dir / "pretrained_load.txt").write_text(f"{report}\n")
@@ -254,8 +287,7 @@ class Pretrainer:
     def build_model(self, backbone: nn.Module) -> nn.Module:
         """The trained module around `backbone` (kept as its `.backbone`, the part that is saved)."""
         self.num_patches = (self.cfg.data.img_size // self.opts.patch_size) ** 2
-        return MaskedAutoencoder(backbone, self.cfg.data.img_size, self.opts.patch_size, self.opts.decoder_dim,
-                                 self.opts.decoder_depth)
+        return masked_autoencoder(backbone, self.cfg.data.img_size, self.opts)
 
     def checkpoint_path(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
@@ -268,7 +300,7 @@ class Pretrainer:
                          "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                          "scaler": self.scaler.state_dict(), "rng": rng_state(), "history": self.history},
                         self.checkpoint_path())
-        save_backbone(self.model.backbone, self.backbone_path(), self.cfg.model.arch)
+        save_backbone(self.model.encoder_state_dict(), self.backbone_path(), self.cfg.model.arch)
 
     def resume(self) -> bool:
         if not self.checkpoint_path().is_file():

@@ -39,12 +39,13 @@ def masked_count(num_patches: int, ratio: float) -> int:
 
 def random_patch_mask(batch: int, num_patches: int, ratio: float, device: torch.device | str = "cpu",
                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """(batch, num_patches) float mask, 1 = hidden: exactly `masked_count` random patches per image."""
-    count = masked_count(num_patches, ratio)
+    """(batch, num_patches) float mask, 1 = hidden: exactly `masked_count` random patches per image, drawn as
+    MAE's `random_masking` does (argsort of uniform noise, the first N - count patches kept)."""
+    keep = num_patches - masked_count(num_patches, ratio)
     noise = torch.rand(batch, num_patches, generator=generator, device=device)
     order = noise.argsort(dim=1)
-    mask = torch.zeros(batch, num_patches, device=device)
-    return mask.scatter_(1, order[:, :count], 1.0)
+    mask = torch.ones(batch, num_patches, device=device)
+    return mask.scatter_(1, order[:, :keep], 0.0)
 
 
 def pixel_mask(mask: torch.Tensor, patch: int, height: int, width: int) -> torch.Tensor:

@@ -80,6 +80,10 @@ class SimCLR(nn.Module):
         self.projector = nn.Sequential(nn.Linear(backbone.feature_dim, hidden), nn.BatchNorm1d(hidden),
                                        nn.ReLU(inplace=True), nn.Linear(hidden, out))
 
+    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """What `model.pretrained=` loads: the backbone alone (the projection head is discarded)."""
+        return self.backbone.state_dict()
+
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         b = len(first)
         z = self.projector(self.backbone(torch.cat([first, second]))).float()
