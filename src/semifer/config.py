@@ -20,6 +20,7 @@ class DataConfig:
 
     `extra_ratio` is the fraction of every unlabeled batch drawn from the `extra_unlabeled` pools (the rest
     from the training pool's unlabeled part); None draws from the joined pools in proportion to their sizes.
+    `balanced_labeled` draws labeled batches class-balanced; None takes the method's choice (DTA+SNL: on).
     """
 
     train: str = "synthetic:?n=4000"
@@ -34,15 +35,19 @@ class DataConfig:
     bgr_quirk: bool = False
     augment: bool = True
     workers: int = 2
+    balanced_labeled: bool | None = None
 
 
 @dataclass
 class ModelConfig:
     """`dropout`, `l2norm`, `attention` and `feature_dropout` left at None take the method's head (Ada-CM:
-    dropout 0.5 + unit feature; DTA+SNL: local attention + feature-map dropout 0.1)."""
+    dropout 0.5 + unit feature; DTA+SNL: local attention + feature-map dropout 0.1). `pretrained` loads a
+    backbone; `init_from` loads a whole FERNet, head included (e.g. a run's `checkpoints/last.pt`, to
+    continue Bridging stage 1 into stage 2)."""
 
     arch: str = "small_cnn"
     pretrained: str | None = None
+    init_from: str | None = None
     strict_load: bool = False
     dropout: float | None = None
     l2norm: bool | None = None

@@ -50,3 +50,4 @@ class AdaCM(ConfidenceSSL):
         lambda_x: float = 0.5
         lambda_u: float = 1.0
         lambda_c: float = 0.1
+        crop_p: float = 0.5

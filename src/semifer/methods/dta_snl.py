@@ -34,7 +34,7 @@ class DTASNL(ConfidenceSSL):
         weak_views: int = 1
         strong_views: int = 1
         threshold: str = "dynamic"
-        dyn_momentum: float = 0.999
+        dyn_momentum: float | None = None
         dyn_class_state: str = "confidence"
         uncertain_loss: str = "snl"
         snl_threshold: float = 0.05

@@ -25,6 +25,6 @@ class DTM(ConfidenceSSL):
         weak_views: int = 1
         strong_views: int = 1
         threshold: str = "dynamic"
-        dyn_momentum: float = 0.999
+        dyn_momentum: float | None = None
         dyn_class_state: str = "probability"
         uncertain_loss: str = "none"

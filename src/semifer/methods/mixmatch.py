@@ -58,6 +58,7 @@ class MixMatch(Method):
         lambda_u: float = 75.0
         rampup: float = 0.4
         interleave: bool = True
+        crop_p: float = 1.0  # the official weak view: random pad-and-crop always, then flip
 
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)

@@ -76,6 +76,7 @@ class ReMixMatch(Method):
         history: int = 128
         p_target: str = "labeled"
         interleave: bool = True
+        crop_p: float = 1.0  # the official weak view: random pad-and-crop always, then flip
 
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
