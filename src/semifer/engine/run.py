@@ -17,7 +17,7 @@ from ..data.registry import load_dataset
 from ..data.splits import Split, apply_split, make_split
 from ..errors import ConfigError
 from ..methods import Method, build_method, method_class
-from ..models import FERNet, load_backbone_weights
+from ..models import FERNet, load_backbone_weights, load_model_weights
 from ..report.plots import plot_run
 from . import distributed as dist
 from .evaluate import Metrics, plot_confusion
@@ -94,13 +94,19 @@ def make_model(cfg: Config, num_classes: int) -> FERNet:
 
 
 def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> FERNet:
+    """The model, its backbone from `model.pretrained` and then the whole net (head included) from
+    `model.init_from` when given; each load's key report is printed and kept in the run directory."""
     model = make_model(cfg, num_classes)
-    if cfg.model.pretrained:
-        report = load_backbone_weights(model.backbone, cfg.model.pretrained, strict=cfg.model.strict_load)
+    loads = [(cfg.model.pretrained, model.backbone, load_backbone_weights, "pretrained_load.txt"),
+             (cfg.model.init_from, model, load_model_weights, "init_load.txt")]
+    for path, target, load, record in loads:
+        if not path:
+            continue
+        report = load(target, path, strict=cfg.model.strict_load)
         if dist.is_main():
             print(report)
             if run_dir is not None:
-                (run_dir / "pretrained_load.txt").write_text(str(report) + "\n")
+                (run_dir / record).write_text(str(report) + "\n")
     return model
 
 

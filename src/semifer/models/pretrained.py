@@ -52,24 +52,22 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in blob.items() if isinstance(v, torch.Tensor)}
 
 
-def _strip(key: str) -> str:
+_WRAPPERS = ("module.", "model.")
+
+
+def _strip(key: str, prefixes: tuple[str, ...] = _PREFIXES) -> str:
     changed = True
     while changed:
         changed = False
-        for prefix in _PREFIXES:
+        for prefix in prefixes:
             if key.startswith(prefix):
                 key, changed = key[len(prefix):], True
     return key
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
-    """Load matching tensors into `backbone` by name, ignoring wrapper prefixes such as `module.`.
-
-    Classifier weights of the source task (`fc.*`) are reported as unexpected, never loaded. With
-    `strict=True` anything missing or mismatched is an error (Ada-CM's code loads strictly).
-    """
-    source = {_strip(k): v for k, v in read_state_dict(path).items()}
-    target = backbone.state_dict()
+def _load_matching(module: nn.Module, source: dict[str, torch.Tensor], path: str | Path, strict: bool) -> LoadReport:
+    """Load the tensors of `source` whose names and shapes match `module`'s, and report the rest."""
+    target = module.state_dict()
     usable, mismatched = {}, []
     for key, value in source.items():
         if key in target:
@@ -82,6 +80,21 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, strict: bool = 
     if strict and (report.missing or report.mismatched):
         raise SemiferError(f"strict load failed:\n{report}")
     if not usable:
-        raise SemiferError(f"{path}: no tensor matches the {type(backbone).__name__} backbone\n{report}")
-    backbone.load_state_dict(usable, strict=False)
+        raise SemiferError(f"{path}: no tensor matches the {type(module).__name__}\n{report}")
+    module.load_state_dict(usable, strict=False)
     return report
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
+    """Load matching tensors into `backbone` by name, ignoring wrapper prefixes such as `module.`.
+
+    Classifier weights of the source task (`fc.*`) are reported as unexpected, never loaded. With
+    `strict=True` anything missing or mismatched is an error (Ada-CM's code loads strictly).
+    """
+    return _load_matching(backbone, {_strip(k): v for k, v in read_state_dict(path).items()}, path, strict)
+
+
+def load_model_weights(model: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
+    """Load a whole classifier, head included (`model.init_from`): a semifer run's checkpoint (its student
+    weights, the `model` entry) or any state dict with the same names, less wrapper prefixes (`module.`)."""
+    return _load_matching(model, {_strip(k, _WRAPPERS): v for k, v in read_state_dict(path).items()}, path, strict)
