@@ -322,9 +322,9 @@ def test_engine_hands_its_ema_model_to_a_teacher_method(tmp_path, monkeypatch):
         return step(self, model, labeled, unlabeled, progress, teacher)
 
     monkeypatch.setattr(DTASNL, "step", spy)
-    cfg = load_config(None, ["method.name=dta_snl", "data.train=synthetic:?n=210", "data.test=synthetic:?split=test&n=21",
-                             "data.split=fraction:0.2", "data.workers=0", "train.batch_size=14", "train.epochs=1",
-                             "train.iters_per_epoch=3", f"out_dir={tmp_path}"])
+    cfg = load_config(None, ["method.name=dta_snl", "data.train=synthetic:?n=210",
+                             "data.test=synthetic:?split=test&n=21", "data.split=fraction:0.2", "data.workers=0",
+                             "train.batch_size=14", "train.epochs=1", "train.iters_per_epoch=3", f"out_dir={tmp_path}"])
     result = train(cfg, progress=False)
     ema = result.trainer.ema.module
     assert len(seen) == 3 and all(t is ema and not training for t, training, _ in seen)

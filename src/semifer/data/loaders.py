@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
-import itertools
-from itertools import islice
+from itertools import count, islice
 
 import numpy as np
 import torch
@@ -116,7 +115,7 @@ class ClassBalancedSampler(Sampler[int]):
         walks = [walk(c) for c in range(len(self.members))]
 
         def draws() -> Iterator[int]:
-            for round_ in itertools.count():
+            for round_ in count():
                 for c in np.random.default_rng([self.seed, 3, round_]).permutation(len(walks)):
                     yield next(walks[c])
 
