@@ -127,6 +127,13 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("semifer.configs").iterdir() if p.name.endswith(".yaml"))
 
 
+def preset_description(name: str) -> str:
+    """A preset's first comment line: what it is, in one line."""
+    text = resources.files("semifer.configs").joinpath(f"{name}.yaml").read_text()
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return first.lstrip("#").strip() if first.startswith("#") else ""
+
+
 def read_preset(name_or_path: str) -> dict[str, Any]:
     """A preset by name (`semifer/configs/NAME.yaml`) or a YAML file path; `base:` chains presets."""
     path = Path(name_or_path)

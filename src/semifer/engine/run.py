@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Config, save_config
+from ..config import Config, parse_override, preset_names, read_preset, save_config
 from ..data.faceset import FaceSet, concat
 from ..data.registry import load_dataset
 from ..data.splits import Split, apply_split, make_split
@@ -86,6 +87,36 @@ def resolve_head(cfg: Config) -> None:
             setattr(cfg.model, key, default)
 
 
+def missing_own_training(cfg: Config) -> list[str]:
+    """The method's own training settings (`Method.own_training`) that `cfg` does not use, as
+    'key=this run's value (the method's: value)'."""
+    values = cfg.to_dict()
+    missing = []
+    for item in method_class(cfg.method["name"]).own_training:
+        key, _, _ = item.partition("=")
+        wanted: Any = parse_override(item)
+        have: Any = values
+        for part in key.split("."):
+            wanted, have = wanted[part], have[part]
+        same = have == wanted or (isinstance(have, (int, float)) and isinstance(wanted, (int, float))
+                                  and math.isclose(have, wanted))
+        if not same:
+            missing.append(f"{key}={have} (the method's: {wanted})")
+    return missing
+
+
+def own_training_notice(cfg: Config) -> str | None:
+    """A notice when a method that declares its own training recipe trains without it, else None."""
+    missing = missing_own_training(cfg)
+    if not missing:
+        return None
+    name = cfg.method["name"]
+    presets = [p for p in preset_names() if read_preset(p).get("method", {}).get("name") == name]
+    where = f"the presets {', '.join(presets)} apply it" if presets else "override these keys to apply it"
+    return (f"notice: {name} declares its own training recipe, which this run does not use: {'; '.join(missing)}; "
+            f"{where}")
+
+
 def make_model(cfg: Config, num_classes: int) -> FERNet:
     """The configured FERNet (head resolved from the method), freshly initialised."""
     resolve_head(cfg)
@@ -124,6 +155,9 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         save_config(cfg, run_dir / "config.yaml")
+        notice = own_training_notice(cfg)
+        if notice and progress:
+            print(notice)
     data = prepare_data(cfg, run_dir)
     model = build_model(cfg, data.labeled.num_classes, run_dir)
     method = build_method(cfg.method, data.labeled.num_classes, len(data.unlabeled) if data.unlabeled else 0)

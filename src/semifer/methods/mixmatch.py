@@ -49,6 +49,9 @@ class MixMatch(Method):
     """
 
     name = "mixmatch"
+    # The paper's optimisation (its code's decoupled decay is the engine's ema_weight_decay).
+    own_training = ("train.optimizer=adam", "train.lr=0.002", "train.weight_decay=0", "train.schedule=none",
+                    "train.ema=0.999", "train.ema_weight_decay=0.02", "train.unlabeled_ratio=1")
 
     @dataclass
     class Options:

@@ -20,6 +20,7 @@ from ..labels import CANONICAL
 from .base import Batch, EpochContext, Method, StepOutput
 from .forward import forward_views
 from .mixing import align_distribution, forward_mixed, linear_rampup, mixup, running_stats_frozen, sharpen
+from .mixmatch import MixMatch
 from .unlabeled_losses import soft_cross_entropy
 
 
@@ -63,6 +64,7 @@ class ReMixMatch(Method):
     """
 
     name = "remixmatch"
+    own_training = MixMatch.own_training
 
     @dataclass
     class Options:
