@@ -69,3 +69,16 @@ def test_each_method_recipe_has_a_preset_and_a_run_without_it_says_so():
     assert "train.unlabeled_ratio=1.0 (the method's: 7)" in mu
     assert own_training_notice(load_config("fer2013_ssl", ["method.name=supervised"])) is None
     assert load_config("fixmatch_fer2013").train.unlabeled_ratio == 7
+
+
+def test_unlabeled_ratio_left_unset_takes_the_methods_mu():
+    from semifer.engine.run import resolve_method_defaults
+
+    for method, mu in [("fixmatch", 7.0), ("flexmatch", 7.0), ("adacm", 1.0), ("mixmatch", 1.0)]:
+        cfg = load_config("fer2013_small", [f"method.name={method}"])
+        assert cfg.train.unlabeled_ratio is None
+        resolve_method_defaults(cfg)
+        assert cfg.train.unlabeled_ratio == mu, method
+    explicit = load_config("fer2013_small", ["method.name=fixmatch", "train.unlabeled_ratio=2"])
+    resolve_method_defaults(explicit)
+    assert explicit.train.unlabeled_ratio == 2

@@ -59,12 +59,13 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     """Iteration-based schedule: `epochs` x `iters_per_epoch` steps of `batch_size` labeled images
-    (and `unlabeled_ratio` x `batch_size` unlabeled ones when the method uses them)."""
+    (and `unlabeled_ratio` x `batch_size` unlabeled ones when the method uses them; None takes the
+    method's mu: 7 for FixMatch and FlexMatch, as their papers, 1 otherwise)."""
 
     epochs: int = 10
     iters_per_epoch: int = 100
     batch_size: int = 64
-    unlabeled_ratio: float = 1.0
+    unlabeled_ratio: float | None = None
     optimizer: str = "sgd"
     lr: float = 0.03
     momentum: float = 0.9

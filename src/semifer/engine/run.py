@@ -87,9 +87,18 @@ def resolve_head(cfg: Config) -> None:
             setattr(cfg.model, key, default)
 
 
+def resolve_method_defaults(cfg: Config) -> None:
+    """Fill what the config leaves to the method (the head, `train.unlabeled_ratio`), so config.yaml says
+    what ran."""
+    resolve_head(cfg)
+    if cfg.train.unlabeled_ratio is None:
+        cfg.train.unlabeled_ratio = method_class(cfg.method["name"]).unlabeled_ratio
+
+
 def missing_own_training(cfg: Config) -> list[str]:
     """The method's own training settings (`Method.own_training`) that `cfg` does not use, as
     'key=this run's value (the method's: value)'."""
+    resolve_method_defaults(cfg)
     values = cfg.to_dict()
     missing = []
     for item in method_class(cfg.method["name"]).own_training:
@@ -150,7 +159,7 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
     device = dist.local_device(cfg.train.device)
     rank, world = dist.init_distributed(device)
     seed_everything(cfg.seed + rank)
-    resolve_head(cfg)
+    resolve_method_defaults(cfg)
     run_dir = Path(dist.broadcast_object(str(run_dir or make_run_dir(cfg, resume))))
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:

@@ -101,7 +101,8 @@ class Trainer:
         if self.method.uses_unlabeled:
             if self.data.unlabeled is None or not len(self.data.unlabeled):
                 raise ValueError(f"method {self.method.name} needs unlabeled images but the split left none")
-            ub = max(1, round(tc.batch_size * tc.unlabeled_ratio))
+            mu = self.method.unlabeled_ratio if tc.unlabeled_ratio is None else tc.unlabeled_ratio
+            ub = max(1, round(tc.batch_size * mu))
             unlabeled = endless_loader(ViewDataset(self.data.unlabeled, self._views(self.method.unlabeled_views)),
                                        ub, seed + 1, self.cfg.data.workers, self.rank, self.world,
                                        start=self.step * ub, extra_from=self.data.extra_from,

@@ -77,6 +77,8 @@ class Method(nn.Module):
     own_training: ClassVar[tuple[str, ...]] = ()
     # The same for short CPU-scale runs (~1,000 steps of a small net), where some recipes need adapting.
     cpu_scale_training: ClassVar[tuple[str, ...]] = ()
+    # mu, unlabeled images per labeled one, when train.unlabeled_ratio is not set (FixMatch: 7).
+    unlabeled_ratio: ClassVar[float] = 1.0
     # Pseudo-labels from a teacher: the engine passes its EMA model to `step` as `teacher=` (no gradient;
     # in eval mode, or train mode when `teacher_mode` is "train"). Needs train.ema > 0.
     uses_teacher: ClassVar[bool] = False

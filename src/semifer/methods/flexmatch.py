@@ -16,6 +16,7 @@ from .fixmatch import FixMatch
 
 class FlexMatch(ConfidenceSSL):
     name = "flexmatch"
+    unlabeled_ratio = FixMatch.unlabeled_ratio
     own_training = FixMatch.own_training
 
     @dataclass
