@@ -113,3 +113,17 @@ def test_reproduction_options_are_switches():
     assert m.policy.schedule == "log2"
     with pytest.raises(ValueError, match="schedule"):
         build_method({"name": "adacm", "margin_schedule": "nope"}, 7, 10)
+
+
+@pytest.mark.parametrize(("schedule", "maximum"), [("linear", 0.47), ("half", 0.64), ("log2", 0.26)])
+def test_reproduction_schedules_equal_a_fixed_floor_margin(schedule, maximum):
+    # Even a perfect model (every labeled image right at confidence 1) gets B * schedule(t) < 0.8 for the
+    # study's three schedules over Ada-CM's 20 epochs, so the official 0.8 floor holds every margin.
+    policy = AdaptiveMargin(3, schedule=schedule)
+    conf, label = torch.ones(6), torch.tensor([0, 1, 2, 0, 1, 2])
+    peak = max(0.97 * schedule_factor(schedule, t) for t in range(1, 21))
+    assert peak == pytest.approx(maximum, abs=0.005)
+    for t in range(1, 21):
+        assert torch.equal(policy.margins_from(conf, label, label, t), torch.full((3,), 0.8))
+    paper = AdaptiveMargin(3, schedule="paper").margins_from(conf, label, label, 2)
+    assert (paper > 0.85).all()  # the paper's schedule does lift the margins above the floor

@@ -197,7 +197,8 @@ def test_stage1_defaults_and_plain_smoothed_ce_without_mixup():
     method = build_method({"name": "bridging_stage1"}, 7)
     o = method.opts
     assert (o.label_smoothing, o.mixup_alpha, o.real_weight, o.mixed_weight) == (0.1, 1.0, 0.5, 1.0)
-    assert method.labeled_views == ("strong",) and not method.uses_unlabeled
+    assert method.labeled_views == ("randaugment_m9",) and not method.uses_unlabeled
+    assert o.face_boxes == "detect" and not method.uses_teacher
     plain = build_method({"name": "bridging_stage1", "face_mixup": False}, 7)
     x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 3])
     model = _linear()
@@ -209,6 +210,7 @@ def test_stage2_is_fixmatch_at_the_papers_values_plus_face_mixup():
     method = build_method({"name": "bridging_stage2"}, 7, 10)
     o = method.opts
     assert (o.threshold, o.tau, o.lambda_u, o.weak_views, o.strong_views) == ("fixed", 0.7, 5.0, 1, 1)
+    assert method.uses_teacher and method.view_options == {"crop_p": 1.0}
     assert torch.allclose(method.policy.thresholds, torch.full((7,), 0.7))
     assert method.labeled_views == ("weak",) and method.unlabeled_views == ("weak", "strong")
 
@@ -222,14 +224,74 @@ def test_stage2_is_fixmatch_at_the_papers_values_plus_face_mixup():
     assert out.loss.item() == pytest.approx((out.logs["loss_x"] + 5.0 * out.logs["loss_u"]).item(), abs=1e-5)
 
 
-def test_stage2_starts_from_a_stage1_checkpoint(tmp_path):
-    assert main(["train", "-c", "bridging_stage1", *TINY, f"out_dir={tmp_path}", "name=s1"]) == 0
+def test_stage2_pseudo_labels_come_from_the_ema_teacher():
+    method = build_method({"name": "bridging_stage2", "face_mixup": False}, 7, 10)
+    torch.manual_seed(6)
+    x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 3])
+    weak, strong = torch.randn(8, 3, 2, 2), torch.randn(8, 3, 2, 2)
+    labeled, unlabeled = Batch([x], y, torch.arange(4)), Batch([weak, strong], torch.full((8,), -1), torch.arange(8))
+    student, teacher = _linear(7), _linear(8)
+    with torch.no_grad():
+        teacher[1].weight.mul_(20)  # a confident teacher that disagrees with the student
+    out = method.step(student, labeled, unlabeled, 0.5, teacher=teacher)
+    conf, pseudo = torch.softmax(teacher(weak), 1).max(1)
+    mask = (conf >= 0.7).float()
+    assert 0 < mask.sum() < 8
+    assert out.logs["mask"].item() == pytest.approx(mask.mean().item())
+    expected = (nn.functional.cross_entropy(student(strong), pseudo, reduction="none") * mask).mean()
+    assert out.logs["loss_u"].item() == pytest.approx(expected.item(), rel=1e-5)
+    own = method.step(student, labeled, unlabeled, 0.5, teacher=student)
+    assert own.logs["mask"].item() != pytest.approx(mask.mean().item())
+
+
+def test_face_boxes_give_real_weights_one_minus_iou_in_the_step(monkeypatch):
+    from semifer.data.face_boxes import detect_face_boxes
+    from semifer.data.registry import load_dataset
+    from semifer.methods import TrainContext
+
+    faces = load_dataset("synthetic:?n=21")
+    boxes, found = detect_face_boxes(faces)
+    assert boxes.shape == (21, 4) and found.any()
+    assert ((boxes[:, :2] >= 0) & (boxes[:, 2:] <= 1) & (boxes[:, 2:] > boxes[:, :2])).all()
+    assert (boxes[~found] == [0, 0, 1, 1]).all()
+
+    method = build_method({"name": "bridging_stage1", "face_boxes": "whole_image"}, 7)
+    note = method.on_train_start(TrainContext(10, faces, None, torch.device("cpu")))
+    assert "whole image" in note["face_boxes"]
+    assert torch.equal(method.face_boxes(torch.tensor([0, 5])), torch.tensor([[0.0, 0, 1, 1], [0, 0, 1, 1]]))
+
+    known = torch.tensor([[0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5], [0.25, 0, 0.75, 0.5], [0, 0, 0.5, 0.5]])
+    method.face_boxes.boxes = known  # pairs (0, 3): IoU 1 -> weight 0; (1, 2): IoU 1/3 -> weight 2/3
+    monkeypatch.setattr(method.mixup, "sample_lambda", lambda: 0.4)
+    torch.manual_seed(5)
+    x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 3])
+    model = _linear(9)
+    out = method.step(model, Batch([x], y, torch.arange(4)), None, 0.0)
+    smooth = nn.functional.one_hot(y, 7).float() * 0.9 + 0.1 / 7
+    real_ce = _per_image_ce(model(x), smooth)
+    weights = torch.tensor([0.0, 2 / 3, 2 / 3, 0.0])
+    assert out.logs["loss_real"].item() == pytest.approx((weights * (real_ce + real_ce.flip(0))).mean().item(),
+                                                         abs=1e-5)
+    with pytest.raises(ValueError, match="face_boxes"):
+        build_method({"name": "bridging_stage1", "face_boxes": "haar"}, 7)
+
+
+def test_stage2_continues_stage1_with_its_head_and_backbone(tmp_path):
+    from semifer.engine.run import build_model
+
+    assert main(["train", "-c", "bridging_stage1", *TINY, "method.face_boxes=whole_image", f"out_dir={tmp_path}",
+                 "name=s1"]) == 0
     last = tmp_path / "s1" / "checkpoints" / "last.pt"
-    net = FERNet("small_cnn", 7)
-    report = load_backbone_weights(net.backbone, last)
-    assert not report.missing and not report.mismatched and report.unexpected == ["head.bias", "head.weight"]
     student = torch.load(last, weights_only=False)["model"]
-    assert torch.equal(net.backbone.state_dict()["stages.3.1.0.weight"], student["backbone.stages.3.1.0.weight"])
-    assert main(["train", "-c", "bridging_stage2", *TINY, f"model.pretrained={last}",
+    cfg = load_config("bridging_stage2", [*TINY, f"model.init_from={last}"])
+    model = build_model(cfg, 7)
+    start = model.state_dict()
+    assert set(start) == set(student) and any(k.startswith("head.") for k in start)
+    assert all(torch.equal(start[k], student[k]) for k in student)  # bitwise, head included
+    assert main(["train", "-c", "bridging_stage2", *TINY, f"model.init_from={last}", "method.face_boxes=whole_image",
                  f"data.split_file={tmp_path / 's1' / 'split.json'}", f"out_dir={tmp_path}", "name=s2"]) == 0
-    assert "missing" not in (tmp_path / "s2" / "pretrained_load.txt").read_text()
+    report = (tmp_path / "s2" / "init_load.txt").read_text()
+    assert f"loaded {len(student)} tensors" in report and "missing" not in report
+    net = FERNet("small_cnn", 7)
+    backbone_only = load_backbone_weights(net.backbone, last)
+    assert backbone_only.unexpected == ["head.bias", "head.weight"]  # model.pretrained: the backbone alone

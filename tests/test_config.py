@@ -39,3 +39,46 @@ def test_yaml_file_with_base(tmp_path):
     path.write_text("base: demo\ntrain:\n  epochs: 3\n")
     cfg = load_config(str(path))
     assert cfg.train.epochs == 3 and cfg.data.split == "per_class:40"
+
+
+def test_every_preset_loads_and_says_what_it_is(capsys):
+    from semifer.cli import main
+    from semifer.config import preset_description
+
+    for name in preset_names():
+        load_config(name)
+        assert len(preset_description(name)) > 20, name
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "fixmatch_fer2013" in out and "mu 7" in out and "dta_snl_rafdb" in out
+
+
+def test_each_method_recipe_has_a_preset_and_a_run_without_it_says_so():
+    from semifer.config import read_preset
+    from semifer.engine.run import own_training_notice
+    from semifer.methods import METHODS, method_class
+
+    for method in METHODS:
+        if not method_class(method).own_training:
+            continue
+        presets = [p for p in preset_names() if read_preset(p).get("method", {}).get("name") == method]
+        assert presets and all(own_training_notice(load_config(p)) is None for p in presets), method
+    notice = own_training_notice(load_config("fer2013_small", ["method.name=adacm"]))
+    assert "train.optimizer=sgd (the method's: adam)" in notice and "adacm_fer2013" in notice
+    mu = own_training_notice(load_config("fer2013_ssl", ["method.name=fixmatch"]))
+    assert "train.unlabeled_ratio=1.0 (the method's: 7)" in mu
+    assert own_training_notice(load_config("fer2013_ssl", ["method.name=supervised"])) is None
+    assert load_config("fixmatch_fer2013").train.unlabeled_ratio == 7
+
+
+def test_unlabeled_ratio_left_unset_takes_the_methods_mu():
+    from semifer.engine.run import resolve_method_defaults
+
+    for method, mu in [("fixmatch", 7.0), ("flexmatch", 7.0), ("adacm", 1.0), ("mixmatch", 1.0)]:
+        cfg = load_config("fer2013_small", [f"method.name={method}"])
+        assert cfg.train.unlabeled_ratio is None
+        resolve_method_defaults(cfg)
+        assert cfg.train.unlabeled_ratio == mu, method
+    explicit = load_config("fer2013_small", ["method.name=fixmatch", "train.unlabeled_ratio=2"])
+    resolve_method_defaults(explicit)
+    assert explicit.train.unlabeled_ratio == 2

@@ -283,3 +283,92 @@ def test_methods_build_with_their_parts():
     before = dtm3.policy.class_states.clone()
     dtm3.step(Probe(), lb, ulb, progress=0.1).loss.backward()
     assert not torch.equal(dtm3.policy.class_states, before)  # observe got the probabilities
+
+
+# ----------------------------------------------------------------- teacher, balanced sampling, run length
+def test_dta_snl_pseudo_labels_come_from_the_teacher():
+    torch.manual_seed(1)
+    method = build_method({"name": "dta_snl"}, 3, 16)
+    assert method.uses_teacher and method.balanced_labeled
+    method.policy.thresholds.fill_(0.8)
+    n = 16
+    weak, strong, xl = torch.randn(n, 3, 1, 1) * 3, torch.randn(n, 3, 1, 1), torch.randn(n, 3, 1, 1)
+    yl = torch.randint(0, 3, (n,))
+    teacher = Probe()
+    with torch.no_grad():
+        teacher.scale.fill_(-1.0)  # the teacher ranks the classes the other way round from the student
+    labeled, unlabeled = Batch([xl], yl, torch.arange(n)), Batch([weak, strong], torch.full((n,), -1), torch.arange(n))
+    out = method.step(Probe(), labeled, unlabeled, progress=0.5, teacher=teacher)
+    probs = torch.softmax(-weak[:, :, 0, 0], 1)
+    conf, pseudo = probs.max(1)
+    mask = (conf >= 0.8).float()
+    assert 0 < mask.sum() < n
+    lu = masked_cross_entropy(strong[:, :, 0, 0], pseudo, mask)
+    assert out.logs["loss_u"].item() == pytest.approx(lu.item(), rel=1e-5)
+    assert out.logs["mask"].item() == pytest.approx(mask.mean().item())
+    student = method.step(Probe(), labeled, unlabeled, progress=0.5)  # without a teacher: the student's guess
+    assert student.logs["loss_u"].item() != pytest.approx(lu.item(), rel=1e-3)
+
+
+def test_engine_hands_its_ema_model_to_a_teacher_method(tmp_path, monkeypatch):
+    from semifer.engine.run import train
+    from semifer.methods.dta_snl import DTASNL
+
+    seen = []
+    step = DTASNL.step
+
+    def spy(self, model, labeled, unlabeled, progress, teacher=None):
+        seen.append((teacher, teacher.training, labeled.label.clone()))
+        return step(self, model, labeled, unlabeled, progress, teacher)
+
+    monkeypatch.setattr(DTASNL, "step", spy)
+    cfg = load_config(None, ["method.name=dta_snl", "data.train=synthetic:?n=210",
+                             "data.test=synthetic:?split=test&n=21", "data.split=fraction:0.2", "data.workers=0",
+                             "train.batch_size=14", "train.epochs=1", "train.iters_per_epoch=3", f"out_dir={tmp_path}"])
+    result = train(cfg, progress=False)
+    ema = result.trainer.ema.module
+    assert len(seen) == 3 and all(t is ema and not training for t, training, _ in seen)
+    counts = np.bincount(np.concatenate([y.numpy() for _, _, y in seen]), minlength=7)
+    assert counts.tolist() == [6] * 7  # 3 batches of 14: every class twice per batch, whatever the split
+    assert result.history[0]["start/dynamic_threshold_momentum"] == pytest.approx(DynamicThreshold.scaled_momentum(3))
+    with pytest.raises(ConfigError, match="train.ema"):
+        train(load_config(None, ["method.name=dta_snl", "train.ema=0", "data.workers=0", f"out_dir={tmp_path}",
+                                 "train.epochs=1", "train.iters_per_epoch=1"]), progress=False)
+
+
+def test_class_balanced_sampler_draws_every_class_equally_on_every_rank():
+    from semifer.data.loaders import ClassBalancedSampler
+
+    labels = np.array([0] * 50 + [1] * 3 + [2] * 10 + [4] * 7)
+    draws = list(islice(iter(ClassBalancedSampler(labels, seed=0)), 40))
+    for r in range(10):  # any round of 4 consecutive draws holds each class once
+        assert sorted(labels[draws[4 * r:4 * r + 4]].tolist()) == [0, 1, 2, 4]
+    assert len(set(draws[:20]) & set(range(50, 53))) == 3  # the 3 rare images all come back
+    ranks = [list(islice(iter(ClassBalancedSampler(labels, 0, rank, 2)), 20)) for rank in (0, 1)]
+    assert ranks[0] == draws[0::2][:20] and ranks[1] == draws[1::2][:20]
+    assert list(islice(iter(ClassBalancedSampler(labels, 0, 1, 2, start=5)), 10)) == ranks[1][5:15]
+    plain = list(islice(iter(InfiniteSampler(len(labels), seed=0)), 40))
+    assert np.bincount(labels[plain])[0] > 20  # without it the frequent class dominates
+    with pytest.raises(ValueError, match="labeled"):
+        ClassBalancedSampler(np.array([0, -1]))
+
+
+def test_dynamic_threshold_momentum_scales_with_the_run_length():
+    short = DynamicThreshold(7)
+    note = short.set_run_length(2000)
+    assert note["dynamic_threshold_momentum"] == pytest.approx(0.01 ** (1 / 200))
+    for _ in range(200):  # after 10 % of the run the 1/C start weighs at most 1 %
+        short.observe(torch.full((8,), 0.9), torch.zeros(8, dtype=torch.long), torch.arange(8))
+    assert float(short.global_state) == pytest.approx(0.9 - 0.01 * (0.9 - 1 / 7), abs=1e-4)
+    long = DynamicThreshold(7)
+    long.set_run_length(2 ** 20)
+    assert long.momentum == 0.999  # FreeMatch's value at FreeMatch's length
+    fixed = DynamicThreshold(7, momentum=0.999)
+    fixed.set_run_length(2000)
+    assert fixed.momentum == 0.999
+    from semifer.methods import TrainContext
+
+    method = build_method({"name": "dtm"}, 7, 10)
+    faces = FaceSet("l", ["a"], np.array([0]), pixels=np.zeros((1, 4, 4), dtype=np.uint8))
+    method.on_train_start(TrainContext(5000, faces, None, torch.device("cpu")))
+    assert method.policy.momentum == pytest.approx(0.01 ** (1 / 500))

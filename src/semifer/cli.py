@@ -87,9 +87,11 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_presets(args: argparse.Namespace) -> None:
-    from .config import preset_names
+    from .config import preset_description, preset_names
 
-    print("\n".join(preset_names()))
+    names = preset_names()
+    width = max(map(len, names))
+    print("\n".join(f"{name:<{width}}  {preset_description(name)}" for name in names))
 
 
 def build_parser() -> argparse.ArgumentParser:

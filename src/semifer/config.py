@@ -20,6 +20,7 @@ class DataConfig:
 
     `extra_ratio` is the fraction of every unlabeled batch drawn from the `extra_unlabeled` pools (the rest
     from the training pool's unlabeled part); None draws from the joined pools in proportion to their sizes.
+    `balanced_labeled` draws labeled batches class-balanced; None takes the method's choice (DTA+SNL: on).
     """
 
     train: str = "synthetic:?n=4000"
@@ -34,12 +35,15 @@ class DataConfig:
     bgr_quirk: bool = False
     augment: bool = True
     workers: int = 2
+    balanced_labeled: bool | None = None
 
 
 @dataclass
 class ModelConfig:
     """`dropout`, `l2norm`, `attention` and `feature_dropout` left at None take the method's head (Ada-CM:
-    dropout 0.5 + unit feature; DTA+SNL: local attention + feature-map dropout 0.1).
+    dropout 0.5 + unit feature; DTA+SNL: local attention + feature-map dropout 0.1). `pretrained` loads a
+    backbone; `init_from` loads a whole FERNet, head included (e.g. a run's `checkpoints/last.pt`, to
+    continue Bridging stage 1 into stage 2).
 
     ViT archs only (`vit_tiny|vit_small|vit_base`; the input size is `data.img_size`): `patch_size` (None:
     16 px from 128 px input, 6 px below) and `drop_path`, the stochastic depth rate (None: MAE's fine-tuning
@@ -49,6 +53,7 @@ class ModelConfig:
     patch_size: int | None = None
     drop_path: float | None = None
     pretrained: str | None = None
+    init_from: str | None = None
     strict_load: bool = False
     dropout: float | None = None
     l2norm: bool | None = None
@@ -60,7 +65,8 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     """Iteration-based schedule: `epochs` x `iters_per_epoch` steps of `batch_size` labeled images
-    (and `unlabeled_ratio` x `batch_size` unlabeled ones when the method uses them).
+    (and `unlabeled_ratio` x `batch_size` unlabeled ones when the method uses them; None takes the
+    method's mu: 7 for FixMatch and FlexMatch, as their papers, 1 otherwise).
 
     `layer_decay` < 1 is MAE's layer-wise lr decay (a layer i of L gets lr * layer_decay^(L + 1 - i)); it
     needs a backbone with layers (the ViTs). 1.0 = off."""
@@ -68,7 +74,7 @@ class TrainConfig:
     epochs: int = 10
     iters_per_epoch: int = 100
     batch_size: int = 64
-    unlabeled_ratio: float = 1.0
+    unlabeled_ratio: float | None = None
     optimizer: str = "sgd"
     lr: float = 0.03
     momentum: float = 0.9
@@ -130,6 +136,13 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("semifer.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_description(name: str) -> str:
+    """A preset's first comment line: what it is, in one line."""
+    text = resources.files("semifer.configs").joinpath(f"{name}.yaml").read_text()
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return first.lstrip("#").strip() if first.startswith("#") else ""
 
 
 def read_preset(name_or_path: str) -> dict[str, Any]:

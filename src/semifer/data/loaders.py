@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
-from itertools import islice
+from itertools import count, islice
 
 import numpy as np
 import torch
@@ -90,18 +90,57 @@ class RatioSampler(Sampler[int]):
         return islice(draws(), self.start, None)
 
 
+class ClassBalancedSampler(Sampler[int]):
+    """Endless class-balanced draws: rounds that each visit every class present once, in a shuffled order,
+    taking that class's next image from its own endless reshuffled passes.
+
+    Any C consecutive draws of the global sequence (C = number of classes present) hold each class once, so
+    a rare class (fear, disgust) fills as much of a labeled batch as a frequent one. A distributed rank
+    takes every world-th draw; `start` skips the draws this rank already served (resume).
+    """
+
+    def __init__(self, labels: Sequence[int] | np.ndarray, seed: int = 0, rank: int = 0, world: int = 1,
+                 start: int = 0):
+        labels = np.asarray(labels)
+        if len(labels) == 0 or (labels < 0).any():
+            raise ValueError("class-balanced sampling needs a labeled set (every label >= 0)")
+        self.members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+        self.seed, self.rank, self.world, self.start = seed, rank, world, start
+
+    def __iter__(self) -> Iterator[int]:
+        def walk(c: int) -> Iterator[int]:
+            members = self.members[c]
+            return (int(members[i]) for i in _endless_shard(len(members), [self.seed, 2, c], 0, 1))
+
+        walks = [walk(c) for c in range(len(self.members))]
+
+        def draws() -> Iterator[int]:
+            for round_ in count():
+                for c in np.random.default_rng([self.seed, 3, round_]).permutation(len(walks)):
+                    yield next(walks[c])
+
+        return islice(draws(), self.rank + self.start * self.world, None, self.world)
+
+
 def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int, rank: int = 0, world: int = 1,
-                   start: int = 0, extra_from: int | None = None,
-                   extra_ratio: float | None = None) -> Iterator[dict[str, object]]:
+                   start: int = 0, extra_from: int | None = None, extra_ratio: float | None = None,
+                   balanced_labels: Sequence[int] | np.ndarray | None = None) -> Iterator[dict[str, object]]:
     """An iterator of batches that never ends (drop_last semantics: every batch is full).
 
     With `extra_ratio` set, that fraction of every batch comes from the items from index `extra_from` on
-    (`RatioSampler`); otherwise all items are drawn alike.
+    (`RatioSampler`); with `balanced_labels` (the items' labels), every class is drawn equally often
+    (`ClassBalancedSampler`); otherwise all items are drawn alike.
     """
     generator = torch.Generator().manual_seed(seed)
     n = len(dataset)
-    sampler = (RatioSampler(n, n if extra_from is None else extra_from, extra_ratio, seed, rank, world, start)
-               if extra_ratio is not None else InfiniteSampler(n, seed, rank, world, start))
+    if balanced_labels is not None:
+        if extra_ratio is not None:
+            raise ValueError("class-balanced sampling and an extra-pool ratio cannot be combined")
+        sampler: Sampler[int] = ClassBalancedSampler(balanced_labels, seed, rank, world, start)
+    elif extra_ratio is not None:
+        sampler = RatioSampler(n, n if extra_from is None else extra_from, extra_ratio, seed, rank, world, start)
+    else:
+        sampler = InfiniteSampler(n, seed, rank, world, start)
     loader = DataLoader(
         dataset, batch_size=batch_size, sampler=sampler,
         num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),

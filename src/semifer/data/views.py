@@ -1,8 +1,17 @@
 """Training views of one face: weak (flip + padded crop), strong (RandAugment + Cutout + weak), test.
 
-All views work on uint8 (3, H, W) tensors and end with ImageNet normalisation. The strong view follows
-Ada-CM's code, which follows FixMatch: 3 ops drawn with replacement from 14, each at a uniformly random
-magnitude, then an always-on Cutout, then the weak pipeline.
+All views work on uint8 (3, H, W) tensors and end with ImageNet normalisation. Which code each follows:
+- weak: Ada-CM's code (hangyu94/Ada-CM): resize, RandomCrop with 8 px padding at 224 px applied with
+  probability `crop_p` (Ada-CM 0.5; FixMatch's code applies its padded crop always, `crop_p` = 1), flip.
+- strong: Ada-CM's code, which takes FixMatch's RandAugment (kekmodel/FixMatch-pytorch's
+  `fixmatch_augment_pool`): 3 ops drawn with replacement from 14, each at a uniformly random magnitude
+  (the "m" argument is unused), then an always-on Cutout (side U(0, 0.5) * width, grey fill), then the
+  weak pipeline. Op ranges: Brightness / Color / Contrast / Sharpness factor in [0.05, 0.95], Posterize
+  4-8 bits, Rotate +-30 deg, ShearX/Y +-0.3, TranslateX/Y +-0.3 of the size, Solarize threshold 255-0.
+  FixMatch, FlexMatch, ReMixMatch, DTA+SNL, DTM and Bridging stage 2 use this same strong view.
+- randaugment_m9: Bridging the Gaps' stage-1 labeled view, timm's `rand-m9-mstd0.5-inc1` (the MAE
+  fine-tuning RandAugment of the official SSFER code) then the weak pipeline; see `TimmRandAugment`.
+- test: resize and normalise.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torchvision.transforms import InterpolationMode, v2
@@ -22,37 +32,53 @@ CUTOUT_FILL = (125, 123, 114)
 View = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _shear(img: torch.Tensor, m: float, axis: int) -> torch.Tensor:
-    deg = math.degrees(math.atan(0.3 * m * random.choice((-1, 1))))
+def _shear(img: torch.Tensor, v: float, axis: int) -> torch.Tensor:
+    deg = math.degrees(math.atan(v))
     return TF.affine(img, angle=0.0, translate=[0, 0], scale=1.0, shear=[deg, 0.0] if axis == 0 else [0.0, deg],
                      fill=list(CUTOUT_FILL))
 
 
-def _translate(img: torch.Tensor, m: float, axis: int) -> torch.Tensor:
-    shift = round(0.3 * m * img.shape[-1 if axis == 0 else -2]) * random.choice((-1, 1))
+def _translate(img: torch.Tensor, v: float, axis: int) -> torch.Tensor:
+    shift = round(v * img.shape[-1 if axis == 0 else -2])
     return TF.affine(img, angle=0.0, translate=[shift, 0] if axis == 0 else [0, shift], scale=1.0, shear=[0.0, 0.0],
                      fill=list(CUTOUT_FILL))
 
 
-def _signed(m: float) -> float:
-    return 1.0 + 0.95 * m * random.choice((-1, 1))
+@dataclass(frozen=True)
+class Op:
+    """One RandAugment op: magnitude m in [0, 1] maps to the parameter low + (high - low) * m, with a random
+    sign when `signed` (FixMatch's `fixmatch_augment_pool`: v * max_v + bias, random sign for geometry)."""
+
+    apply: Callable[[torch.Tensor, float], torch.Tensor]
+    low: float = 0.0
+    high: float = 0.0
+    signed: bool = False
+
+    def parameter(self, m: float) -> float:
+        v = self.low + (self.high - self.low) * m
+        return v * random.choice((-1, 1)) if self.signed else v
+
+    def __call__(self, img: torch.Tensor, m: float) -> torch.Tensor:
+        return self.apply(img, self.parameter(m))
 
 
-RANDAUGMENT_OPS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
-    "autocontrast": lambda x, m: TF.autocontrast(x),
-    "brightness": lambda x, m: TF.adjust_brightness(x, _signed(m)),
-    "color": lambda x, m: TF.adjust_saturation(x, _signed(m)),
-    "contrast": lambda x, m: TF.adjust_contrast(x, _signed(m)),
-    "equalize": lambda x, m: TF.equalize(x),
-    "identity": lambda x, m: x,
-    "posterize": lambda x, m: TF.posterize(x, 8 - round(4 * m)),
-    "rotate": lambda x, m: TF.rotate(x, 30.0 * m * random.choice((-1, 1)), fill=list(CUTOUT_FILL)),
-    "sharpness": lambda x, m: TF.adjust_sharpness(x, _signed(m)),
-    "shear_x": lambda x, m: _shear(x, m, 0),
-    "shear_y": lambda x, m: _shear(x, m, 1),
-    "solarize": lambda x, m: TF.solarize(x, 255.0 * (1.0 - m)),
-    "translate_x": lambda x, m: _translate(x, m, 0),
-    "translate_y": lambda x, m: _translate(x, m, 1),
+# FixMatch's RandAugment pool as Ada-CM's code uses it. The four enhance ops draw a PIL enhance factor in
+# [0.05, 0.95] (bias 0.05, max 0.9): always darker, duller, lower-contrast, softer, never the opposite.
+RANDAUGMENT_OPS: dict[str, Op] = {
+    "autocontrast": Op(lambda x, v: TF.autocontrast(x)),
+    "brightness": Op(TF.adjust_brightness, 0.05, 0.95),
+    "color": Op(TF.adjust_saturation, 0.05, 0.95),
+    "contrast": Op(TF.adjust_contrast, 0.05, 0.95),
+    "equalize": Op(lambda x, v: TF.equalize(x)),
+    "identity": Op(lambda x, v: x),
+    "posterize": Op(lambda x, v: TF.posterize(x, round(v)), 8, 4),
+    "rotate": Op(lambda x, v: TF.rotate(x, v, fill=list(CUTOUT_FILL)), 0, 30, signed=True),
+    "sharpness": Op(TF.adjust_sharpness, 0.05, 0.95),
+    "shear_x": Op(lambda x, v: _shear(x, v, 0), 0, 0.3, signed=True),
+    "shear_y": Op(lambda x, v: _shear(x, v, 1), 0, 0.3, signed=True),
+    "solarize": Op(TF.solarize, 255, 0),
+    "translate_x": Op(lambda x, v: _translate(x, v, 0), 0, 0.3, signed=True),
+    "translate_y": Op(lambda x, v: _translate(x, v, 1), 0, 0.3, signed=True),
 }
 
 
@@ -111,10 +137,14 @@ def test_view(size: int, bgr_quirk: bool = False) -> View:
 
 
 def weak_view(size: int, crop_padding: int | None = None, crop_p: float = 0.5, bgr_quirk: bool = False) -> View:
-    """Resize, padded random crop applied with probability `crop_p`, horizontal flip (Ada-CM's weak view).
+    """Resize, padded random crop applied with probability `crop_p`, horizontal flip.
 
-    The default padding scales Ada-CM's 8 px at 224 px to the image size (at least 2 px).
+    `crop_p` = 0.5 is Ada-CM's weak view, 1.0 FixMatch's (its padded crop is always on); methods declare it
+    through `Method.view_options`. The default padding scales Ada-CM's 8 px at 224 px to the image size
+    (at least 2 px).
     """
+    if not 0.0 <= crop_p <= 1.0:
+        raise ValueError(f"crop_p must be in [0, 1], got {crop_p}")
     pad = max(2, round(8 * size / 224)) if crop_padding is None else crop_padding
     return v2.Compose([
         _resize(size),
@@ -125,16 +155,44 @@ def weak_view(size: int, crop_padding: int | None = None, crop_p: float = 0.5, b
 
 
 def strong_view(size: int, n_ops: int = 3, cutout: float = 0.5, crop_padding: int | None = None,
-                bgr_quirk: bool = False) -> View:
-    return v2.Compose([RandAugmentFixMatch(n_ops), Cutout(cutout), weak_view(size, crop_padding, bgr_quirk=bgr_quirk)])
+                crop_p: float = 0.5, bgr_quirk: bool = False) -> View:
+    return v2.Compose([RandAugmentFixMatch(n_ops), Cutout(cutout), weak_view(size, crop_padding, crop_p, bgr_quirk)])
+
+
+class TimmRandAugment:
+    """timm's RandAugment from a config string, on the uint8 tensor (through PIL, which timm's ops need).
+
+    "rand-m9-mstd0.5-inc1" is MAE's fine-tuning augmentation, which Bridging the Gaps' official code uses:
+    2 ops from timm's 15 "increasing" ops, each applied with probability 0.5 at magnitude N(9, 0.5) of 10.
+    torchvision's `v2.RandAugment(num_ops=2, magnitude=9)` is not the same: its 9 is of 31 bins (a third of
+    the range), its ops are always applied, its pool has Identity but no Invert / SolarizeAdd, and it has
+    no magnitude noise.
+    """
+
+    def __init__(self, config: str, size: int):
+        from timm.data.auto_augment import rand_augment_transform
+
+        self.transform = rand_augment_transform(config, {"translate_const": int(size * 0.45),
+                                                         "img_mean": CUTOUT_FILL})
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        return TF.pil_to_tensor(self.transform(TF.to_pil_image(img)))
+
+
+def randaugment_m9_view(size: int, crop_padding: int | None = None, crop_p: float = 0.5,
+                        bgr_quirk: bool = False) -> View:
+    """timm's rand-m9-mstd0.5-inc1, then the weak pipeline (Bridging the Gaps' stage-1 labeled view)."""
+    return v2.Compose([TimmRandAugment("rand-m9-mstd0.5-inc1", size), weak_view(size, crop_padding, crop_p, bgr_quirk)])
+
+
+VIEWS: dict[str, Callable[..., View]] = {"weak": weak_view, "strong": strong_view,
+                                         "randaugment_m9": randaugment_m9_view}
 
 
 def build_view(kind: str, size: int, bgr_quirk: bool = False, **options: object) -> View:
-    """A view by name: 'weak', 'strong' or 'test'."""
-    if kind == "weak":
-        return weak_view(size, bgr_quirk=bgr_quirk, **options)  # type: ignore[arg-type]
-    if kind == "strong":
-        return strong_view(size, bgr_quirk=bgr_quirk, **options)  # type: ignore[arg-type]
+    """A view by name: 'weak', 'strong', 'randaugment_m9' or 'test'; `options` go to the training views."""
     if kind == "test":
         return test_view(size, bgr_quirk)
-    raise ValueError(f"unknown view {kind!r}: use weak, strong or test")
+    if kind not in VIEWS:
+        raise ValueError(f"unknown view {kind!r}: use {', '.join(VIEWS)} or test")
+    return VIEWS[kind](size, bgr_quirk=bgr_quirk, **options)

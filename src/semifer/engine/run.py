@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Config, save_config
+from ..config import Config, parse_override, preset_names, read_preset, save_config
 from ..data.faceset import FaceSet, concat
 from ..data.registry import load_dataset
 from ..data.splits import Split, apply_split, make_split
 from ..errors import ConfigError
 from ..methods import Method, build_method, method_class
-from ..models import FERNet, load_backbone_weights
+from ..models import FERNet, load_backbone_weights, load_model_weights
 from ..report.plots import plot_run
 from . import distributed as dist
 from .evaluate import Metrics, plot_confusion
@@ -86,6 +87,45 @@ def resolve_head(cfg: Config) -> None:
             setattr(cfg.model, key, default)
 
 
+def resolve_method_defaults(cfg: Config) -> None:
+    """Fill what the config leaves to the method (the head, `train.unlabeled_ratio`), so config.yaml says
+    what ran."""
+    resolve_head(cfg)
+    if cfg.train.unlabeled_ratio is None:
+        cfg.train.unlabeled_ratio = method_class(cfg.method["name"]).unlabeled_ratio
+
+
+def missing_own_training(cfg: Config) -> list[str]:
+    """The method's own training settings (`Method.own_training`) that `cfg` does not use, as
+    'key=this run's value (the method's: value)'."""
+    resolve_method_defaults(cfg)
+    values = cfg.to_dict()
+    missing = []
+    for item in method_class(cfg.method["name"]).own_training:
+        key, _, _ = item.partition("=")
+        wanted: Any = parse_override(item)
+        have: Any = values
+        for part in key.split("."):
+            wanted, have = wanted[part], have[part]
+        same = have == wanted or (isinstance(have, (int, float)) and isinstance(wanted, (int, float))
+                                  and math.isclose(have, wanted))
+        if not same:
+            missing.append(f"{key}={have} (the method's: {wanted})")
+    return missing
+
+
+def own_training_notice(cfg: Config) -> str | None:
+    """A notice when a method that declares its own training recipe trains without it, else None."""
+    missing = missing_own_training(cfg)
+    if not missing:
+        return None
+    name = cfg.method["name"]
+    presets = [p for p in preset_names() if read_preset(p).get("method", {}).get("name") == name]
+    where = f"the presets {', '.join(presets)} apply it" if presets else "override these keys to apply it"
+    return (f"notice: {name} declares its own training recipe, which this run does not use: {'; '.join(missing)}; "
+            f"{where}")
+
+
 def make_model(cfg: Config, num_classes: int) -> FERNet:
     """The configured FERNet (head resolved from the method), freshly initialised."""
     resolve_head(cfg)
@@ -95,13 +135,19 @@ def make_model(cfg: Config, num_classes: int) -> FERNet:
 
 
 def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> FERNet:
+    """The model, its backbone from `model.pretrained` and then the whole net (head included) from
+    `model.init_from` when given; each load's key report is printed and kept in the run directory."""
     model = make_model(cfg, num_classes)
-    if cfg.model.pretrained:
-        report = load_backbone_weights(model.backbone, cfg.model.pretrained, strict=cfg.model.strict_load)
+    loads = [(cfg.model.pretrained, model.backbone, load_backbone_weights, "pretrained_load.txt"),
+             (cfg.model.init_from, model, load_model_weights, "init_load.txt")]
+    for path, target, load, record in loads:
+        if not path:
+            continue
+        report = load(target, path, strict=cfg.model.strict_load)
         if dist.is_main():
             print(report)
             if run_dir is not None:
-                (run_dir / "pretrained_load.txt").write_text(str(report) + "\n")
+                (run_dir / record).write_text(str(report) + "\n")
     return model
 
 
@@ -114,11 +160,14 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
     device = dist.local_device(cfg.train.device)
     rank, world = dist.init_distributed(device)
     seed_everything(cfg.seed + rank)
-    resolve_head(cfg)
+    resolve_method_defaults(cfg)
     run_dir = Path(dist.broadcast_object(str(run_dir or make_run_dir(cfg, resume))))
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         save_config(cfg, run_dir / "config.yaml")
+        notice = own_training_notice(cfg)
+        if notice and progress:
+            print(notice)
     data = prepare_data(cfg, run_dir)
     model = build_model(cfg, data.labeled.num_classes, run_dir)
     method = build_method(cfg.method, data.labeled.num_classes, len(data.unlabeled) if data.unlabeled else 0)

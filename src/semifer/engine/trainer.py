@@ -21,7 +21,7 @@ from ..data.faceset import FaceSet
 from ..data.loaders import ViewDataset, endless_loader, eval_loader
 from ..data.views import build_view
 from ..errors import ConfigError
-from ..methods.base import Batch, EpochContext, Method
+from ..methods.base import Batch, EpochContext, Method, TrainContext
 from ..methods.forward import MultiView
 from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -68,7 +68,11 @@ class Trainer:
             if world > 1 else views
         )
         self.ema = ModelEMA(model, tc.ema) if tc.ema > 0 else None
+        if method.uses_teacher and self.ema is None:
+            raise ConfigError(f"method {method.name} pseudo-labels with the EMA teacher: set train.ema > 0 "
+                              "(e.g. train.ema=0.999)")
         self.total_steps = tc.epochs * tc.iters_per_epoch
+        self.start_notes = method.on_train_start(TrainContext(self.total_steps, data.labeled, data.unlabeled, device))
         self.optimizer = build_optimizer(model, tc)
         self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) \
@@ -82,19 +86,23 @@ class Trainer:
         """One view per name; `data.augment=false` turns every view into the plain test view (ablations)."""
         d = self.cfg.data
         kinds = kinds if d.augment else tuple("test" for _ in kinds)
-        extra = {"crop_padding": d.crop_padding}
+        extra = {"crop_padding": d.crop_padding, **self.method.view_options}
         return [build_view(k, d.img_size, d.bgr_quirk, **(extra if k != "test" else {})) for k in kinds]
 
     def _loaders(self) -> tuple[Any, Any]:
         tc, seed = self.cfg.train, self.cfg.seed
+        balanced = self.cfg.data.balanced_labeled
+        balanced = self.method.balanced_labeled if balanced is None else balanced
         labeled = endless_loader(ViewDataset(self.data.labeled, self._views(self.method.labeled_views)),
                                  tc.batch_size, seed, self.cfg.data.workers, self.rank, self.world,
-                                 start=self.step * tc.batch_size)
+                                 start=self.step * tc.batch_size,
+                                 balanced_labels=self.data.labeled.labels if balanced else None)
         unlabeled = None
         if self.method.uses_unlabeled:
             if self.data.unlabeled is None or not len(self.data.unlabeled):
                 raise ValueError(f"method {self.method.name} needs unlabeled images but the split left none")
-            ub = max(1, round(tc.batch_size * tc.unlabeled_ratio))
+            mu = self.method.unlabeled_ratio if tc.unlabeled_ratio is None else tc.unlabeled_ratio
+            ub = max(1, round(tc.batch_size * mu))
             unlabeled = endless_loader(ViewDataset(self.data.unlabeled, self._views(self.method.unlabeled_views)),
                                        ub, seed + 1, self.cfg.data.workers, self.rank, self.world,
                                        start=self.step * ub, extra_from=self.data.extra_from,
@@ -143,8 +151,9 @@ class Trainer:
     def _train_step(self, labeled: Batch, unlabeled: Batch | None) -> dict[str, torch.Tensor]:
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         self.train_model.train()
+        teacher = {"teacher": self._teacher()} if self.method.uses_teacher else {}
         with autocast:
-            out = self.method.step(self.train_model, labeled, unlabeled, self.step / self.total_steps)
+            out = self.method.step(self.train_model, labeled, unlabeled, self.step / self.total_steps, **teacher)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
         self.scaler.step(self.optimizer)
@@ -155,6 +164,11 @@ class Trainer:
         if self.ema:
             self.ema.update(self.model)
         return {"loss": out.loss.detach(), **out.logs}
+
+    def _teacher(self) -> nn.Module:
+        """The EMA model in the mode the method asks for (its gradients are off)."""
+        assert self.ema is not None
+        return self.ema.module.train(self.method.teacher_mode == "train")
 
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema else self.model
@@ -170,6 +184,9 @@ class Trainer:
         """Train to the end (or stop after epoch `stop_after_epoch`, checkpointed, to resume later)."""
         tc = self.cfg.train
         labeled_iter, unlabeled_iter = self._loaders()
+        if self.progress:
+            for key, value in self.start_notes.items():
+                tqdm.write(f"{self.method.name}: {key}: {value}")
         metrics_file = self.run_dir / "metrics.jsonl"
         start_epoch = self.step // tc.iters_per_epoch
         for epoch in range(start_epoch, min(tc.epochs, stop_after_epoch or tc.epochs)):
@@ -197,6 +214,8 @@ class Trainer:
                                       "images_per_s": images * self.world / max(seconds, 1e-9),
                                       "epoch_seconds": seconds}
             record.update({f"train/{k}": float(v.item()) / steps for k, v in sums.items()})
+            if not self.history:
+                record.update({f"start/{k}": v for k, v in self.start_notes.items()})
             record.update(self.method.on_epoch_end(self._epoch_context(epoch)))
             last = epoch + 1 == tc.epochs
             if (epoch + 1) % tc.eval_every == 0 or last:

@@ -6,7 +6,7 @@ import importlib
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Batch, EpochContext, Method, StepOutput
+from .base import Batch, EpochContext, Method, StepOutput, TrainContext
 
 METHODS: dict[str, str] = {
     "supervised": "semifer.methods.supervised:Supervised",
@@ -35,4 +35,4 @@ def build_method(options: dict[str, Any], num_classes: int, num_unlabeled: int =
     return method_class(options["name"])(options, num_classes, num_unlabeled)
 
 
-__all__ = ["METHODS", "Batch", "EpochContext", "Method", "StepOutput", "build_method", "method_class"]
+__all__ = ["METHODS", "Batch", "EpochContext", "Method", "StepOutput", "TrainContext", "build_method", "method_class"]

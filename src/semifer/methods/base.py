@@ -37,6 +37,16 @@ class StepOutput:
 
 
 @dataclass
+class TrainContext:
+    """What a method may learn about the run before its first step: the run's length and its data."""
+
+    total_steps: int
+    labeled: FaceSet
+    unlabeled: FaceSet | None
+    device: torch.device
+
+
+@dataclass
 class EpochContext:
     """Services the engine offers to epoch hooks, without the method seeing the engine itself."""
 
@@ -62,11 +72,19 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     labeled_views: ClassVar[tuple[str, ...]] = ("weak",)
     unlabeled_views: ClassVar[tuple[str, ...]] = ()
-    # Optimisation the method's own code needs to work at all, as config overrides; comparison tools
-    # (the demo, benchmarks) apply it, the engine never does on its own.
+    # The paper's training recipe (optimisation, unlabeled ratio mu), as config overrides: the engine never
+    # applies it, but says at start when a run trains without it; presets and comparison tools apply it.
     own_training: ClassVar[tuple[str, ...]] = ()
     # The same for short CPU-scale runs (~1,000 steps of a small net), where some recipes need adapting.
     cpu_scale_training: ClassVar[tuple[str, ...]] = ()
+    # mu, unlabeled images per labeled one, when train.unlabeled_ratio is not set (FixMatch: 7).
+    unlabeled_ratio: ClassVar[float] = 1.0
+    # Pseudo-labels from a teacher: the engine passes its EMA model to `step` as `teacher=` (no gradient;
+    # in eval mode, or train mode when `teacher_mode` is "train"). Needs train.ema > 0.
+    uses_teacher: ClassVar[bool] = False
+    teacher_mode: ClassVar[str] = "eval"
+    # Labeled batches drawn class-balanced (`ClassBalancedSampler`) unless data.balanced_labeled says otherwise.
+    balanced_labeled: ClassVar[bool] = False
     head: ClassVar[dict[str, Any]] = {"dropout": 0.0, "l2norm": False, "attention": False, "feature_dropout": 0.0}
 
     @dataclass
@@ -84,8 +102,21 @@ class Method(nn.Module):
     def uses_unlabeled(self) -> bool:
         return bool(self.unlabeled_views)
 
+    @property
+    def view_options(self) -> dict[str, Any]:
+        """Options of this method's training views: `crop_p`, the weak view's crop probability, when the
+        method's Options has it (Ada-CM 0.5; FixMatch, MixMatch and their kin 1.0, as their code)."""
+        return {"crop_p": self.opts.crop_p} if hasattr(self.opts, "crop_p") else {}
+
+    def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
+        """Prepare run-level state before the first step (also on resume); returns notes to log."""
+        return {}
+
     def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
-        """One optimisation step's loss; `progress` is the fraction of training done (0..1)."""
+        """One optimisation step's loss; `progress` is the fraction of training done (0..1).
+
+        Methods with `uses_teacher` take a keyword `teacher: nn.Module` too: the engine's EMA model.
+        """
         raise NotImplementedError
 
     def on_epoch_end(self, ctx: EpochContext) -> dict[str, Any]:

@@ -4,10 +4,23 @@ face-reconstruction pretraining of `semifer pretrain`.
 - `FaceMixup`: each labeled image i is mixed with its mirror partner B-1-i of the batch (the batch reversed),
   mix_i = lambda x_i + (1 - lambda) x_(B-1-i), lambda ~ Beta(1, 1); the loss per pair is the soft
   cross-entropy of the mixed image plus w_real_i times the cross-entropy of the two *real* images.
-- `bridging_stage1`: labeled images only, label smoothing 0.1, face mixup.
-- `bridging_stage2`: FixMatch (fixed threshold 0.7, lambda_u 5, the paper's stage-2 values) plus the
-  face-mixup loss on the labeled batch; it starts from stage 1's weights through
-  `model.pretrained=runs/<stage1>/checkpoints/last.pt`.
+- `bridging_stage1`: labeled images only, label smoothing 0.1, face mixup, RandAugment m9 (timm's
+  `rand-m9-mstd0.5-inc1`, the official code's; `semifer.data.views.TimmRandAugment` says why not
+  torchvision's `RandAugment(2, 9)`). MAE's fine-tuning pipeline around it (random resized crop, random
+  erasing 0.25) is not applied: our weak crop + flip follow it instead.
+- `bridging_stage2`: FixMatch (fixed threshold 0.7, lambda_u 5, the paper's stage-2 values) whose
+  pseudo-labels come from the EMA teacher (the engine's EMA model, `pseudo_labeler: teacher`), plus the
+  face-mixup loss on the labeled batch. It continues stage 1 with the same network, head included:
+  `model.init_from=runs/<stage1>/checkpoints/last.pt` loads stage 1's student weights into the whole
+  FERNet (the key report lands in the run's `init_load.txt`), and the EMA teacher starts as that copy.
+
+Face boxes (`face_boxes`): `detect` (default) runs OpenCV's Haar cascade once per labeled image before
+training (`semifer.data.face_boxes`) and uses the whole image where it finds no face; `whole_image` takes
+the whole image as every face's box, the right box for data that is already cropped to the face -- then
+IoU = 1 and the real-image terms weigh 0, the paper's rule taken literally; `none` uses the constant
+`real_weight` instead (not the paper's). The run's log says which boxes were used and how many faces were
+found. Boxes are those of the un-augmented image: the crop (a few percent) and flip of the training view
+move a near-centred face box little.
 """
 
 from __future__ import annotations
@@ -20,7 +33,9 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import box_iou
 
-from .base import Batch, Method, StepOutput
+from ..data.face_boxes import detect_face_boxes, whole_image_boxes
+from ..data.faceset import FaceSet
+from .base import Batch, Method, StepOutput, TrainContext
 from .confidence_ssl import ConfidenceSSL
 from .forward import forward_views
 from .unlabeled_losses import soft_cross_entropy
@@ -47,9 +62,9 @@ class FaceMixup:
     place first, so its "real" terms see mixed images: a bug not copied). w_i = 1 - IoU of the two images'
     face boxes when boxes are given (the paper's rule: the more the faces overlap, the more the mix already
     shows a plausible face), otherwise the constant `real_weight`. Aligned face crops (RAF-DB aligned,
-    FER2013, AffectNet crops) put every face in the same box, IoU ~ 1, so the paper's rule would drop the
-    real images entirely; the default 0.5 instead gives the real and the mixed images equal total weight
-    (each real image appears in two pairs), so the clean images the model is tested on keep supervising it.
+    FER2013, AffectNet crops) put every face in about the same box, IoU ~ 1, so the paper's rule nearly
+    drops the real images; `real_weight` 0.5 (boxes off) instead gives the real and the mixed images equal
+    total weight (each real image appears in two pairs).
 
     As every w_i is symmetric (w_i = w_(B-1-i)), L is a weighted soft cross-entropy over the 2B rows
     [x; mix]: real row i weighted 2 w_i, mixed row i weighted mixed_weight. `__call__` returns those rows
@@ -95,12 +110,45 @@ def _mixup_part(opts: Any) -> FaceMixup:
     return FaceMixup(opts.mixup_alpha, opts.mixed_weight, opts.real_weight, opts.label_smoothing)
 
 
+class FaceBoxTable(nn.Module):
+    """The face box of every labeled image, looked up by the batch's indices (see the module docstring).
+
+    Filled once by `prepare` at the start of training; empty (the constant `real_weight`) before that or
+    with mode `none`. Not saved in checkpoints: a resumed run detects again.
+    """
+
+    MODES = ("detect", "whole_image", "none")
+
+    def __init__(self, mode: str):
+        super().__init__()
+        if mode not in self.MODES:
+            raise ValueError(f"method.face_boxes must be one of {', '.join(self.MODES)}, got {mode!r}")
+        self.mode = mode
+        self.register_buffer("boxes", None, persistent=False)
+
+    def prepare(self, faces: FaceSet, device: torch.device) -> dict[str, Any]:
+        if self.mode == "none":
+            return {"face_boxes": "none: constant real-image weight"}
+        if self.mode == "whole_image":
+            boxes = whole_image_boxes(len(faces))
+            note = "whole image (data already cropped to the face): IoU 1, real-image terms weigh 0"
+        else:
+            boxes, found = detect_face_boxes(faces)
+            note = (f"Haar cascade found a face in {int(found.sum())} of {len(faces)} labeled images "
+                    "(the whole image for the rest)")
+        self.boxes = torch.as_tensor(boxes, device=device)
+        return {"face_boxes": note}
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor | None:
+        return None if self.boxes is None else self.boxes[index]
+
+
 class BridgingStage1(Method):
     """Stage 1: supervised fine-tuning on the labeled images with label smoothing 0.1 and face mixup.
 
-    Paper values: label smoothing 0.1, Beta(1, 1); its optimisation (AdamW 1.5e-4, wd 0.05, EMA 0.999,
-    100 epochs) is in the `bridging_stage1` preset. The labeled view is our `strong` view (FixMatch's
-    RandAugment + Cutout), the nearest to the paper's RandAugment m9 (`labeled_view: weak` for flip + crop).
+    Paper values: label smoothing 0.1, Beta(1, 1), RandAugment m9 (`labeled_view: randaugment_m9`; `weak`
+    or `strong` for semifer's other views); its optimisation (AdamW 1.5e-4, wd 0.05, EMA 0.999, 100 epochs)
+    is in the `bridging_stage1` preset.
     The real and mixed images are two passes (`separate_forward`, as the official code's two model calls:
     batch-norm statistics of real and mixed images are not pooled), in one engine call. `face_mixup: false`
     leaves the label-smoothed cross-entropy on the real images.
@@ -115,14 +163,21 @@ class BridgingStage1(Method):
         mixed_weight: float = 1.0
         real_weight: float = 0.5
         label_smoothing: float = 0.1
-        labeled_view: str = "strong"
+        labeled_view: str = "randaugment_m9"
         separate_forward: bool = True
+        face_boxes: str = "detect"
+
+    own_training = ("train.optimizer=adamw", "train.lr=1.5e-4", "train.weight_decay=0.05", "train.ema=0.999")
 
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
-        if self.opts.labeled_view not in ("weak", "strong"):
-            raise ValueError("labeled_view must be weak or strong")
+        if self.opts.labeled_view not in ("weak", "strong", "randaugment_m9"):
+            raise ValueError("method.labeled_view must be weak, strong or randaugment_m9")
         self.mixup = _mixup_part(self.opts)
+        self.face_boxes = FaceBoxTable(self.opts.face_boxes)
+
+    def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
+        return self.face_boxes.prepare(ctx.labeled, ctx.device) if self.opts.face_mixup else {}
 
     @property
     def labeled_views(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -133,7 +188,7 @@ class BridgingStage1(Method):
         if not self.opts.face_mixup:
             loss = F.cross_entropy(model(x).float(), y, label_smoothing=self.opts.label_smoothing)
             return StepOutput(loss, {"loss_x": loss.detach()})
-        inputs, targets, lam = self.mixup(x, y, self.num_classes)
+        inputs, targets, lam = self.mixup(x, y, self.num_classes, self.face_boxes(labeled.index))
         n = len(x)
         outs = forward_views(model, [inputs[:n], inputs[n:]], self.opts.separate_forward)
         rows = soft_cross_entropy(torch.cat([z for z, _ in outs]), targets, reduction="none") / (2 * n)
@@ -152,9 +207,8 @@ class BridgingStage2(ConfidenceSSL):
     face-mixup loss and `loss_x` logs it. Label smoothing defaults to 0, as the official stage-2 labeled
     cross-entropy; `face_mixup: false` is the official stage 2 exactly (plain labeled CE).
 
-    Deviation: the paper's pseudo-labels come from an EMA teacher; here, as in FixMatch, from the student's
-    weak view (the engine's EMA model is not visible to `step`). With EMA decay 0.999 the two differ mostly
-    early in stage 2, when the teacher is still close to stage 1's weights.
+    Pseudo-labels come from the EMA teacher's weak view, as the paper's (`pseudo_labeler: student` for
+    FixMatch's own rule).
     """
 
     name = "bridging_stage2"
@@ -169,16 +223,28 @@ class BridgingStage2(ConfidenceSSL):
         mixed_weight: float = 1.0
         real_weight: float = 0.5
         label_smoothing: float = 0.0
+        face_boxes: str = "detect"
+        pseudo_labeler: str = "teacher"
+
+    own_training = ("train.optimizer=adamw", "train.lr=1.5e-4", "train.weight_decay=0.05", "train.ema=0.999",
+                    "train.unlabeled_ratio=1")
 
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
         self.mixup = _mixup_part(self.opts)
+        self.face_boxes = FaceBoxTable(self.opts.face_boxes)
 
-    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
+    def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
+        notes = super().on_train_start(ctx)
+        return {**notes, **self.face_boxes.prepare(ctx.labeled, ctx.device)} if self.opts.face_mixup else notes
+
+    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float,
+             teacher: nn.Module | None = None) -> StepOutput:
         if not self.opts.face_mixup:
-            return super().step(model, labeled, unlabeled, progress)
-        inputs, targets, lam = self.mixup(labeled.views[0], labeled.label, self.num_classes)
+            return super().step(model, labeled, unlabeled, progress, teacher)
+        boxes = self.face_boxes(labeled.index)
+        inputs, targets, lam = self.mixup(labeled.views[0], labeled.label, self.num_classes, boxes)
         extended = Batch([inputs], targets, torch.cat([labeled.index, labeled.index]))
-        out = super().step(model, extended, unlabeled, progress)
+        out = super().step(model, extended, unlabeled, progress, teacher)
         out.logs["mixup_lambda"] = torch.tensor(lam, device=inputs.device)
         return out

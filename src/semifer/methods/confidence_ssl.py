@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..labels import CANONICAL
-from .base import Batch, EpochContext, Method, StepOutput
+from .base import Batch, EpochContext, Method, StepOutput, TrainContext
 from .forward import forward_views
 from .thresholds import ThresholdPolicy, build_policy
 from .unlabeled_losses import info_nce, masked_cross_entropy, pseudo_label, selective_negative_loss
@@ -29,6 +29,10 @@ class ConfidenceSSL(Method):
     The uncertain-set loss (weight lambda_c) acts on the images below their threshold: `infonce` on the
     weak views' features (Ada-CM), `snl` on the logits the confident-set loss trains, with complementary
     labels from the weak views' mean softmax (a strong view learns what the weak view rules out).
+
+    `pseudo_labeler: teacher` takes the guess from the engine's EMA model (the teacher, no gradient) on the
+    weak views instead of the student; the student then forwards the weak views only when a loss needs
+    them (InfoNCE, `target_view: weak`). `crop_p` is the weak view's crop probability (FixMatch's 1.0).
     """
 
     name = "confidence_ssl"
@@ -48,7 +52,7 @@ class ConfidenceSSL(Method):
         margin_floor: float = 0.8
         margin_init: float = 0.8
         margin_schedule: str = "paper"
-        dyn_momentum: float = 0.999
+        dyn_momentum: float | None = None
         dyn_class_state: str = "confidence"
         dyn_floor: float = 0.0
         dyn_ceil: float = 1.0
@@ -60,6 +64,9 @@ class ConfidenceSSL(Method):
         lambda_u: float = 1.0
         lambda_c: float = 0.0
         unsup_warmup: float = 0.0
+        pseudo_labeler: str = "student"
+        crop_p: float = 1.0
+        dyn_warmup: float = 0.1
 
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
@@ -68,6 +75,8 @@ class ConfidenceSSL(Method):
             raise ValueError("target_view must be strong|weak and uncertain_loss none|infonce|snl")
         if o.weak_views < 1 or (o.target_view == "strong" and o.strong_views < 1):
             raise ValueError("need at least one weak view, and a strong view when target_view is strong")
+        if o.pseudo_labeler not in ("student", "teacher"):
+            raise ValueError(f"method.pseudo_labeler must be student or teacher, got {o.pseudo_labeler!r}")
         self.policy = self.make_policy()
         self.register_buffer("stats", torch.zeros(4))
         self.register_buffer("class_selected", torch.zeros(num_classes))
@@ -79,8 +88,8 @@ class ConfidenceSSL(Method):
             "flexmatch": {"tau": o.tau, "warmup": o.flex_warmup, "mapping": o.flex_mapping},
             "adaptive_margin": {"B": o.margin_B, "gamma": o.margin_gamma, "floor": o.margin_floor,
                                 "schedule": o.margin_schedule, "initial": o.margin_init},
-            "dynamic": {"momentum": o.dyn_momentum, "class_state": o.dyn_class_state, "floor": o.dyn_floor,
-                        "ceil": o.dyn_ceil},
+            "dynamic": {"momentum": o.dyn_momentum, "warmup": o.dyn_warmup, "class_state": o.dyn_class_state,
+                        "floor": o.dyn_floor, "ceil": o.dyn_ceil},
         }.get(self.opts.threshold, {})
         return build_policy(o.threshold, self.num_classes, self.num_unlabeled, options)
 
@@ -89,17 +98,33 @@ class ConfidenceSSL(Method):
         strong = self.opts.strong_views if self.opts.target_view == "strong" else 0
         return ("weak",) * self.opts.weak_views + ("strong",) * strong
 
-    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
+    @property
+    def uses_teacher(self) -> bool:  # type: ignore[override]
+        return self.opts.pseudo_labeler == "teacher"
+
+    def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
+        return self.policy.set_run_length(ctx.total_steps)
+
+    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float,
+             teacher: nn.Module | None = None) -> StepOutput:
         assert unlabeled is not None
         o = self.opts
         k = o.weak_views
         weak, strong = unlabeled.views[:k], unlabeled.views[k:]
         features = o.uncertain_loss == "infonce"
+        student_weak = teacher is None or features or o.target_view == "weak"
         # Ada-CM's order of passes: weak views, labeled, strong (matters for BN running statistics).
-        outs = forward_views(model, [*weak, labeled.views[0], *strong], o.separate_forward, features)
-        weak_out, labeled_logits, strong_out = outs[:k], outs[k][0], outs[k + 1:]
+        outs = forward_views(model, [*(weak if student_weak else []), labeled.views[0], *strong],
+                             o.separate_forward, features)
+        k_out = k if student_weak else 0
+        weak_out, labeled_logits, strong_out = outs[:k_out], outs[k_out][0], outs[k_out + 1:]
 
-        probs, confidence, pseudo = pseudo_label([z for z, _ in weak_out])
+        if teacher is None:
+            guess = [z for z, _ in weak_out]
+        else:
+            with torch.no_grad():
+                guess = [teacher(v) for v in weak]
+        probs, confidence, pseudo = pseudo_label(guess)
         mask = self.policy.mask(confidence, pseudo)
         self.policy.observe(confidence, pseudo, unlabeled.index, probs)
 

@@ -6,7 +6,9 @@ be used although early predictions on them are far below a fixed 0.95.
 The dynamic threshold module is `DynamicThreshold` with class_state "probability": the global threshold is
 the EMA (m = 0.999) of the batch mean confidence and each class's threshold is it times the MaxNorm of the
 EMA of that class's mean probability -- FreeMatch's self-adaptive rule, which DTM follows; the ABAW paper
-gives no constants, so FreeMatch's are used. How much of each unlabeled batch comes from the extra pools
+gives no constants, so FreeMatch's are used (init 1/C), except that the EMAs' momentum scales with the run's
+length (FreeMatch's 0.999 at its 2^20 steps; see `DynamicThreshold`), so a short run is not masked with
+thresholds near their 1/C start. How much of each unlabeled batch comes from the extra pools
 is `data.extra_ratio` (None: in proportion to pool sizes).
 """
 
@@ -25,6 +27,6 @@ class DTM(ConfidenceSSL):
         weak_views: int = 1
         strong_views: int = 1
         threshold: str = "dynamic"
-        dyn_momentum: float = 0.999
+        dyn_momentum: float | None = None
         dyn_class_state: str = "probability"
         uncertain_loss: str = "none"

@@ -1,9 +1,12 @@
 """FixMatch (Sohn et al., NeurIPS 2020).
 
 Hard pseudo-label from one weak view, kept when its confidence reaches a fixed tau = 0.95, trains the
-strong view (RandAugment + Cutout); lambda_u = 1, one concatenated forward as in the paper's code. The
-paper's optimisation defaults (SGD lr 0.03 Nesterov, wd 5e-4, cosine 7*pi/16 decay, EMA 0.999, mu = 7)
-are training settings: see the `fixmatch` preset.
+strong view (RandAugment + Cutout); lambda_u = 1, one concatenated forward as in the paper's code. The weak
+view's padded crop is always on (`crop_p` 1.0, as FixMatch's code). mu = 7 unlabeled images per
+labeled one is the method's default (`unlabeled_ratio`, used when `train.unlabeled_ratio` is unset). The
+rest of the paper's recipe -- SGD lr 0.03 Nesterov, wd 5e-4, cosine 7*pi/16 decay, EMA 0.999 -- is training
+config, declared in `own_training` (a run without it says so at start) and applied by the
+`fixmatch_fer2013` preset.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from .confidence_ssl import ConfidenceSSL
 
 class FixMatch(ConfidenceSSL):
     name = "fixmatch"
+    unlabeled_ratio = 7.0
+    own_training = ("train.unlabeled_ratio=7", "train.optimizer=sgd", "train.lr=0.03", "train.nesterov=true",
+                    "train.weight_decay=5e-4", "train.schedule=fixmatch_cosine", "train.ema=0.999")
 
     @dataclass
     class Options(ConfidenceSSL.Options):

@@ -49,6 +49,9 @@ class MixMatch(Method):
     """
 
     name = "mixmatch"
+    # The paper's optimisation (its code's decoupled decay is the engine's ema_weight_decay).
+    own_training = ("train.optimizer=adam", "train.lr=0.002", "train.weight_decay=0", "train.schedule=none",
+                    "train.ema=0.999", "train.ema_weight_decay=0.02", "train.unlabeled_ratio=1")
 
     @dataclass
     class Options:
@@ -58,6 +61,7 @@ class MixMatch(Method):
         lambda_u: float = 75.0
         rampup: float = 0.4
         interleave: bool = True
+        crop_p: float = 1.0  # the official weak view: random pad-and-crop always, then flip
 
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)

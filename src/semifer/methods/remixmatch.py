@@ -20,6 +20,7 @@ from ..labels import CANONICAL
 from .base import Batch, EpochContext, Method, StepOutput
 from .forward import forward_views
 from .mixing import align_distribution, forward_mixed, linear_rampup, mixup, running_stats_frozen, sharpen
+from .mixmatch import MixMatch
 from .unlabeled_losses import soft_cross_entropy
 
 
@@ -63,6 +64,7 @@ class ReMixMatch(Method):
     """
 
     name = "remixmatch"
+    own_training = MixMatch.own_training
 
     @dataclass
     class Options:
@@ -76,6 +78,7 @@ class ReMixMatch(Method):
         history: int = 128
         p_target: str = "labeled"
         interleave: bool = True
+        crop_p: float = 1.0  # the official weak view: random pad-and-crop always, then flip
 
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)

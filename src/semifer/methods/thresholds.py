@@ -37,6 +37,10 @@ class ThresholdPolicy(nn.Module):
         """Per-epoch update; returns diagnostics to log."""
         return {}
 
+    def set_run_length(self, total_steps: int) -> dict[str, Any]:
+        """Adapt to the run's length before the first step (no-op by default); returns notes to log."""
+        return {}
+
 
 class FixedThreshold(ThresholdPolicy):
     """One fixed confidence threshold for every class (FixMatch: 0.95)."""
@@ -171,17 +175,32 @@ class DynamicThreshold(ThresholdPolicy):
     are updated from every rank's batch (all-gathered, as FreeMatch's code does), so all ranks agree.
     """
 
-    def __init__(self, num_classes: int, momentum: float = 0.999, class_state: str = "confidence",
-                 floor: float = 0.0, ceil: float = 1.0):
+    MAX_MOMENTUM = 0.999
+
+    def __init__(self, num_classes: int, momentum: float | None = None, class_state: str = "confidence",
+                 floor: float = 0.0, ceil: float = 1.0, warmup: float = 0.1):
         super().__init__(num_classes, 1.0 / num_classes)
         if class_state not in ("confidence", "probability"):
             raise ValueError(f"unknown class_state {class_state!r}; use confidence or probability")
-        if not 0.0 <= momentum < 1.0 or not 0.0 <= floor <= ceil <= 1.0:
-            raise ValueError("need 0 <= momentum < 1 and 0 <= floor <= ceil <= 1")
-        self.momentum, self.class_state, self.floor, self.ceil = momentum, class_state, floor, ceil
+        if (momentum is not None and not 0.0 <= momentum < 1.0) or not 0.0 <= floor <= ceil <= 1.0 \
+                or not 0.0 < warmup <= 1.0:
+            raise ValueError("need 0 <= momentum < 1, 0 <= floor <= ceil <= 1 and 0 < warmup <= 1")
+        self.scaled, self.warmup = momentum is None, warmup
+        self.momentum = self.MAX_MOMENTUM if momentum is None else momentum
+        self.class_state, self.floor, self.ceil = class_state, floor, ceil
         self.register_buffer("global_state", torch.tensor(1.0 / num_classes))
         self.register_buffer("class_states", torch.full((num_classes,), 1.0 / num_classes))
         self._refresh()
+
+    @staticmethod
+    def scaled_momentum(total_steps: int, warmup: float = 0.1) -> float:
+        """m whose 1/C start keeps 1 % of its weight after `warmup` of `total_steps`, at most 0.999."""
+        return min(DynamicThreshold.MAX_MOMENTUM, 0.01 ** (1.0 / max(1.0, warmup * total_steps)))
+
+    def set_run_length(self, total_steps: int) -> dict[str, Any]:
+        if self.scaled:
+            self.momentum = self.scaled_momentum(total_steps, self.warmup)
+        return {"dynamic_threshold_momentum": round(self.momentum, 6)}
 
     def _refresh(self) -> None:
         ratio = self.class_states / self.class_states.max().clamp(min=1e-12)

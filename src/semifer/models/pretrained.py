@@ -54,14 +54,38 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in blob.items() if isinstance(v, torch.Tensor)}
 
 
-def _strip(key: str) -> str:
+_WRAPPERS = ("module.", "model.")
+
+
+def _strip(key: str, prefixes: tuple[str, ...] = _PREFIXES) -> str:
     changed = True
     while changed:
         changed = False
-        for prefix in _PREFIXES:
+        for prefix in prefixes:
             if key.startswith(prefix):
                 key, changed = key[len(prefix):], True
     return key
+
+
+def _load_matching(module: nn.Module, source: dict[str, torch.Tensor], path: str | Path, strict: bool,
+                   resampled: list[str] | None = None) -> LoadReport:
+    """Load the tensors of `source` whose names and shapes match `module`'s, and report the rest."""
+    target = module.state_dict()
+    usable, mismatched = {}, []
+    for key, value in source.items():
+        if key in target:
+            if target[key].shape == value.shape:
+                usable[key] = value
+            else:
+                mismatched.append(f"{key} {tuple(value.shape)}->{tuple(target[key].shape)}")
+    report = LoadReport(str(path), len(usable), sorted(set(target) - set(usable) - {m.split()[0] for m in mismatched}),
+                        sorted(set(source) - set(target)), mismatched, resampled or [])
+    if strict and (report.missing or report.mismatched):
+        raise SemiferError(f"strict load failed:\n{report}")
+    if not usable:
+        raise SemiferError(f"{path}: no tensor matches the {type(module).__name__}\n{report}")
+    module.load_state_dict(usable, strict=False)
+    return report
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
@@ -77,19 +101,10 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, strict: bool = 
     resampled: list[str] = []
     if hasattr(backbone, "adapt_checkpoint"):
         source, resampled = backbone.adapt_checkpoint(source)
-    target = backbone.state_dict()
-    usable, mismatched = {}, []
-    for key, value in source.items():
-        if key in target:
-            if target[key].shape == value.shape:
-                usable[key] = value
-            else:
-                mismatched.append(f"{key} {tuple(value.shape)}->{tuple(target[key].shape)}")
-    report = LoadReport(str(path), len(usable), sorted(set(target) - set(usable) - {m.split()[0] for m in mismatched}),
-                        sorted(set(source) - set(target)), mismatched, resampled)
-    if strict and (report.missing or report.mismatched):
-        raise SemiferError(f"strict load failed:\n{report}")
-    if not usable:
-        raise SemiferError(f"{path}: no tensor matches the {type(backbone).__name__} backbone\n{report}")
-    backbone.load_state_dict(usable, strict=False)
-    return report
+    return _load_matching(backbone, source, path, strict, resampled)
+
+
+def load_model_weights(model: nn.Module, path: str | Path, strict: bool = False) -> LoadReport:
+    """Load a whole classifier, head included (`model.init_from`): a semifer run's checkpoint (its student
+    weights, the `model` entry) or any state dict with the same names, less wrapper prefixes (`module.`)."""
+    return _load_matching(model, {_strip(k, _WRAPPERS): v for k, v in read_state_dict(path).items()}, path, strict)
