@@ -51,10 +51,26 @@ class ModelConfig:
     channels_last: bool = True
 
 
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+def amp_mode(value: str | bool) -> str:
+    """`train.amp` as one of AMP_MODES; the boolean of older configs reads true = auto, false = off."""
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    if isinstance(value, str) and value.lower() in AMP_MODES:
+        return value.lower()
+    raise ConfigError(f"train.amp must be one of {'|'.join(AMP_MODES)} (true = auto, false = off), got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     """Iteration-based schedule: `epochs` x `iters_per_epoch` steps of `batch_size` labeled images
-    (and `unlabeled_ratio` x `batch_size` unlabeled ones when the method uses them)."""
+    (and `unlabeled_ratio` x `batch_size` unlabeled ones when the method uses them).
+
+    `amp`: the step's precision, auto|bf16|fp16|off (the rule is in `engine/precision.py`); `compile`:
+    `torch.compile` the network for training (pays only in long runs: see BENCHMARKS.md).
+    """
 
     epochs: int = 10
     iters_per_epoch: int = 100
@@ -71,11 +87,15 @@ class TrainConfig:
     gamma: float = 0.1
     ema: float = 0.999
     ema_weight_decay: float = 0.0
-    amp: bool = True
+    amp: str = "auto"
+    compile: bool = False
     eval_every: int = 1
     eval_batch_size: int = 256
     device: str = "auto"
     sync_bn: bool = False
+
+    def __post_init__(self) -> None:
+        self.amp = amp_mode(self.amp)
 
 
 @dataclass

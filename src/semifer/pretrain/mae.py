@@ -28,7 +28,6 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from ..data.views import IMAGENET_MEAN, IMAGENET_STD, Normalize, View, test_view
 from ..engine import distributed as dist
 from ..engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..engine.optim import build_optimizer, build_scheduler
+from ..engine.precision import autocast, autocast_dtype, grad_scaler
 from ..engine.run import make_run_dir, seed_everything
 from ..errors import ConfigError
 from ..models import BACKBONES, load_backbone_weights
@@ -234,9 +234,8 @@ class Pretrainer:
                 group["betas"] = tuple(self.opts.betas)
         self.total_steps = tc.epochs * tc.iters_per_epoch
         self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
-        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) \
-            if self.device.type == "cuda" and tc.amp else None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.amp_dtype = autocast_dtype(self.device, tc.amp)
+        self.scaler = grad_scaler(self.device, self.amp_dtype)
         self.faces, self.extra_from = pretrain_pool(cfg)
         self.step = 0
         self.history: list[dict[str, Any]] = []
@@ -285,9 +284,8 @@ class Pretrainer:
     def train_step(self, images: torch.Tensor) -> torch.Tensor:
         o = self.opts
         mask = random_patch_mask(len(images), self.num_patches, o.mask_ratio, device=images.device)
-        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         self.model.train()
-        with autocast:
+        with autocast(self.device, self.amp_dtype):
             prediction = self.model(images, mask)
         loss = masked_patch_loss(prediction, images, mask, o.patch_size, o.norm_pix_loss)
         self.optimizer.zero_grad(set_to_none=True)
