@@ -1,4 +1,5 @@
-"""Training precision (`train.amp`), `train.compile`, and a training step that never waits on the device."""
+"""The speed settings: precision (`train.amp`), `train.compile`, loader workers, and a training step that never
+waits on the device."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from semifer.config import load_config
+from semifer.data.loaders import auto_workers
 from semifer.engine import precision
 from semifer.engine.precision import autocast_dtype, cpu_has_native_bf16, grad_scaler
 from semifer.engine.run import make_model
@@ -55,6 +57,11 @@ def test_native_bf16_detection_agrees_with_linux():
     flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
     if flags & {"avx512_bf16", "amx_bf16"}:
         assert cpu_has_native_bf16()
+
+
+def test_auto_workers_leave_two_cores_to_the_step():
+    assert load_config("fer2013_ssl").data.workers is None  # presets take the rule
+    assert [auto_workers(c) for c in (1, 2, 4, 8, 16, 64)] == [0, 0, 1, 2, 4, 4]
 
 
 def _trainer(tmp_path, method: str, *extra: str) -> tuple[Trainer, Batch, Batch | None]:

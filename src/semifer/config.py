@@ -20,6 +20,7 @@ class DataConfig:
 
     `extra_ratio` is the fraction of every unlabeled batch drawn from the `extra_unlabeled` pools (the rest
     from the training pool's unlabeled part); None draws from the joined pools in proportion to their sizes.
+    `workers`: loader processes per stream; None (null) = `data.loaders.auto_workers` (0 on 2 cores).
     """
 
     train: str = "synthetic:?n=4000"
@@ -33,7 +34,7 @@ class DataConfig:
     crop_padding: int | None = None
     bgr_quirk: bool = False
     augment: bool = True
-    workers: int = 2
+    workers: int | None = None
 
 
 @dataclass
