@@ -95,8 +95,8 @@ def table(blob: dict[str, Any]) -> str:
         "Samples/s of decoded + augmented images out of semifer's loader (views as Ada-CM uses them). "
         "paper = 100 px JPEGs from disk -> 224 px, batch 16; cpu = 48 px faces in memory, batch 64. "
         "steps/s fed = one labeled + one unlabeled batch per step; Ada-CM steps/s = what the training step "
-        "itself runs at in fp32 and in bf16 (step-speed table, same scale, eager, latest run on this machine; "
-        "- where not measured). The pipeline keeps up where steps/s fed exceeds the step's.", "",
+        "itself runs at in fp32 and in bf16 (step-speed table, same scale, eager, its latest run, whose machine "
+        "may differ; - where not measured). The pipeline keeps up where steps/s fed exceeds the step's.", "",
         "| scale | workers | labeled samples/s | unlabeled samples/s (3 views) | steps/s fed | "
         "Ada-CM steps/s fp32 | Ada-CM steps/s bf16 |",
         "|---|---|---|---|---|---|---|",
