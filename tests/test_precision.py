@@ -78,7 +78,8 @@ def _trainer(tmp_path, method: str, *extra: str) -> tuple[Trainer, Batch, Batch 
     return trainer, batch(m.labeled_views), batch(m.unlabeled_views) if m.uses_unlabeled else None
 
 
-@pytest.mark.parametrize(("amp", "dtype"), [("bf16", torch.bfloat16), ("off", torch.float32)])
+@pytest.mark.parametrize(("amp", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16),
+                                           ("off", torch.float32)])
 def test_step_runs_in_the_chosen_precision_and_keeps_weights_fp32(tmp_path, amp, dtype):
     trainer, labeled, unlabeled = _trainer(tmp_path, "adacm", f"train.amp={amp}")
     seen = []
@@ -88,16 +89,21 @@ def test_step_runs_in_the_chosen_precision_and_keeps_weights_fp32(tmp_path, amp,
     assert seen and set(seen) == {dtype}
     assert torch.isfinite(logs["loss"]) and logs["loss"].dtype == torch.float32
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
-    assert all(v.dtype != torch.bfloat16 for v in trainer.ema.state_dict().values())
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+    assert all(v.dtype in (torch.float32, torch.long) for v in trainer.ema.state_dict().values())
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    moved = any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+    assert moved or trainer.scaler.get_scale() < 65536.0  # fp16: an overflowing first step is skipped, scale cut
 
 
 def test_pretrainer_uses_the_same_rule(tmp_path, monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     for amp, dtype in (("auto", torch.bfloat16), ("off", None)):
         cfg = load_config("pretrain_fer2013_small", ["data.train=synthetic:?n=40", "data.workers=0",
-                                                     f"train.amp={amp}", "train.device=cpu"])
-        assert Pretrainer(cfg, tmp_path, progress=False).amp_dtype == dtype
+                                                     f"train.amp={amp}", "train.device=cpu", "train.batch_size=8"])
+        pretrainer = Pretrainer(cfg, tmp_path, progress=False)
+        assert pretrainer.amp_dtype == dtype
+        loss = pretrainer.train_step(torch.rand(8, 3, 48, 48))
+        assert torch.isfinite(loss) and loss.dtype == torch.float32
 
 
 def test_compile_wraps_the_network_in_place(tmp_path):
