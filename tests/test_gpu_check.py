@@ -30,7 +30,7 @@ def test_gpu_check_runs_end_to_end_at_toy_size(tmp_path):
     assert "| toy | adacm | bf16 | off |" in (tmp_path / "step_speed.md").read_text()
 
     row = json.loads((tmp_path / "gpu_adacm_fer2013.json").read_text())["rows"][0]
-    assert row["budget"] == "2x3" and not row["scaled"]
+    assert row["budget"] == "2x3" and not row["scaled"] and row["labels"] == 28  # per_class:4
     assert 0.0 <= row["accuracy"] <= 1.0 and row["wall_seconds"] > 0
     assert (Path(row["run_dir"]) / "final.json").is_file()
     phases = json.loads((tmp_path / "gpu_check.json").read_text())
