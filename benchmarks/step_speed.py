@@ -365,8 +365,11 @@ def table(blob: dict[str, Any], usb: list[dict[str, Any]]) -> str:
         "| scale | toolkit | method | images per step | step ms | samples/s | peak MB | torch |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    views = {(r["scale"], r["method"], r["torch"]): r["images_per_step"] for r in earlier}
     for r in [*earlier, *usb]:
-        lines.append(f"| {r['scale']} | {r['toolkit']} | {r['method']} | {r.get('images_per_step') or '-'} | "
+        # A peer's row counts its images its own way; the same algorithm feeds the same tensors as semifer's.
+        images = views.get((r["scale"], r["method"], r["torch"])) or r.get("images_per_step") or "-"
+        lines.append(f"| {r['scale']} | {r['toolkit']} | {r['method']} | {images} | "
                      f"{ms(r['step_seconds_median'])} | {rate(r['samples_per_s'])} | {r['peak_mem_mb']:.0f} | "
                      f"{r['torch']} |")
     raw = "`benchmarks/out/step_speed.json`" + (", `benchmarks/out/usb_speed.json`" if usb else "")
