@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from record import OUT, command, data_root, header, machine, save_json, throughput, write_section
+from record import OUT, command, data_root, header, machine, run_row, save_json, write_section
 from semifer.config import load_config
 from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
@@ -123,18 +123,8 @@ def main() -> None:
             *overrides])
         started = time.perf_counter()
         result = train(cfg)
-        last = result.history[-1]
-        accs = [r["test"]["accuracy"] for r in result.history if "test" in r]
         row = {"method": label(method), "start": start_name, "command": command(), "budget": budget,
-               "labels": args.labels, "seed": args.seed,
-               "minutes": (time.perf_counter() - started) / 60, "run_dir": str(result.run_dir),
-               "accuracy": result.final.accuracy, "mean_class_accuracy": result.final.mean_class_accuracy,
-               "macro_f1": result.final.macro_f1, "best_over_epochs_test_selected": max(accs),
-               "per_class_accuracy": result.final.per_class_accuracy, **throughput(result.history),
-               "subset1_fraction": last.get("unlabeled/subset1_fraction"),
-               "pseudo_label_accuracy_subset1": last.get("unlabeled/pseudo_label_accuracy_subset1"),
-               "thresholds": last.get("thresholds"),
-               "overrides": overrides, "history": curve_history(result.history),
+               "labels": args.labels, "seed": args.seed, **run_row(result, started), "overrides": overrides,
                "machine": meta}
         blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
         blob["rows"] = [r for r in blob["rows"] if row_key(r) != row_key(row)]
@@ -161,12 +151,6 @@ def steps(budget: str) -> int:
     """Training steps of an "epochs x iterations" budget."""
     epochs, iters = (int(x) for x in budget.split("x"))
     return epochs * iters
-
-
-def curve_history(history: list[dict]) -> list[dict]:
-    """The per-epoch numbers the comparison figure plots, kept in metrics.jsonl form."""
-    return [{"epoch": r["epoch"], "unlabeled/subset1_fraction": r.get("unlabeled/subset1_fraction"),
-             **({"test": {"accuracy": r["test"]["accuracy"]}} if "test" in r else {})} for r in history]
 
 
 def report(blob: dict, labels: int) -> None:

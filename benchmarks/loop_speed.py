@@ -58,7 +58,8 @@ def table(blob: dict[str, Any]) -> str:
     steps_path = OUT / "step_speed.json"
     steps = json.loads(steps_path.read_text())["rows"] if steps_path.exists() else []
     bare = {r["method"]: r["samples_per_s"] for r in steps
-            if r["scale"] == "cpu" and r["toolkit"] == "semifer" and r["torch"] == blob["machine"]["torch"]}
+            if r["scale"] == "cpu" and r["toolkit"] == "semifer" and r["torch"] == blob["machine"]["torch"]
+            and r.get("precision", "fp32") == "fp32" and not r.get("compile")}
     lines = [
         "## Training loop throughput (CPU scale)", "", f"`{blob['command']}`", header(blob["machine"]), "",
         "`semifer train -c fer2013_ssl` on in-memory 48 px synthetic faces, 3 x 40 steps of 64 + 64 images; "

@@ -11,6 +11,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,16 @@ def data_root() -> Path:
 def machine() -> dict[str, Any]:
     import torch
 
+    from semifer.engine.precision import cpu_has_native_bf16
+
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+    return {"cpu": cpu, "cores": os.cpu_count(), "cpu_native_bf16": cpu_has_native_bf16(),
+            "torch_threads": torch.get_num_threads(), "gpu": gpu,
             "python": platform.python_version(), "torch": torch.__version__, "commit": commit.strip(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
@@ -81,3 +85,23 @@ def peak_rss_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def curve_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-epoch numbers the comparison figure plots, kept in metrics.jsonl form."""
+    return [{"epoch": r["epoch"], "unlabeled/subset1_fraction": r.get("unlabeled/subset1_fraction"),
+             **({"test": {"accuracy": r["test"]["accuracy"]}} if "test" in r else {})} for r in history]
+
+
+def run_row(result: Any, started: float) -> dict[str, Any]:
+    """The fields an SSL table row keeps of a finished `semifer.engine.run.train` result started at `started`
+    (a `time.perf_counter()` reading): final EMA metrics, throughput, pseudo-label use, per-epoch curve."""
+    last = result.history[-1]
+    accs = [r["test"]["accuracy"] for r in result.history if "test" in r]
+    return {"minutes": (time.perf_counter() - started) / 60, "run_dir": str(result.run_dir),
+            "accuracy": result.final.accuracy, "mean_class_accuracy": result.final.mean_class_accuracy,
+            "macro_f1": result.final.macro_f1, "best_over_epochs_test_selected": max(accs),
+            "per_class_accuracy": result.final.per_class_accuracy, **throughput(result.history),
+            "subset1_fraction": last.get("unlabeled/subset1_fraction"),
+            "pseudo_label_accuracy_subset1": last.get("unlabeled/pseudo_label_accuracy_subset1"),
+            "thresholds": last.get("thresholds"), "history": curve_history(result.history)}

@@ -21,6 +21,7 @@ class DataConfig:
     `extra_ratio` is the fraction of every unlabeled batch drawn from the `extra_unlabeled` pools (the rest
     from the training pool's unlabeled part); None draws from the joined pools in proportion to their sizes.
     `balanced_labeled` draws labeled batches class-balanced; None takes the method's choice (DTA+SNL: on).
+    `workers`: loader processes per stream; None (null) = `data.loaders.auto_workers` (0 on 2 cores).
     """
 
     train: str = "synthetic:?n=4000"
@@ -34,7 +35,7 @@ class DataConfig:
     crop_padding: int | None = None
     bgr_quirk: bool = False
     augment: bool = True
-    workers: int = 2
+    workers: int | None = None
     balanced_labeled: bool | None = None
 
 
@@ -62,6 +63,18 @@ class ModelConfig:
     channels_last: bool = True
 
 
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+def amp_mode(value: str | bool) -> str:
+    """`train.amp` as one of AMP_MODES; the boolean of older configs reads true = auto, false = off."""
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    if isinstance(value, str) and value.lower() in AMP_MODES:
+        return value.lower()
+    raise ConfigError(f"train.amp must be one of {'|'.join(AMP_MODES)} (true = auto, false = off), got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     """Iteration-based schedule: `epochs` x `iters_per_epoch` steps of `batch_size` labeled images
@@ -69,7 +82,11 @@ class TrainConfig:
     method's mu: 7 for FixMatch and FlexMatch, as their papers, 1 otherwise).
 
     `layer_decay` < 1 is MAE's layer-wise lr decay (a layer i of L gets lr * layer_decay^(L + 1 - i)); it
-    needs a backbone with layers (the ViTs). 1.0 = off."""
+    needs a backbone with layers (the ViTs). 1.0 = off.
+
+    `amp`: the step's precision, auto|bf16|fp16|off (the rule is in `engine/precision.py`); `compile`:
+    `torch.compile` the network for training (pays only in long runs: see BENCHMARKS.md).
+    """
 
     epochs: int = 10
     iters_per_epoch: int = 100
@@ -87,11 +104,15 @@ class TrainConfig:
     gamma: float = 0.1
     ema: float = 0.999
     ema_weight_decay: float = 0.0
-    amp: bool = True
+    amp: str = "auto"
+    compile: bool = False
     eval_every: int = 1
     eval_batch_size: int = 256
     device: str = "auto"
     sync_bn: bool = False
+
+    def __post_init__(self) -> None:
+        self.amp = amp_mode(self.amp)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from itertools import count, islice
@@ -122,15 +123,25 @@ class ClassBalancedSampler(Sampler[int]):
         return islice(draws(), self.rank + self.start * self.world, None, self.world)
 
 
-def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int, rank: int = 0, world: int = 1,
-                   start: int = 0, extra_from: int | None = None, extra_ratio: float | None = None,
+def auto_workers(cores: int | None = None) -> int:
+    """Loader processes per stream for `data.workers: null`: none on 2 cores or fewer, where a worker takes
+    CPU time from the step (BENCHMARKS.md's loop table: 7-13 % more img/s with 0 than with 1), else a quarter
+    of the cores, at most 4, so the two streams leave half the machine to the step."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 0 if cores <= 2 else min(4, cores // 4)
+
+
+def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int | None, rank: int = 0,
+                   world: int = 1, start: int = 0, extra_from: int | None = None, extra_ratio: float | None = None,
                    balanced_labels: Sequence[int] | np.ndarray | None = None) -> Iterator[dict[str, object]]:
     """An iterator of batches that never ends (drop_last semantics: every batch is full).
 
     With `extra_ratio` set, that fraction of every batch comes from the items from index `extra_from` on
     (`RatioSampler`); with `balanced_labels` (the items' labels), every class is drawn equally often
-    (`ClassBalancedSampler`); otherwise all items are drawn alike.
+    (`ClassBalancedSampler`); otherwise all items are drawn alike. `workers=None` picks `auto_workers()`.
     """
+    workers = auto_workers() if workers is None else workers
     generator = torch.Generator().manual_seed(seed)
     n = len(dataset)
     if balanced_labels is not None:

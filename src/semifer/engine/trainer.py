@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .ema import ModelEMA, shrink_weights
 from .evaluate import Metrics, evaluate
 from .optim import build_optimizer, build_scheduler
+from .precision import autocast, autocast_dtype, grad_scaler
 
 
 @dataclass
@@ -71,13 +71,14 @@ class Trainer:
         if method.uses_teacher and self.ema is None:
             raise ConfigError(f"method {method.name} pseudo-labels with the EMA teacher: set train.ema > 0 "
                               "(e.g. train.ema=0.999)")
+        if tc.compile:
+            model.compile()  # in place, after the EMA copy: the state dict keeps its keys, evaluation stays eager
         self.total_steps = tc.epochs * tc.iters_per_epoch
         self.start_notes = method.on_train_start(TrainContext(self.total_steps, data.labeled, data.unlabeled, device))
         self.optimizer = build_optimizer(model, tc)
         self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
-        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) \
-            if device.type == "cuda" and tc.amp else None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.amp_dtype = autocast_dtype(device, tc.amp)
+        self.scaler = grad_scaler(device, self.amp_dtype)
         self.step = 0
         self.history: list[dict[str, Any]] = []
 
@@ -149,10 +150,9 @@ class Trainer:
 
     # -------------------------------------------------------------- training
     def _train_step(self, labeled: Batch, unlabeled: Batch | None) -> dict[str, torch.Tensor]:
-        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         self.train_model.train()
         teacher = {"teacher": self._teacher()} if self.method.uses_teacher else {}
-        with autocast:
+        with autocast(self.device, self.amp_dtype):
             out = self.method.step(self.train_model, labeled, unlabeled, self.step / self.total_steps, **teacher)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
@@ -205,7 +205,7 @@ class Trainer:
                     sums[key] = sums.get(key, 0) + value.float()
                 self.step += 1
                 images += len(lb) + (len(ulb) if ulb is not None else 0)
-                if it % 25 == 0:
+                if self.progress and it % 25 == 0:  # .item() waits for the device: only for a shown bar
                     bar.set_postfix(loss=f"{logs['loss'].item():.3f}", refresh=False)
             seconds = time.perf_counter() - started
             steps = max(1, tc.iters_per_epoch - first)

@@ -194,7 +194,7 @@ class BridgingStage1(Method):
         rows = soft_cross_entropy(torch.cat([z for z, _ in outs]), targets, reduction="none") / (2 * n)
         loss_real, loss_mixed = rows[:n].sum(), rows[n:].sum()
         return StepOutput(loss_real + loss_mixed, {"loss_real": loss_real.detach(), "loss_mixed": loss_mixed.detach(),
-                                                   "mixup_lambda": torch.tensor(lam, device=x.device)})
+                                                   "mixup_lambda": torch.full((), lam, device=x.device)})
 
 
 class BridgingStage2(ConfidenceSSL):
@@ -246,5 +246,5 @@ class BridgingStage2(ConfidenceSSL):
         inputs, targets, lam = self.mixup(labeled.views[0], labeled.label, self.num_classes, boxes)
         extended = Batch([inputs], targets, torch.cat([labeled.index, labeled.index]))
         out = super().step(model, extended, unlabeled, progress, teacher)
-        out.logs["mixup_lambda"] = torch.tensor(lam, device=inputs.device)
+        out.logs["mixup_lambda"] = torch.full((), lam, device=inputs.device)
         return out

@@ -150,7 +150,7 @@ class ConfidenceSSL(Method):
         """Accumulate subset sizes and pseudo-label accuracy (true labels are diagnostics only)."""
         known = (truth >= 0).float()
         right = (pseudo == truth).float()
-        self.stats += torch.stack([mask.sum(), torch.tensor(float(len(mask)), device=mask.device),
+        self.stats += torch.stack([mask.sum(), torch.ones_like(mask).sum(),  # no host-to-device copy
                                    (mask * right * known).sum(), (mask * known).sum()])
         self.class_selected.index_add_(0, pseudo, mask)
 

@@ -92,6 +92,6 @@ class MixMatch(Method):
         lambda_u = o.lambda_u * linear_rampup(progress, o.rampup)
         loss = loss_x + lambda_u * loss_u
         logs = {"loss_x": loss_x.detach(), "loss_u": loss_u.detach(),
-                "lambda_u": torch.tensor(lambda_u, device=loss.device),
-                "mixup_lambda": torch.tensor(lam, device=loss.device)}
+                "lambda_u": torch.full((), lambda_u, device=loss.device),
+                "mixup_lambda": torch.full((), lam, device=loss.device)}
         return StepOutput(loss, logs)

@@ -21,6 +21,7 @@ from .base import Batch, EpochContext, Method, StepOutput
 from .forward import forward_views
 from .mixing import align_distribution, forward_mixed, linear_rampup, mixup, running_stats_frozen, sharpen
 from .mixmatch import MixMatch
+from .thresholds import count_classes
 from .unlabeled_losses import soft_cross_entropy
 
 
@@ -101,10 +102,11 @@ class ReMixMatch(Method):
 
     def p_target(self) -> torch.Tensor:
         """p(y): the labeled batches' class frequencies so far, or uniform (also before any label is seen)."""
+        uniform = torch.full_like(self.label_counts, 1.0 / self.num_classes, dtype=torch.float32)
+        if self.opts.p_target == "uniform":
+            return uniform
         total = self.label_counts.sum()
-        if self.opts.p_target == "uniform" or total == 0:
-            return torch.full_like(self.label_counts, 1.0 / self.num_classes, dtype=torch.float32)
-        return (self.label_counts / total).float()
+        return torch.where(total > 0, self.label_counts / total.clamp(min=1), uniform).float()  # no host read
 
     def p_model(self) -> torch.Tensor:
         """p~(y): the mean prediction on unlabeled images over the last `history` batches."""
@@ -118,10 +120,9 @@ class ReMixMatch(Method):
     def observe(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
         """Push this step's mean unlabeled prediction into the history and count the labeled classes."""
         mean = all_gather_cat(probs.float().mean(0, keepdim=True)).mean(0)
-        self.p_model_history[self.history_pos] = mean
+        self.p_model_history.index_copy_(0, self.history_pos[None], mean[None])  # a tensor index: no host read
         self.history_pos.copy_((self.history_pos + 1) % len(self.p_model_history))
-        known = labels[labels >= 0]
-        counts = torch.bincount(known, minlength=self.num_classes).to(self.label_counts)
+        counts = count_classes(labels, self.num_classes).to(self.label_counts)  # -1 (unknown) not counted
         self.label_counts += all_gather_cat(counts[None]).sum(0)
 
     def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
@@ -147,8 +148,8 @@ class ReMixMatch(Method):
         ramp = linear_rampup(progress, o.rampup)
         loss = loss_x + ramp * (o.lambda_u * loss_u + o.lambda_u1 * loss_u1)
         logs = {"loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "loss_u1": loss_u1.detach(),
-                "lambda_u": torch.tensor(ramp * o.lambda_u, device=loss.device),
-                "mixup_lambda": torch.tensor(lam, device=loss.device)}
+                "lambda_u": torch.full((), ramp * o.lambda_u, device=loss.device),
+                "mixup_lambda": torch.full((), lam, device=loss.device)}
         return StepOutput(loss, logs)
 
     def on_epoch_end(self, ctx: EpochContext) -> dict[str, Any]:

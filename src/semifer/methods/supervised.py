@@ -21,5 +21,5 @@ class Supervised(Method):
 
     def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
         logits = model(labeled.views[0])
-        loss = F.cross_entropy(logits, labeled.label, label_smoothing=self.opts.label_smoothing)
+        loss = F.cross_entropy(logits.float(), labeled.label, label_smoothing=self.opts.label_smoothing)
         return StepOutput(loss, {"loss_x": loss.detach()})

@@ -18,6 +18,14 @@ from ..engine.distributed import all_gather_cat
 from .base import EpochContext
 
 
+def count_classes(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """How many of `labels` equal each class 0..n-1 (other values, like -1 for unknown, are not counted).
+
+    A comparison rather than `torch.bincount`, which reads the labels' range back to the host on a GPU.
+    """
+    return (labels[None, :] == torch.arange(n, device=labels.device)[:, None]).sum(1)
+
+
 class ThresholdPolicy(nn.Module):
     """Per-class thresholds as a buffer (so they move with the model's device and checkpoints)."""
 
@@ -65,7 +73,7 @@ class FlexMatchThreshold(ThresholdPolicy):
         self.register_buffer("selected", torch.full((num_unlabeled,), -1, dtype=torch.long))
 
     def learning_effect(self) -> torch.Tensor:
-        counts = torch.bincount(self.selected + 1, minlength=len(self.thresholds) + 1).float()
+        counts = count_classes(self.selected + 1, len(self.thresholds) + 1).float()
         denom = counts.max() if self.warmup else counts[1:].max()
         beta = counts[1:] / denom.clamp(min=1)
         any_used = counts[0] < len(self.selected)

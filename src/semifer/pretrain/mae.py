@@ -36,7 +36,6 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ from ..data.views import IMAGENET_MEAN, IMAGENET_STD, Normalize, View, test_view
 from ..engine import distributed as dist
 from ..engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..engine.optim import build_optimizer, build_scheduler
-from ..engine.precision import autocast_dtype
+from ..engine.precision import autocast, autocast_dtype, grad_scaler
 from ..engine.run import make_run_dir, seed_everything
 from ..errors import ConfigError
 from ..models import BACKBONES, load_backbone_weights
@@ -274,7 +273,7 @@ class Pretrainer:
         self.total_steps = tc.epochs * tc.iters_per_epoch
         self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
         self.amp_dtype = autocast_dtype(self.device, tc.amp)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.scaler = grad_scaler(self.device, self.amp_dtype)
         self.faces, self.extra_from = pretrain_pool(cfg)
         self.step = 0
         self.history: list[dict[str, Any]] = []
@@ -329,9 +328,6 @@ class Pretrainer:
         mask = random_patch_mask(n, self.num_patches, self.opts.mask_ratio, generator=generator)
         return images, mask.to(self.device)
 
-    def autocast(self) -> Any:
-        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
-
     def train_view(self) -> View:
         d = self.cfg.data
         return pretrain_view(d.img_size, tuple(self.opts.crop_scale), d.bgr_quirk)
@@ -340,7 +336,7 @@ class Pretrainer:
         o = self.opts
         mask = random_patch_mask(len(images), self.num_patches, o.mask_ratio, device=images.device)
         self.model.train()
-        with self.autocast():
+        with autocast(self.device, self.amp_dtype):
             prediction = self.model(images, mask)
         loss = masked_patch_loss(prediction, images, mask, o.patch_size, o.norm_pix_loss)
         self.optimizer.zero_grad(set_to_none=True)

@@ -34,6 +34,7 @@ from torchvision.transforms import InterpolationMode, v2
 from ..config import Config, build_dataclass
 from ..data.batch_views import ContrastiveBatchView
 from ..data.views import Normalize, View
+from ..engine.precision import autocast
 from ..errors import ConfigError
 from ..methods.unlabeled_losses import info_nce
 from .mae import Pretrainer, plot_reconstructions
@@ -125,7 +126,7 @@ class SimCLRPretrainer(Pretrainer):
     def train_step(self, images: torch.Tensor) -> torch.Tensor:
         view = self.batch_view()
         self.model.train()
-        with self.autocast():
+        with autocast(self.device, self.amp_dtype):
             loss = self.model(view(images), view(images))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
