@@ -24,9 +24,7 @@ method starts from with `model.pretrained=RUN/backbone.safetensors`.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -44,7 +42,7 @@ from ..data.loaders import ViewDataset, endless_loader
 from ..data.registry import load_dataset
 from ..data.views import IMAGENET_MEAN, IMAGENET_STD, Normalize, View, test_view
 from ..engine import distributed as dist
-from ..engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..engine.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..engine.optim import build_optimizer, build_scheduler
 from ..engine.run import make_run_dir, seed_everything
 from ..errors import ConfigError
@@ -136,19 +134,11 @@ class MaskedAutoencoder(nn.Module):
 
 def save_backbone(backbone: nn.Module, path: Path, arch: str) -> Path:
     """Write the backbone's state dict (torchvision names) as safetensors, atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"arch": arch, "source": "semifer pretrain"})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    meta = {"arch": arch, "source": "semifer pretrain"}
+    return atomic_write(path, lambda fh: fh.write(save(state, metadata=meta)), "backbone weights")
 
 
 def _to_display(images: torch.Tensor) -> torch.Tensor:
