@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from .engine.run import train
 
     cfg = load_config(args.config, args.overrides)
-    result = train(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None)
+    result = train(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None,
+                   overwrite=args.overwrite)
     if result.trainer is not None and result.trainer.rank != 0:
         return
     if result.final is not None:
@@ -28,7 +30,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
     from .pretrain import pretrain
 
     cfg = load_config(args.config or "pretrain_mae", args.overrides)
-    result = pretrain(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None)
+    result = pretrain(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None,
+                      overwrite=args.overwrite)
     if result.start_step:
         print(f"resumed at step {result.start_step}")
     if result.history:
@@ -80,6 +83,16 @@ def _cmd_presets(args: argparse.Namespace) -> None:
     print("\n".join(preset_names()))
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semifer", description="Semi-supervised facial expression recognition.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -88,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help="preset name (see `semifer presets`) or YAML file")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
+    p.add_argument("--overwrite", action="store_true", help="delete the run already in --run-dir and start over")
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. train.epochs=5 data.split=adacm:400")
     p.set_defaults(func=_cmd_train)
 
@@ -95,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help="preset name or YAML file (default pretrain_mae, MAE's recipe)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
+    p.add_argument("--overwrite", action="store_true", help="delete the run already in --run-dir and start over")
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. pretrain.mask_ratio=0.6 "
                    "data.train=unlabeled:/faces")
     p.set_defaults(func=_cmd_pretrain)
@@ -103,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="run directory or checkpoint file")
     p.add_argument("--data", required=True, help="dataset spec, e.g. folder:/data/CK+48 or fer2013:FILE?split=test")
     p.add_argument("--student", action="store_true", help="use the student weights instead of the EMA")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--out", help="folder to write metrics.json and confusion.png")
     p.set_defaults(func=_cmd_eval)
 
@@ -132,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except SemiferError as exc:
         print(f"semifer: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"semifer: error: disk full ({exc.filename or 'writing the run'}); free space and retry "
+              "(a training run continues with --resume)", file=sys.stderr)
         return 2
     return 0
 

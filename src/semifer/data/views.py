@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torchvision.transforms import InterpolationMode, v2
@@ -20,6 +21,23 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CUTOUT_FILL = (125, 123, 114)
 
 View = Callable[[torch.Tensor], torch.Tensor]
+
+
+@contextmanager
+def seeded_augmentation(seed: int | None) -> Iterator[None]:
+    """Views draw from Python's `random` and torch's CPU generator; inside, both start from `seed` (None: as
+    they are), and both are put back after, so the caller's random streams (dropout, mixup) are untouched."""
+    if seed is None:
+        yield
+        return
+    python_state = random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        torch.default_generator.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
 
 
 def _shear(img: torch.Tensor, m: float, axis: int) -> torch.Tensor:

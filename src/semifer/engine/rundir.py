@@ -8,6 +8,7 @@ behind are removed when the run starts again.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -131,3 +132,9 @@ def check_resume_config(run_dir: Path, config: dict[str, Any]) -> None:
 
 def _show(values: dict[str, Any], key: str) -> str:
     return "unset" if key not in values else repr(values[key])
+
+
+def rewrite_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """metrics.jsonl as the checkpoint's history: drops an epoch logged but not checkpointed before a kill,
+    which the resumed run trains and logs again."""
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in history))

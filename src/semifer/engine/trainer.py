@@ -27,7 +27,9 @@ from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .ema import ModelEMA, shrink_weights
 from .evaluate import Metrics, evaluate
+from .finite_guard import FiniteLossGuard
 from .optim import build_optimizer, build_scheduler
+from .rundir import rewrite_metrics
 
 
 @dataclass
@@ -74,6 +76,7 @@ class Trainer:
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) \
             if device.type == "cuda" and tc.amp else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.guard = FiniteLossGuard(tc.on_nonfinite, tc.iters_per_epoch, device)
         self.step = 0
         self.history: list[dict[str, Any]] = []
 
@@ -137,6 +140,8 @@ class Trainer:
         self.method.load_state_dict(state["method"])
         set_rng_state(state["rng"])
         self.step, self.history = state["step"], state["history"]
+        if self.rank == 0:
+            rewrite_metrics(self.run_dir, self.history)
         return True
 
     # -------------------------------------------------------------- training
@@ -145,6 +150,10 @@ class Trainer:
         self.train_model.train()
         with autocast:
             out = self.method.step(self.train_model, labeled, unlabeled, self.step / self.total_steps)
+        if self.guard.skip(out.loss):
+            self.scheduler.step()
+            return {}
+        self.guard.observe(out.loss, self.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
         self.scaler.step(self.optimizer)
@@ -188,8 +197,10 @@ class Trainer:
                     sums[key] = sums.get(key, 0) + value.float()
                 self.step += 1
                 images += len(lb) + (len(ulb) if ulb is not None else 0)
-                if it % 25 == 0:
+                if it % 25 == 0 and "loss" in logs:
                     bar.set_postfix(loss=f"{logs['loss'].item():.3f}", refresh=False)
+                    self.guard.check(self.checkpoint_path())
+            self.guard.check(self.checkpoint_path())
             seconds = time.perf_counter() - started
             steps = max(1, tc.iters_per_epoch - first)
             record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step,
@@ -197,6 +208,8 @@ class Trainer:
                                       "images_per_s": images * self.world / max(seconds, 1e-9),
                                       "epoch_seconds": seconds}
             record.update({f"train/{k}": float(v.item()) / steps for k, v in sums.items()})
+            if self.guard.skipped:
+                record["train/skipped_steps"] = self.guard.skipped
             record.update(self.method.on_epoch_end(self._epoch_context(epoch)))
             last = epoch + 1 == tc.epochs
             if (epoch + 1) % tc.eval_every == 0 or last:

@@ -45,6 +45,7 @@ from ..engine import distributed as dist
 from ..engine.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..engine.optim import build_optimizer, build_scheduler
 from ..engine.run import make_run_dir, seed_everything
+from ..engine.rundir import check_resume_config, claim_run_dir, rewrite_metrics
 from ..errors import ConfigError
 from ..models import BACKBONES, load_backbone_weights
 from .decoder import PixelDecoder
@@ -254,6 +255,7 @@ class Pretrainer:
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.step, self.history = state["step"], state["history"]
+        rewrite_metrics(self.run_dir, self.history)
         return True
 
     def _loader(self) -> Any:
@@ -331,18 +333,24 @@ def resolve_lr(cfg: Config, opts: PretrainOptions) -> None:
         cfg.train.lr = opts.base_lr * cfg.train.batch_size / 256
 
 
-def pretrain(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None) -> PretrainResult:
-    """Masked-image pretraining of `model.arch` on the configured faces; returns where the backbone is."""
+def pretrain(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None,
+             overwrite: bool = False) -> PretrainResult:
+    """Masked-image pretraining of `model.arch` on the configured faces; returns where the backbone is.
+
+    The run directory is held as in `engine.run.train`: resumed with its own config, or overwritten only
+    when asked."""
     seed_everything(cfg.seed)
     opts = pretrain_options(cfg)
     resolve_lr(cfg, opts)
     cfg.pretrain = {**cfg.pretrain, "patch_size": opts.patch_size}
     run_dir = run_dir or make_run_dir(cfg, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    trainer = Pretrainer(cfg, run_dir, progress)
-    if resume:
-        trainer.resume()
-    start = trainer.step
-    history = trainer.fit()
+    with claim_run_dir(run_dir, resume, overwrite):
+        if resume:
+            check_resume_config(run_dir, cfg.to_dict())
+        save_config(cfg, run_dir / "config.yaml")
+        trainer = Pretrainer(cfg, run_dir, progress)
+        if resume:
+            trainer.resume()
+        start = trainer.step
+        history = trainer.fit()
     return PretrainResult(run_dir, trainer.backbone_path(), history, start)
