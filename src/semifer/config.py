@@ -149,13 +149,18 @@ def read_preset(name_or_path: str, _chain: tuple[str, ...] = ()) -> dict[str, An
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        raise ConfigError(f"{where}: not valid YAML ({_yaml_problem(exc)})") from None
     if not isinstance(blob, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping")
     base = blob.pop("base", None)
     if base is not None and not isinstance(base, str):
         raise ConfigError(f"{path}: base must name a preset or a YAML file; got {base!r}")
     return _merge(read_preset(base, (*_chain, name_or_path)), blob) if base else blob
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML objects to, in one line (reader errors have no `problem`)."""
+    return str(getattr(exc, "problem", None) or exc).splitlines()[0]
 
 
 _EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
@@ -169,7 +174,7 @@ def parse_override(text: str) -> dict[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc.problem}); "
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({_yaml_problem(exc)}); "
                           "quote it, e.g. data.extra_unlabeled='[\"fer2013:f.csv?split=Training\"]'") from None
     if isinstance(value, str) and _EXPONENT.fullmatch(value):
         value = float(value)  # YAML 1.1 reads "6e-3" (no dot) as a string
