@@ -99,6 +99,8 @@ def requested_counts(pool: FaceSet, protocol: str) -> dict[str, int]:
             return {c: max(1, round(p * n)) for c, n in available.items() if n}
         if kind == "total":
             total, n_all = int(arg), sum(available.values())
+            if total < 0:
+                raise ValueError(f"negative total {total}")
             return {c: max(1, round(total * n / n_all)) for c, n in available.items() if n}
         if kind == "counts":
             out = {}
