@@ -8,6 +8,7 @@ in a worker comes back as itself (`SemiferLoader`), not as a RuntimeError around
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from itertools import islice
@@ -40,13 +41,14 @@ class ViewDataset(Dataset):
         """Item `key`, or (index, augmentation seed) from a training sampler; in a loader worker a data
         error is returned, to be raised by `SemiferLoader` in the main process."""
         index, seed = key if isinstance(key, tuple) else (key, None)
+        in_worker = get_worker_info() is not None
         try:
             image = self.faces.load(index)
         except SemiferError as exc:
-            if get_worker_info() is None:
+            if not in_worker:
                 raise
             return exc
-        with seeded_augmentation(seed):
+        with seeded_augmentation(seed, restore=not in_worker):
             views = [view(image) for view in self.views]
         return {"views": views, "label": int(self.faces.labels[index]), "index": index}
 
@@ -141,7 +143,8 @@ class SeededDraws(Sampler[tuple[int, int]]):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         for t, index in enumerate(self.sampler, self.start):
-            yield index, int(np.random.SeedSequence([self.seed, self.rank, t]).generate_state(1)[0])
+            key = hashlib.blake2b(f"{self.seed},{self.rank},{t}".encode(), digest_size=8).digest()
+            yield index, int.from_bytes(key, "little")
 
 
 def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int, rank: int = 0, world: int = 1,
