@@ -146,3 +146,10 @@ def test_an_empty_class_folder_warns(tmp_path):
     with pytest.warns(DataWarning, match="'fear' holds no images"):
         faces = load_dataset(f"folder:{root}")
     assert np.bincount(faces.labels).sum() == 5
+
+
+def test_the_command_line_shows_data_warnings_as_one_line(tmp_path, capsys):
+    out = tmp_path / "split.json"
+    assert main(["splits", "--data", "synthetic:?n=70", "--protocol", "per_class:40", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "semifer: warning: split per_class:40" in err and "warnings.warn" not in err

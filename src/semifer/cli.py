@@ -6,9 +6,10 @@ import argparse
 import errno
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import SemiferError
+from .errors import DataWarning, SemiferError
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -141,8 +142,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """Data warnings as one line, like errors; others as Python shows them."""
+    if issubclass(category, DataWarning):
+        print(f"semifer: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, with semifer's errors (and a full disk) reported as one message and exit status 2."""
     try:
         args.func(args)
     except SemiferError as exc:

@@ -28,8 +28,8 @@ class DataError(SemiferError):
         return type(self), (self.path, self.message, self.line, self.fix)
 
 
-class ConfigError(SemiferError):
-    """Bad configuration value or override."""
+class ConfigError(SemiferError, ValueError):
+    """Bad configuration value or override (a ValueError too, as a bad argument to the code that reads it)."""
 
 
 class CheckpointError(SemiferError):

@@ -1,6 +1,6 @@
 """Reading model files safely: only tensors and plain data, never pickled code.
 
-`torch.load(weights_only=False)` runs whatever a pickle names, so a doctored checkpoint or a downloaded
+A full unpickling `torch.load` runs whatever a pickle names, so a doctored checkpoint or a downloaded
 backbone could execute a shell command while printing normal results. Every model file semifer reads goes
 through here: safetensors, or `torch.load(weights_only=True)`, with errors that say which of "needs code",
 "corrupt or truncated" and "empty" went wrong.
@@ -19,8 +19,8 @@ import torch
 from .errors import CheckpointError
 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-_RESAVE = ("if you trust its source, re-save only its tensors: `torch.save(torch.load(PATH, weights_only=False)"
-           "['state_dict'], OUT)` or as .safetensors")
+_RESAVE = ("If you trust its source, load it once in your own session and save only its state dict "
+           "(torch.save(model.state_dict(), OUT) or safetensors' save_file)")
 
 
 def _require_file(path: Path, what: str) -> None:

@@ -36,6 +36,8 @@ def build_method(options: dict[str, Any], num_classes: int, num_unlabeled: int =
     cls = method_class(options["name"])
     try:
         return cls(options, num_classes, num_unlabeled)
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError(f"method {options['name']}: {exc}") from None
 
