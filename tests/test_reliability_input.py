@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
     ("data.img_size=47.5", "data.img_size must be an integer; got 47.5"),
     ("train.amp=maybe", "train.amp must be one of true, false, auto, bf16, fp16, off"),
     ("train.epochs=-1", "train.epochs must be >= 1; got -1"),
-    ("train.lr=0", "train.lr must be > 0"),
+    ("train.lr=-0.1", "train.lr must be >= 0"),
     ("train.ema=1.5", "train.ema must be >= 0 and < 1"),
     ("data.extra_unlabeled=3", "data.extra_unlabeled must be a list of strings"),
     ("train.on_nonfinite=ignore", "train.on_nonfinite must be one of stop, skip"),

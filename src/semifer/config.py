@@ -25,7 +25,7 @@ class DataConfig:
     """
 
     train: str = "synthetic:?n=4000"
-    test: str = "synthetic:?split=test&n=1400"
+    test: str | None = "synthetic:?split=test&n=1400"
     extra_unlabeled: list[str] = field(default_factory=list)
     extra_ratio: float | None = None
     split: str = "per_class:20"

@@ -58,7 +58,7 @@ RANGES: dict[str, Range] = {
     "train.iters_per_epoch": AT_LEAST_ONE,
     "train.batch_size": AT_LEAST_ONE,
     "train.unlabeled_ratio": NON_NEGATIVE,
-    "train.lr": POSITIVE,
+    "train.lr": NON_NEGATIVE,  # 0 freezes the weights (a probe of what a pretrained backbone holds)
     "train.momentum": UNIT_OPEN_TOP,
     "train.weight_decay": NON_NEGATIVE,
     "train.warmup_iters": NON_NEGATIVE,

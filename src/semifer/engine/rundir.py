@@ -23,8 +23,10 @@ from .checkpoint import remove_partial_writes
 
 LOCK_NAME = ".lock"
 RUN_MARKER = "config.yaml"
-# Keys that change how a run is executed or where it is written, not what it computes.
-RESUME_FREE_KEYS = frozenset({"name", "out_dir", "data.workers", "train.device", "train.eval_batch_size"})
+# Keys that change how a run is executed or where it is written, not what it computes; and train.epochs, so a
+# finished run can be extended (its remaining steps follow the schedule of the new length).
+RESUME_FREE_KEYS = frozenset({"name", "out_dir", "data.workers", "train.device", "train.eval_batch_size",
+                              "train.epochs"})
 # A key the run's config.yaml lacks was added to semifer after the run started and has its default; only the
 # free-form sections list just what was set, so there a key missing on one side is a difference.
 FREE_FORM_SECTIONS = ("method.", "pretrain.")
