@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,6 +59,20 @@ def test_a_checkpoint_that_would_run_code_is_refused_by_eval_resume_and_pretrain
     with pytest.raises(CheckpointError, match="pickled Python code"):
         train(tiny_config(tmp_path, f"model.pretrained={evil_run / 'checkpoints' / 'last.pt'}"), progress=False)
     assert not marker.exists()
+
+
+def test_checkpoints_written_before_plain_rng_states_still_resume(trained, tmp_path):
+    """Their numpy RNG state is a tuple holding an array: allowed as data, and restored."""
+    old_run = tmp_path / "old"
+    shutil.copytree(trained, old_run)
+    state = torch.load(trained / "checkpoints" / "last.pt", weights_only=True)
+    np.random.seed(123)
+    legacy = np.random.get_state()
+    state["rng"]["numpy"] = legacy
+    torch.save(state, old_run / "checkpoints" / "last.pt")
+    train(tiny_config(tmp_path, "name=tiny", "train.epochs=3"), resume=True, progress=False, run_dir=old_run)
+    assert np.array_equal(np.random.get_state()[1], legacy[1])  # restored from the tuple (training draws none)
+    assert load_checkpoint(old_run)["step"] == 9
 
 
 @pytest.mark.parametrize(("damage", "needle"), [

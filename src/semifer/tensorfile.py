@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import CheckpointError
@@ -31,12 +32,20 @@ def _require_file(path: Path, what: str) -> None:
                               "use an earlier copy or start the run again")
 
 
+def _numpy_rng_globals() -> list[Any]:
+    """What a numpy RNG state needs (checkpoints written before RNG states were saved as lists hold one):
+    uint32 arrays, which carry data and run no code."""
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 def load_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
     """The contents of a `torch.save` file, refusing anything that needs pickled code to load."""
     path = Path(path)
     _require_file(path, what)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_rng_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         named = _GLOBAL.search(str(exc))
         if named:
