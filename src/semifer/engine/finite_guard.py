@@ -4,7 +4,7 @@ A diverged run (`train.lr=1e6`) would otherwise train on NaN to the end, save Na
 accuracy with exit status 0. The guard notes on the device the first step whose loss is NaN or inf;
 `check` reads that note where the loop already waits for the device (the progress bar's loss, every 25
 steps, and the end of each epoch). Nothing is saved between two checks, so the checkpoint on disk always
-predates the first bad step.
+predates the first bad step. In a distributed run the ranks agree: all stop, or all skip the same batch.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SemiferError
+from . import distributed as dist
 
 
 class NonFiniteLoss(SemiferError):
@@ -31,7 +32,10 @@ class FiniteLossGuard:
 
     def skip(self, loss: torch.Tensor) -> bool:
         """Whether to drop this step's update: only in skip mode, and only for a non-finite loss."""
-        if self.mode != "skip" or bool(torch.isfinite(loss.detach()).all()):
+        if self.mode != "skip":
+            return False
+        bad = dist.all_reduce_sum((~torch.isfinite(loss.detach()).all()).float().reshape(1))
+        if not bool(bad.item()):
             return False
         self.skipped += 1
         return True
@@ -42,10 +46,12 @@ class FiniteLossGuard:
         self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
 
     def check(self, checkpoint: Path) -> None:
-        """Raise NonFiniteLoss if a step since the start had a non-finite loss."""
-        step = int(self.first_bad.item())
-        if step < 0:
+        """Raise NonFiniteLoss if a step since the start had a non-finite loss (on any rank)."""
+        steps = dist.all_gather_cat(self.first_bad.reshape(1))
+        steps = steps[steps >= 0]
+        if not len(steps):
             return
+        step = int(steps.min())
         epoch = (step - 1) // self.iters_per_epoch + 1
         good = (epoch - 1) * self.iters_per_epoch
         last = f"{checkpoint} (end of epoch {epoch - 1}, step {good})" if checkpoint.is_file() and good \
