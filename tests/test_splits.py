@@ -3,7 +3,7 @@ import pytest
 
 from semifer.data.faceset import FaceSet
 from semifer.data.splits import Split, apply_split, make_split, requested_counts
-from semifer.errors import DataError
+from semifer.errors import DataError, DataWarning
 from semifer.labels import CANONICAL
 
 
@@ -25,8 +25,9 @@ def test_adacm_protocol_counts(total, fear, other):
 def test_adacm_4000_caps_small_classes():
     split = make_split(pool(700), "adacm:4000", seed=0)
     assert split.counts["fear"] == 250 and split.counts["happy"] == 625
-    small = make_split(pool(300), "adacm:4000", seed=0)
-    assert small.counts["happy"] == 300  # capped at what the pool has
+    with pytest.warns(DataWarning, match=r"happy \(300 of 625\)"):
+        small = make_split(pool(300), "adacm:4000", seed=0)
+    assert small.counts["happy"] == 300  # capped at what the pool has, with a warning
 
 
 def test_split_is_stratified_disjoint_and_seeded():
@@ -67,7 +68,7 @@ def test_bad_protocol_names_the_fix(protocol):
 def test_split_of_other_dataset_is_refused(tmp_path):
     split = make_split(pool(), "per_class:2")
     other = FaceSet("other", ["x", "y"], [0, 1], pixels=np.zeros((2, 4, 4), np.uint8))
-    with pytest.raises(DataError, match="not in other"):
+    with pytest.raises(DataError, match="drawn from other data"):
         apply_split(other, split, source=str(tmp_path / "split.json"))
     with pytest.raises(DataError, match="not found"):
         Split.load(tmp_path / "missing.json")

@@ -7,6 +7,7 @@ import pytest
 
 from semifer.data import synthetic
 from semifer.data.synthetic import TEST_SEED_OFFSET, generate_faces, load_synthetic, preview_grid
+from semifer.errors import DataError
 from semifer.labels import BASIC7
 
 
@@ -91,7 +92,7 @@ def test_load_synthetic_is_a_working_faceset() -> None:
     assert set(faces.class_counts().values()) == {3}
     image = faces.load(4)
     assert tuple(image.shape) == (3, 48, 48) and str(image.dtype) == "torch.uint8"
-    with pytest.raises(ValueError):
+    with pytest.raises(DataError, match="split"):
         load_synthetic(10, split="validation")
 
 

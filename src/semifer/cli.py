@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import SemiferError
+from .errors import DataWarning, SemiferError
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -15,7 +17,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from .engine.run import train
 
     cfg = load_config(args.config, args.overrides)
-    result = train(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None)
+    result = train(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None,
+                   overwrite=args.overwrite)
     if result.trainer is not None and result.trainer.rank != 0:
         return
     if result.final is not None:
@@ -28,7 +31,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
     from .pretrain import pretrain
 
     cfg = load_config(args.config or "pretrain_mae", args.overrides)
-    result = pretrain(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None)
+    result = pretrain(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None,
+                      overwrite=args.overwrite)
     if result.start_step:
         print(f"resumed at step {result.start_step}")
     if result.history:
@@ -94,6 +98,16 @@ def _cmd_presets(args: argparse.Namespace) -> None:
     print("\n".join(f"{name:<{width}}  {preset_description(name)}" for name in names))
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semifer", description="Semi-supervised facial expression recognition.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -102,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help="preset name (see `semifer presets`) or YAML file")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
+    p.add_argument("--overwrite", action="store_true", help="delete the run already in --run-dir and start over")
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. train.epochs=5 data.split=adacm:400")
     p.set_defaults(func=_cmd_train)
 
@@ -109,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help="preset name or YAML file (default pretrain_mae, MAE's recipe)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
+    p.add_argument("--overwrite", action="store_true", help="delete the run already in --run-dir and start over")
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. pretrain.method=simclr "
                    "data.train=unlabeled:/faces")
     p.set_defaults(func=_cmd_pretrain)
@@ -127,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="run directory or checkpoint file")
     p.add_argument("--data", required=True, help="dataset spec, e.g. folder:/data/CK+48 or fer2013:FILE?split=test")
     p.add_argument("--student", action="store_true", help="use the student weights instead of the EMA")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--out", help="folder to write metrics.json and confusion.png")
     p.set_defaults(func=_cmd_eval)
 
@@ -150,12 +166,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """Data warnings as one line, like errors; others as Python shows them."""
+    if issubclass(category, DataWarning):
+        print(f"semifer: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, with semifer's errors (and a full disk) reported as one message and exit status 2."""
     try:
         args.func(args)
     except SemiferError as exc:
         print(f"semifer: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"semifer: error: disk full ({exc.filename or 'writing the run'}); free space and retry "
+              "(a training run continues with --resume)", file=sys.stderr)
         return 2
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from .config_checks import check_value
 from .errors import ConfigError
 
 
@@ -25,7 +27,7 @@ class DataConfig:
     """
 
     train: str = "synthetic:?n=4000"
-    test: str = "synthetic:?split=test&n=1400"
+    test: str | None = "synthetic:?split=test&n=1400"
     extra_unlabeled: list[str] = field(default_factory=list)
     extra_ratio: float | None = None
     split: str = "per_class:20"
@@ -86,6 +88,9 @@ class TrainConfig:
 
     `amp`: the step's precision, auto|bf16|fp16|off (the rule is in `engine/precision.py`); `compile`:
     `torch.compile` the network for training (pays only in long runs: see BENCHMARKS.md).
+
+    `on_nonfinite`: `stop` ends the run at the first NaN/inf loss (naming the step and the last good
+    checkpoint); `skip` drops that batch's update instead, at the cost of one host sync per step.
     """
 
     epochs: int = 10
@@ -110,6 +115,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     device: str = "auto"
     sync_bn: bool = False
+    on_nonfinite: str = "stop"
 
     def __post_init__(self) -> None:
         self.amp = amp_mode(self.amp)
@@ -131,8 +137,10 @@ class Config:
 
 
 def build_dataclass(cls: type, values: dict[str, Any], where: str = "") -> Any:
-    """Instantiate a (nested) config dataclass from a dict, rejecting unknown keys by name."""
+    """Instantiate a (nested) config dataclass from a dict, rejecting unknown keys and values of the wrong
+    type or range by name (`config_checks`)."""
     known = {f.name: f for f in fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"unknown config key {where}{unknown[0]}; valid keys: {', '.join(known)}")
@@ -144,6 +152,8 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str = "") -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(f"config section {where}{name} must be a mapping, got {value!r}")
             value = build_dataclass(type(default), value, f"{where}{name}.")
+        else:
+            value = check_value(f"{where}{name}", value, hints[name])
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -166,8 +176,10 @@ def preset_description(name: str) -> str:
     return first.lstrip("#").strip() if first.startswith("#") else ""
 
 
-def read_preset(name_or_path: str) -> dict[str, Any]:
+def read_preset(name_or_path: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """A preset by name (`semifer/configs/NAME.yaml`) or a YAML file path; `base:` chains presets."""
+    if name_or_path in _chain:
+        raise ConfigError(f"{_chain[0]}: the base: chain loops ({' -> '.join([*_chain, name_or_path])})")
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         text = path.read_text()
@@ -175,12 +187,24 @@ def read_preset(name_or_path: str) -> dict[str, Any]:
         preset = resources.files("semifer.configs").joinpath(f"{name_or_path}.yaml")
         if not preset.is_file():
             raise ConfigError(f"no config file or preset {name_or_path!r}; presets: {', '.join(preset_names())}")
-        text = preset.read_text()
-    blob = yaml.safe_load(text) or {}
+        path, text = Path(str(preset)), preset.read_text()
+    try:
+        blob = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({_yaml_problem(exc)})") from None
     if not isinstance(blob, dict):
-        raise ConfigError(f"{name_or_path}: a config file must hold a mapping")
+        raise ConfigError(f"{path}: a config file must hold a mapping")
     base = blob.pop("base", None)
-    return _merge(read_preset(base), blob) if base else blob
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"{path}: base must name a preset or a YAML file; got {base!r}")
+    return _merge(read_preset(base, (*_chain, name_or_path)), blob) if base else blob
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML objects to, in one line (reader errors have no `problem`)."""
+    return str(getattr(exc, "problem", None) or exc).splitlines()[0]
 
 
 _EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
@@ -194,7 +218,7 @@ def parse_override(text: str) -> dict[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc.problem}); "
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({_yaml_problem(exc)}); "
                           "quote it, e.g. data.extra_unlabeled='[\"fer2013:f.csv?split=Training\"]'") from None
     if isinstance(value, str) and _EXPONENT.fullmatch(value):
         value = float(value)  # YAML 1.1 reads "6e-3" (no dot) as a string
@@ -210,7 +234,19 @@ def load_config(preset: str | None = None, overrides: list[str] | None = None) -
     blob = _merge(asdict(Config()), blob)
     if "name" not in blob.get("method", {}):
         raise ConfigError("method.name is required (e.g. method.name=supervised)")
-    return build_dataclass(Config, blob)
+    cfg = build_dataclass(Config, blob)
+    check_method_options(cfg.method)
+    return cfg
+
+
+def check_method_options(options: dict[str, Any]) -> None:
+    """The `method:` section against the method's `Options` (names, types, ranges) now, not at training."""
+    from .methods import method_class
+
+    if not isinstance(options.get("name"), str):
+        raise ConfigError(f"method.name must be a method name; got {options.get('name')!r}")
+    build_dataclass(method_class(options["name"]).Options, {k: v for k, v in options.items() if k != "name"},
+                    "method.")
 
 
 def save_config(cfg: Config, path: Path) -> None:

@@ -23,7 +23,7 @@ def run_demo(out_dir: str = "runs/demo", quick: bool = False, methods: list[str]
         cfg = load_config("demo", overrides)
         print(f"\n== {name}: {cfg.data.split} labels of {cfg.data.train}, "
               f"{cfg.train.epochs}x{cfg.train.iters_per_epoch} iterations ==")
-        result = train(cfg, run_dir=Path(out_dir) / name)
+        result = train(cfg, run_dir=Path(out_dir) / name, overwrite=True)  # the demo's own folders
         if result.final is not None:
             results[name] = result.final.accuracy
     print("\nsemifer demo: test accuracy on synthetic faces")

@@ -14,6 +14,7 @@ class DataError(SemiferError):
 
     def __init__(self, path: str | Path, message: str, line: int | None = None, fix: str | None = None):
         self.path = str(path)
+        self.message = message
         self.line = line
         self.fix = fix
         where = self.path if line is None else f"{self.path}, line {line}"
@@ -22,6 +23,18 @@ class DataError(SemiferError):
             text += f"\n  fix: {fix}"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, int | None, str | None]]:
+        """Pickle by the constructor's arguments, so an error raised in a loader worker crosses to the trainer."""
+        return type(self), (self.path, self.message, self.line, self.fix)
 
-class ConfigError(SemiferError):
-    """Bad configuration value or override."""
+
+class ConfigError(SemiferError, ValueError):
+    """Bad configuration value or override (a ValueError too, as a bad argument to the code that reads it)."""
+
+
+class CheckpointError(SemiferError):
+    """A model or checkpoint file that cannot be loaded safely: corrupt, truncated, or needing pickled code."""
+
+
+class DataWarning(UserWarning):
+    """Data that trains, but not as asked (an empty class folder, a split larger than the pool)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from ..labels import CANONICAL, canonical_index
 from .faceset import UNLABELED, FaceSet
 from .parsing import (
@@ -53,6 +54,9 @@ def load_class_folders(path: str | Path, split: str | None = None, classes: int 
                             fix=f"rename it to one of {', '.join(CANONICAL)} (synonyms like 'angry' work), "
                                 "or pass ignore_unknown=true to skip it")
         images = find_images(folder)
+        if not images:
+            warnings.warn(f"{folder}: the class folder {folder.name!r} holds no images, so nothing teaches or "
+                          "tests that class", DataWarning, stacklevel=2)
         if index is None or index >= num_classes:
             key = drop_key(folder.name)
             dropped[key] = dropped.get(key, 0) + len(images)

@@ -1,18 +1,27 @@
-"""Torch datasets that turn a FaceSet into views, and endless shuffled loaders for iteration-based training."""
+"""Torch datasets that turn a FaceSet into views, and endless shuffled loaders for iteration-based training.
+
+Training samplers number every draw, and the augmentation of draw t is seeded by (loader seed, rank, t), so
+the views of a batch do not depend on which process makes them or when it started: a run resumed from a
+checkpoint, with or without loader workers, sees the very images the uninterrupted run saw. A data error
+in a worker comes back as itself (`SemiferLoader`), not as a RuntimeError around the worker's traceback.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from itertools import count, islice
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
+from ..errors import SemiferError
 from .faceset import FaceSet
-from .views import View
+from .views import View, seeded_augmentation
 
 
 class ViewDataset(Dataset):
@@ -29,9 +38,44 @@ class ViewDataset(Dataset):
     def __len__(self) -> int:
         return len(self.faces)
 
-    def __getitem__(self, index: int) -> dict[str, object]:
-        image = self.faces.load(index)
-        return {"views": [view(image) for view in self.views], "label": int(self.faces.labels[index]), "index": index}
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, object] | SemiferError:
+        """Item `key`, or (index, augmentation seed) from a training sampler; in a loader worker a data
+        error is returned, to be raised by `SemiferLoader` in the main process."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        in_worker = get_worker_info() is not None
+        try:
+            image = self.faces.load(index)
+        except SemiferError as exc:
+            if not in_worker:
+                raise
+            return exc
+        with seeded_augmentation(seed, restore=not in_worker):
+            views = [view(image) for view in self.views]
+        return {"views": views, "label": int(self.faces.labels[index]), "index": index}
+
+
+def _collate(items: list[Any]) -> Any:
+    """Default collation, except that a worker's data error becomes the batch itself."""
+    for item in items:
+        if isinstance(item, SemiferError):
+            return item
+    return default_collate(items)
+
+
+class SemiferLoader(DataLoader):
+    """A DataLoader that raises a data error from a worker as the original error (PyTorch would wrap it in
+    a RuntimeError holding the worker's traceback, or fail to rebuild it)."""
+
+    def __init__(self, dataset: Dataset, **kwargs: Any):
+        super().__init__(dataset, collate_fn=_collate, **kwargs)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in super().__iter__():
+            if isinstance(batch, SemiferError):
+                raise batch
+            yield batch
+
+
 
 
 def _endless_shard(n: int, key: list[int], rank: int, world: int) -> Iterator[int]:
@@ -132,6 +176,19 @@ def auto_workers(cores: int | None = None) -> int:
     return 0 if cores <= 2 else min(4, cores // 4)
 
 
+class SeededDraws(Sampler[tuple[int, int]]):
+    """(index, augmentation seed) for draw t = start, start + 1, ... of `sampler`; the seed is a function of
+    (seed, rank, t) alone, so a draw's views are the same in any process and after any resume."""
+
+    def __init__(self, sampler: Sampler[int], seed: int, rank: int, start: int):
+        self.sampler, self.seed, self.rank, self.start = sampler, seed, rank, start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for t, index in enumerate(self.sampler, self.start):
+            key = hashlib.blake2b(f"{self.seed},{self.rank},{t}".encode(), digest_size=8).digest()
+            yield index, int.from_bytes(key, "little")
+
+
 def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int | None, rank: int = 0,
                    world: int = 1, start: int = 0, extra_from: int | None = None, extra_ratio: float | None = None,
                    balanced_labels: Sequence[int] | np.ndarray | None = None) -> Iterator[dict[str, object]]:
@@ -142,7 +199,6 @@ def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int | 
     (`ClassBalancedSampler`); otherwise all items are drawn alike. `workers=None` picks `auto_workers()`.
     """
     workers = auto_workers() if workers is None else workers
-    generator = torch.Generator().manual_seed(seed)
     n = len(dataset)
     if balanced_labels is not None:
         if extra_ratio is not None:
@@ -152,23 +208,15 @@ def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int | 
         sampler = RatioSampler(n, n if extra_from is None else extra_from, extra_ratio, seed, rank, world, start)
     else:
         sampler = InfiniteSampler(n, seed, rank, world, start)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler,
+    loader = SemiferLoader(
+        dataset, batch_size=batch_size, sampler=SeededDraws(sampler, seed, rank, start),
         num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
-        drop_last=True, generator=generator, worker_init_fn=_seed_worker,
-        prefetch_factor=4 if workers > 0 else None,
+        drop_last=True, prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),  # else starting the workers draws from the global RNG
     )
     return iter(loader)
 
 
 def eval_loader(dataset: Dataset, batch_size: int, workers: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      pin_memory=torch.cuda.is_available())
-
-
-def _seed_worker(worker_id: int) -> None:
-    import random
-
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
+    return SemiferLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                         pin_memory=torch.cuda.is_available())

@@ -8,18 +8,21 @@ Protocols (the `protocol` string):
     fraction:P        per class max(1, round(P * n_c)) (Bridging the Gaps' protocol, P in (0, 1])
     total:N           N labels, stratified in proportion to the class frequencies
     counts:a=1,b=2    explicit per-class counts by class name
-A class with fewer images than asked gets all of them; the split file records the counts actually drawn.
+A class with fewer images than asked gets all of them, with a DataWarning; the split file records the counts
+actually drawn and a fingerprint of the pool (its ids and labels), so applying it to other data is an error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from ..labels import canonical_name
 from .faceset import FaceSet
 
@@ -38,6 +41,7 @@ class Split:
     unlabeled: list[str]
     counts: dict[str, int] = field(default_factory=dict)
     dataset: str = ""
+    fingerprint: str = ""
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -50,12 +54,30 @@ class Split:
         path = Path(path)
         try:
             blob = json.loads(path.read_text())
-            return cls(**blob)
         except FileNotFoundError:
             raise DataError(path, "split file not found",
                             fix="give the split.json a run or `semifer splits` wrote") from None
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
+            raise DataError(path, f"not a semifer split file ({type(exc).__name__}: {exc})") from None
+        if not isinstance(blob, dict):
+            raise DataError(path, "not a semifer split file (expected a JSON object)")
+        try:
+            split = cls(**blob)
+        except TypeError as exc:
             raise DataError(path, f"not a semifer split file ({exc})") from None
+        split._check_types(path)
+        return split
+
+    def _check_types(self, path: Path) -> None:
+        expected = {"protocol": str, "seed": int, "labeled": list, "unlabeled": list, "counts": dict,
+                    "dataset": str, "fingerprint": str}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, expected[f.name]) or isinstance(value, bool):
+                raise DataError(path, f"{f.name} must be a {expected[f.name].__name__}, not {value!r:.40}",
+                                fix="give the split.json a run or `semifer splits` wrote")
+        if not all(isinstance(i, str) for i in self.labeled + self.unlabeled):
+            raise DataError(path, "labeled and unlabeled must be lists of sample ids (strings)")
 
 
 def requested_counts(pool: FaceSet, protocol: str) -> dict[str, int]:
@@ -77,6 +99,8 @@ def requested_counts(pool: FaceSet, protocol: str) -> dict[str, int]:
             return {c: max(1, round(p * n)) for c, n in available.items() if n}
         if kind == "total":
             total, n_all = int(arg), sum(available.values())
+            if total < 0:
+                raise ValueError(f"negative total {total}")
             return {c: max(1, round(total * n / n_all)) for c, n in available.items() if n}
         if kind == "counts":
             out = {}
@@ -87,7 +111,7 @@ def requested_counts(pool: FaceSet, protocol: str) -> dict[str, int]:
                     raise ValueError(f"unknown class {name!r}")
                 out[canon] = int(value)
             return out
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, ZeroDivisionError) as exc:
         detail = f" ({exc})" if str(exc) else ""
         raise DataError(protocol, f"bad split protocol{detail}",
                         fix="use all, adacm:100|400|1000|2000|4000, per_class:K, fraction:P, total:N "
@@ -101,6 +125,14 @@ def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: boo
     if not pool.is_labeled:
         raise DataError(pool.source or pool.name, "a split needs a labeled pool", fix="split a labeled dataset")
     wanted = requested_counts(pool, protocol)
+    negative = [f"{c}={k}" for c, k in wanted.items() if k < 0]
+    if negative:
+        raise DataError(protocol, f"negative label counts ({', '.join(negative)})", fix="ask for 0 or more per class")
+    short = {c: (k, n) for c, k in wanted.items() if k > (n := pool.class_counts().get(c, 0))}
+    if short:
+        warnings.warn(f"split {protocol}: the pool ({pool.source or pool.name}) has fewer images than asked in "
+                      + ", ".join(f"{c} ({n} of {k})" for c, (k, n) in short.items()) + "; all of them are used",
+                      DataWarning, stacklevel=2)
     rng = np.random.default_rng(seed)
     chosen: list[int] = []
     drawn: dict[str, int] = {}
@@ -113,11 +145,23 @@ def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: boo
     chosen_set = set(chosen)
     rest = range(len(pool)) if include_labeled else (i for i in range(len(pool)) if i not in chosen_set)
     return Split(protocol, seed, [pool.ids[i] for i in sorted(chosen)], [pool.ids[i] for i in rest],
-                 drawn, pool.source)
+                 drawn, pool.source, pool_fingerprint(pool))
+
+
+def pool_fingerprint(pool: FaceSet) -> str:
+    """A hash of the pool's (id, class name) pairs, independent of their order: it changes when images are
+    added, removed or relabelled, or when positional ids (a CSV's row numbers) now point at other faces."""
+    names = (*pool.classes, "unlabeled")
+    pairs = sorted(f"{sid}\t{names[label]}" for sid, label in zip(pool.ids, pool.labels.tolist(), strict=True))
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
 
 
 def apply_split(pool: FaceSet, split: Split, source: str = "split") -> tuple[FaceSet, FaceSet]:
     """The labeled part (with labels) and the unlabeled part (labels kept only for diagnostics)."""
+    if split.fingerprint and split.fingerprint != pool_fingerprint(pool):
+        raise DataError(source, f"the split was drawn from other data than {pool.source or pool.name} (its ids or "
+                                "labels differ: images added, removed, relabelled or reordered)",
+                        fix="use the split with the dataset it was made from, or make a new split")
     position = {sid: i for i, sid in enumerate(pool.ids)}
     missing = [sid for sid in split.labeled + split.unlabeled if sid not in position]
     if missing:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from ..labels import BASIC7
 from .faceset import FaceSet
 
@@ -540,7 +541,11 @@ def generate_faces(n: int, seed: int = 0, size: int = 48) -> tuple[np.ndarray, n
 def load_synthetic(n: int = 4000, seed: int = 0, size: int = 48, split: str | None = None) -> FaceSet:
     """The procedural faces as a FaceSet; the "test" split draws other identities from another stream."""
     if split not in (None, "train", "test"):
-        raise ValueError(f"split must be 'train', 'test' or None, not {split!r}")
+        raise DataError("synthetic", f"split must be train or test, not {split!r}", fix="use split=train or split=test")
+    for key, value, low in (("n", n, 1), ("seed", seed, 0), ("size", size, 8)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise DataError("synthetic", f"{key} must be a whole number >= {low}, not {value!r}",
+                            fix="e.g. synthetic:?n=2000&seed=0&size=48")
     stream = seed + TEST_SEED_OFFSET if split == "test" else seed
     images, labels = generate_faces(n, stream, size)
     ids = [f"synthetic/{stream}/{i}" for i in range(n)]

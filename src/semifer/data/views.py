@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,25 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CUTOUT_FILL = (125, 123, 114)
 
 View = Callable[[torch.Tensor], torch.Tensor]
+
+
+@contextmanager
+def seeded_augmentation(seed: int | None, restore: bool = True) -> Iterator[None]:
+    """Views draw from Python's `random` and torch's CPU generator; inside, both start from `seed` (None: as
+    they are). With `restore` both are put back after, so the caller's random streams (dropout, mixup) are
+    untouched; a loader worker, where nothing else draws from them, skips that copy."""
+    if seed is None:
+        yield
+        return
+    python_state, torch_state = (random.getstate(), torch.default_generator.get_state()) if restore else (None, None)
+    random.seed(seed)
+    torch.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        if restore:
+            random.setstate(python_state)
+            torch.default_generator.set_state(torch_state)
 
 
 def _shear(img: torch.Tensor, v: float, axis: int) -> torch.Tensor:

@@ -1,30 +1,63 @@
-"""Atomic checkpoints (temp file + rename) holding everything needed to resume or evaluate a run."""
+"""Atomic checkpoints (temp file + rename) holding everything needed to resume or evaluate a run.
+
+A checkpoint holds only tensors and plain Python data (the RNG states included), so it loads with
+`torch.load(weights_only=True)` and a doctored file cannot run code (`semifer.tensorfile`).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import SemiferError
+from ..errors import CheckpointError
+from ..tensorfile import load_torch_file
+
+PARTIAL_SUFFIX = ".partial"
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
+def atomic_write(path: Path, write: Callable[[Any], None], what: str = "checkpoint") -> Path:
+    """Write through a temp file in the same folder, then rename: readers see the old file or the new one.
+
+    `write` gets a binary file object. The temp file is removed on any failure (one a killed process left is
+    removed by `remove_partial_writes` when the run starts again); a full disk is reported as such.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
     try:
-        torch.save(state, tmp)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise CheckpointError(f"{path}: disk full while writing the {what}; free space on that disk and "
+                                  "continue with --resume (the previous file is intact)") from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def remove_partial_writes(folder: Path) -> list[Path]:
+    """Delete the temp files of writes that never finished (a process killed mid-checkpoint)."""
+    stale = [p for p in folder.rglob(f".*{PARTIAL_SUFFIX}") if p.is_file()] if folder.is_dir() else []
+    for p in stale:
+        p.unlink()
+    return stale
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
+    return atomic_write(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -32,23 +65,33 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
     if not path.is_file():
-        raise SemiferError(f"{path}: no checkpoint here; give a run directory or its checkpoints/last.pt")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+        raise CheckpointError(f"{path}: no checkpoint here; give a run directory or its checkpoints/last.pt")
+    state = load_torch_file(path)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise SemiferError(f"{path}: not a semifer checkpoint (expected keys 'model' and 'config')")
+        raise CheckpointError(f"{path}: not a semifer checkpoint (expected keys 'model' and 'config')")
     return state
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Python, numpy and torch RNG states as tensors and lists (numpy's own state object would need pickle)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(internal), gauss],
+             "numpy": {"kind": kind, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
+                       "cached_gaussian": float(cached)},
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    if isinstance(n, dict):
+        n = (n["kind"], np.array(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    np.random.set_state(n)  # a tuple in checkpoints written before the dict form
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ..data.faceset import FaceSet
 from ..data.loaders import ViewDataset, eval_loader
 from ..data.views import test_view
+from ..errors import DataError
 from ..labels import CANONICAL
 
 
@@ -90,9 +91,24 @@ def predict(model: nn.Module, faces: FaceSet, img_size: int, device: torch.devic
 
 
 def evaluate(model: nn.Module, faces: FaceSet, img_size: int, device: torch.device, **kwargs: object) -> Metrics:
+    """Metrics of `model` on `faces`; data none of whose labels the model can predict is an error, checked
+    before any image is decoded (else every metric is NaN)."""
+    require_scorable(faces, getattr(model, "num_classes", None))
     probs = predict(model, faces, img_size, device, **kwargs)  # type: ignore[arg-type]
     num_classes = probs.shape[1]
     return compute_metrics(faces.labels, probs.argmax(1), num_classes)
+
+
+def require_scorable(faces: FaceSet, num_classes: int | None) -> None:
+    """A DataError unless some image of `faces` has a label among the model's first `num_classes` classes."""
+    labels = faces.labels[faces.labels >= 0]
+    if not len(labels):
+        raise DataError(faces.source or faces.name, "the data has no labels to evaluate against",
+                        fix="evaluate on a labelled dataset")
+    if num_classes is not None and not (labels < num_classes).any():
+        found = ", ".join(sorted({CANONICAL[c] for c in labels.tolist()}))
+        raise DataError(faces.source or faces.name, f"none of its classes ({found}) is one the model predicts "
+                        f"({', '.join(CANONICAL[:num_classes])})", fix="evaluate on data with the model's classes")
 
 
 def plot_confusion(metrics: Metrics, path: Path, title: str = "") -> Path:

@@ -22,6 +22,7 @@ from ..models import FERNet, load_backbone_weights, load_model_weights
 from ..report.plots import plot_run
 from . import distributed as dist
 from .evaluate import Metrics, plot_confusion
+from .rundir import check_resume_config, claim_run_dir
 from .trainer import TrainData, Trainer
 
 
@@ -59,14 +60,16 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
     so `data.extra_ratio` can draw each batch's share from them.
     """
     pool = load_dataset(cfg.data.train).require_nonempty()
-    if cfg.data.split_file:
-        split = Split.load(cfg.data.split_file)
+    saved = run_dir / "split.json"  # a resumed run keeps its split, checked against the data
+    source = cfg.data.split_file or (saved if saved.is_file() else None)
+    if source:
+        split = Split.load(source)
     else:
         split = make_split(pool, cfg.data.split, cfg.seed, cfg.data.include_labeled_in_unlabeled)
         split.dataset = cfg.data.train
+    labeled, unlabeled = apply_split(pool, split, str(source or "split"))
     if dist.is_main():
-        split.save(run_dir / "split.json")
-    labeled, unlabeled = apply_split(pool, split, cfg.data.split_file or "split")
+        split.save(saved)
     extras = [load_dataset(spec).require_nonempty() for spec in cfg.data.extra_unlabeled]
     extra_from = len(unlabeled)
     if cfg.data.extra_ratio is not None and not extras:
@@ -152,18 +155,28 @@ def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> F
 
 
 def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None,
-          stop_after_epoch: int | None = None) -> RunResult:
+          stop_after_epoch: int | None = None, overwrite: bool = False) -> RunResult:
     """Train `cfg` end to end; returns the run directory, the final EMA metrics and the per-epoch history.
 
-    `stop_after_epoch` ends early with a checkpoint (for time-limited jobs); `resume=True` continues it.
+    `stop_after_epoch` ends early with a checkpoint (for time-limited jobs); `resume=True` continues it,
+    with the run's own configuration. An existing `run_dir` is otherwise used only with `overwrite=True`.
     """
     device = dist.local_device(cfg.train.device)
     rank, world = dist.init_distributed(device)
     seed_everything(cfg.seed + rank)
     resolve_method_defaults(cfg)
     run_dir = Path(dist.broadcast_object(str(run_dir or make_run_dir(cfg, resume))))
+    with claim_run_dir(run_dir, resume, overwrite, owner=rank == 0):
+        return _train_in(cfg, run_dir, resume, progress, stop_after_epoch, device, rank, world)
+
+
+def _train_in(cfg: Config, run_dir: Path, resume: bool, progress: bool, stop_after_epoch: int | None,
+              device: torch.device, rank: int, world: int) -> RunResult:
+    """The run itself, in a directory `train` holds."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
+        if resume:
+            check_resume_config(run_dir, cfg.to_dict())
         save_config(cfg, run_dir / "config.yaml")
         notice = own_training_notice(cfg)
         if notice and progress:

@@ -26,8 +26,10 @@ from . import distributed as dist
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .ema import ModelEMA, shrink_weights
 from .evaluate import Metrics, evaluate
+from .finite_guard import FiniteLossGuard
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast, autocast_dtype, grad_scaler
+from .rundir import rewrite_metrics
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
         self.amp_dtype = autocast_dtype(device, tc.amp)
         self.scaler = grad_scaler(device, self.amp_dtype)
+        self.guard = FiniteLossGuard(tc.on_nonfinite, tc.iters_per_epoch, device)
         self.step = 0
         self.history: list[dict[str, Any]] = []
 
@@ -146,6 +149,8 @@ class Trainer:
         self.method.load_state_dict(state["method"])
         set_rng_state(state["rng"])
         self.step, self.history = state["step"], state["history"]
+        if self.rank == 0:
+            rewrite_metrics(self.run_dir, self.history)
         return True
 
     # -------------------------------------------------------------- training
@@ -154,6 +159,10 @@ class Trainer:
         teacher = {"teacher": self._teacher()} if self.method.uses_teacher else {}
         with autocast(self.device, self.amp_dtype):
             out = self.method.step(self.train_model, labeled, unlabeled, self.step / self.total_steps, **teacher)
+        if self.guard.skip(out.loss):
+            self.scheduler.step()
+            return {}
+        self.guard.observe(out.loss, self.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
         self.scaler.step(self.optimizer)
@@ -205,8 +214,10 @@ class Trainer:
                     sums[key] = sums.get(key, 0) + value.float()
                 self.step += 1
                 images += len(lb) + (len(ulb) if ulb is not None else 0)
-                if self.progress and it % 25 == 0:  # .item() waits for the device: only for a shown bar
+                if self.progress and it % 25 == 0 and "loss" in logs:  # .item() waits for the device
                     bar.set_postfix(loss=f"{logs['loss'].item():.3f}", refresh=False)
+                    self.guard.check(self.checkpoint_path())
+            self.guard.check(self.checkpoint_path())
             seconds = time.perf_counter() - started
             steps = max(1, tc.iters_per_epoch - first)
             record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step,
@@ -216,6 +227,8 @@ class Trainer:
             record.update({f"train/{k}": float(v.item()) / steps for k, v in sums.items()})
             if not self.history:
                 record.update({f"start/{k}": v for k, v in self.start_notes.items()})
+            if self.guard.skipped:
+                record["train/skipped_steps"] = self.guard.skipped
             record.update(self.method.on_epoch_end(self._epoch_context(epoch)))
             last = epoch + 1 == tc.epochs
             if (epoch + 1) % tc.eval_every == 0 or last:

@@ -32,7 +32,14 @@ def method_class(name: str) -> type[Method]:
 
 
 def build_method(options: dict[str, Any], num_classes: int, num_unlabeled: int = 0) -> Method:
-    return method_class(options["name"])(options, num_classes, num_unlabeled)
+    """The configured method; an invalid combination of its options is a ConfigError naming the method."""
+    cls = method_class(options["name"])
+    try:
+        return cls(options, num_classes, num_unlabeled)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"method {options['name']}: {exc}") from None
 
 
 __all__ = ["METHODS", "Batch", "EpochContext", "Method", "StepOutput", "TrainContext", "build_method", "method_class"]

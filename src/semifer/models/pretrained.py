@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import SemiferError
+from ..tensorfile import load_safetensors, load_torch_file
 
 _PREFIXES = ("module.", "backbone.", "encoder.", "model.", "base.", "features.")
 
@@ -41,10 +42,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise SemiferError(f"{path}: checkpoint not found; give the local path of the file you downloaded")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+        return load_safetensors(path, "pretrained weights file")
+    blob = load_torch_file(path, "pretrained weights file")
     for key in ("state_dict", "model", "ema"):
         if isinstance(blob, dict) and isinstance(blob.get(key), dict):
             blob = blob[key]

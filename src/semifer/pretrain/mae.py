@@ -32,9 +32,7 @@ ViT), which any method starts from with `model.pretrained=RUN/backbone.safetenso
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +49,11 @@ from ..data.loaders import ViewDataset, endless_loader
 from ..data.registry import load_dataset
 from ..data.views import IMAGENET_MEAN, IMAGENET_STD, Normalize, View, test_view
 from ..engine import distributed as dist
-from ..engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..engine.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..engine.optim import build_optimizer, build_scheduler
 from ..engine.precision import autocast, autocast_dtype, grad_scaler
 from ..engine.run import make_run_dir, seed_everything
+from ..engine.rundir import check_resume_config, claim_run_dir, rewrite_metrics
 from ..errors import ConfigError
 from ..models import BACKBONES, load_backbone_weights
 from ..models.vit import VIT_SIZES, ViTBackbone, default_patch_size
@@ -167,19 +166,11 @@ def masked_autoencoder(backbone: nn.Module, img_size: int, opts: PretrainOptions
 
 def save_backbone(state: dict[str, torch.Tensor], path: Path, arch: str) -> Path:
     """Write a backbone's state dict as safetensors, atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"arch": arch, "source": "semifer pretrain"})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    meta = {"arch": arch, "source": "semifer pretrain"}
+    return atomic_write(path, lambda fh: fh.write(save(state, metadata=meta)), "backbone weights")
 
 
 def _to_display(images: torch.Tensor) -> torch.Tensor:
@@ -311,6 +302,7 @@ class Pretrainer:
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.step, self.history = state["step"], state["history"]
+        rewrite_metrics(self.run_dir, self.history)
         return True
 
     def _loader(self) -> Any:
@@ -392,20 +384,25 @@ def resolve_lr(cfg: Config, opts: Any) -> None:
 
 
 def pretrain(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None,
-             kind: type[Pretrainer] = Pretrainer) -> PretrainResult:
+             kind: type[Pretrainer] = Pretrainer, overwrite: bool = False) -> PretrainResult:
     """Pretraining of `model.arch` on the configured faces (masked reconstruction unless `kind` says
-    otherwise); returns where the backbone is."""
+    otherwise); returns where the backbone is.
+
+    The run directory is held as in `engine.run.train`: resumed with its own config, or overwritten only
+    when asked."""
     seed_everything(cfg.seed)
     opts = kind.options(cfg)
     resolve_lr(cfg, opts)
     if hasattr(opts, "patch_size"):
         cfg.pretrain = {**cfg.pretrain, "patch_size": opts.patch_size}
     run_dir = run_dir or make_run_dir(cfg, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    trainer = kind(cfg, run_dir, progress)
-    if resume:
-        trainer.resume()
-    start = trainer.step
-    history = trainer.fit()
+    with claim_run_dir(run_dir, resume, overwrite):
+        if resume:
+            check_resume_config(run_dir, cfg.to_dict())
+        save_config(cfg, run_dir / "config.yaml")
+        trainer = kind(cfg, run_dir, progress)
+        if resume:
+            trainer.resume()
+        start = trainer.step
+        history = trainer.fit()
     return PretrainResult(run_dir, trainer.backbone_path(), history, start)
