@@ -106,7 +106,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "method.threshold": ("fixed", "flexmatch", "adaptive_margin", "dynamic"),
     "method.uncertain_loss": ("none", "infonce", "snl"),
     "method.target_view": ("strong", "weak"),
-    "method.labeled_view": ("weak", "strong"),
+    "method.labeled_view": ("weak", "strong", "randaugment_m9"),
     "method.margin_schedule": ("paper", "linear", "half", "log2"),
     "method.flex_mapping": ("convex", "linear"),
     "method.dyn_class_state": ("confidence", "probability"),

@@ -214,8 +214,9 @@ class Trainer:
                     sums[key] = sums.get(key, 0) + value.float()
                 self.step += 1
                 images += len(lb) + (len(ulb) if ulb is not None else 0)
-                if self.progress and it % 25 == 0 and "loss" in logs:  # .item() waits for the device
-                    bar.set_postfix(loss=f"{logs['loss'].item():.3f}", refresh=False)
+                if it % 25 == 0:  # every rank checks together; .item() waits for the device, so only for a bar
+                    if self.progress and "loss" in logs:
+                        bar.set_postfix(loss=f"{logs['loss'].item():.3f}", refresh=False)
                     self.guard.check(self.checkpoint_path())
             self.guard.check(self.checkpoint_path())
             seconds = time.perf_counter() - started
