@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ..data.faceset import FaceSet
 from ..data.loaders import ViewDataset, eval_loader
 from ..data.views import test_view
+from ..errors import DataError
 from ..labels import CANONICAL
 
 
@@ -90,6 +91,11 @@ def predict(model: nn.Module, faces: FaceSet, img_size: int, device: torch.devic
 
 
 def evaluate(model: nn.Module, faces: FaceSet, img_size: int, device: torch.device, **kwargs: object) -> Metrics:
+    """Metrics of `model` on labelled `faces`; unlabelled images have nothing to score against."""
+    if not faces.is_labeled:
+        raise DataError(faces.source or faces.name, "these images have no labels, so there is nothing to evaluate",
+                        fix="for the model's predictions on them run `semifer predict MODEL PATH` "
+                            "(or semifer.load(MODEL).predict(images) in Python)")
     probs = predict(model, faces, img_size, device, **kwargs)  # type: ignore[arg-type]
     num_classes = probs.shape[1]
     return compute_metrics(faces.labels, probs.argmax(1), num_classes)

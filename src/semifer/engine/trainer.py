@@ -28,6 +28,7 @@ from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .ema import ModelEMA, shrink_weights
 from .evaluate import Metrics, evaluate
 from .optim import build_optimizer, build_scheduler
+from .tensorboard import TensorBoardLog
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step = 0
         self.history: list[dict[str, Any]] = []
+        self.tensorboard = TensorBoardLog(run_dir / "tensorboard") if cfg.log.tensorboard and rank == 0 else None
 
     # ----------------------------------------------------------------- data
     def _views(self, kinds: tuple[str, ...]) -> list:
@@ -207,9 +209,13 @@ class Trainer:
             if self.rank == 0:
                 with metrics_file.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
+                if self.tensorboard is not None:
+                    self.tensorboard.log(record)
                 self._print_epoch(record)
             self.save()
             dist.barrier()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         return self.history
 
     def _epoch_context(self, epoch: int) -> EpochContext:
