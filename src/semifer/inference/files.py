@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError
 from .output import Annotator
-from .predictor import DEFAULT_MARGIN, Predictor
+from .predictor import Predictor
 from .sources import Frame, expand_inputs, frames_of, parse_every
 
 PROGRESS_FROM = 20  # files; every video shows its own frame bar
@@ -36,7 +36,7 @@ def _readable_frames(paths: list[Path], every: str, on_error: Callable[[DataErro
 
 
 def predict_files(predictor: Predictor, inputs: list[str], detect: str = "auto", every: str = "1s",
-                  batch_size: int = 256, margin: float = DEFAULT_MARGIN, annotate: Path | None = None,
+                  batch_size: int = 256, margin: float | None = None, annotate: Path | None = None,
                   progress: bool = True, on_error: Callable[[str], None] | None = None) -> PredictReport:
     """Rows (see `FacePrediction.row`) for every face in `inputs` (files, folders, videos)."""
     parse_every(every)

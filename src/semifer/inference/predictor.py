@@ -13,11 +13,10 @@ from PIL import Image
 
 from ..data.views import resize_view
 from .backends import Backend
-from .detect import Box, Detector, crop_face, make_detector
+from .detect import Box, Detector, crop_face, default_margin, make_detector
 from .model_info import ModelInfo
 from .sources import Frame, to_rgb
 
-DEFAULT_MARGIN = 0.1
 PENDING_PIXELS = 50_000_000  # ~150 MB of RGB frames held while a batch of faces fills
 
 
@@ -89,19 +88,21 @@ class Predictor:
         return self._predictions(probs, [(name, None, None) for name in names])
 
     def detect_and_predict(self, image: object, detect: str | Detector = "auto",
-                           margin: float = DEFAULT_MARGIN) -> list[FacePrediction]:
-        """Find the faces in one image and predict each; boxes are in the image's (EXIF-rotated) pixels."""
+                           margin: float | None = None) -> list[FacePrediction]:
+        """Find the faces in one image and predict each; boxes are in the image's (EXIF-rotated) pixels.
+        `margin` (x the box side, per side) defaults to the detector's own (see `detect.default_margin`)."""
         name = str(image) if isinstance(image, str) or hasattr(image, "suffix") else ""
         return [p for _, preds in self.predict_frames([Frame(name, None, to_rgb(image))], detect, margin)
                 for p in preds]
 
     def predict_frames(self, frames: Iterable[Frame], detect: str | Detector = "auto",
-                       margin: float = DEFAULT_MARGIN, batch_size: int = 256
+                       margin: float | None = None, batch_size: int = 256
                        ) -> Iterator[tuple[Frame, list[FacePrediction]]]:
         """Each frame (e.g. every image and sampled video frame of a `semifer predict` call) with the
         predictions for the faces detected in it, in input order. Faces of consecutive frames are classified
         together, `batch_size` at a time; at most ~`PENDING_PIXELS` of frames wait for a batch to fill."""
         detector = make_detector(detect) if isinstance(detect, str) else detect
+        margin = default_margin(detector) if margin is None else margin
         pending: list[tuple[Frame, list[Box]]] = []
         prepared: list[np.ndarray] = []
         pixels = 0
@@ -117,7 +118,8 @@ class Predictor:
 
     def _flush(self, pending: list[tuple[Frame, list[Box]]], prepared: list[np.ndarray], batch_size: int
                ) -> Iterator[tuple[Frame, list[FacePrediction]]]:
-        probs = iter(self._classify(prepared, batch_size))
+        probs, start = self._classify(prepared, batch_size), 0
         for frame, boxes in pending:
             faces = [(frame.source, frame.frame, box) for box in boxes]
-            yield frame, self._predictions(np.array([next(probs) for _ in boxes]).reshape(len(boxes), -1), faces)
+            yield frame, self._predictions(probs[start:start + len(boxes)], faces)
+            start += len(boxes)
