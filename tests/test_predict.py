@@ -145,10 +145,12 @@ def test_exif_orientation_is_applied(tmp_path):
 @pytest.mark.parametrize(("args", "needle"), [
     (["--detect", "bogus"], "unknown detector"),
     (["--detect", "yunet:{tmp}/missing.onnx"], "YuNet model file not found"),
+    (["--detect", "yunet:{tmp}/garbage.onnx"], "garbage.onnx"),
     (["--every", "1.5"], "--every"),
 ])
 def test_bad_options_are_one_clear_error(tiny_run, tmp_path, capsys, args, needle):
     tree = write_crops(tmp_path / "crops", n=7)
+    (tmp_path / "garbage.onnx").write_bytes(b"not a network")
     args = [a.format(tmp=tmp_path) for a in args]
     assert main(["predict", str(tiny_run), str(tree), *args]) == 2
     err = capsys.readouterr().err

@@ -77,12 +77,16 @@ class YuNetDetector:
             self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold)
         except cv2.error as exc:
             raise SemiferError(f"{path}: OpenCV cannot load this as a YuNet detector ({exc.msg.strip()})") from None
-        self.cv2 = cv2
+        self.cv2, self.path = cv2, path
 
     def __call__(self, image: np.ndarray) -> list[Box]:
         h, w = image.shape[:2]
         self.net.setInputSize((w, h))
-        _, faces = self.net.detect(self.cv2.cvtColor(image, self.cv2.COLOR_RGB2BGR))
+        try:
+            _, faces = self.net.detect(self.cv2.cvtColor(image, self.cv2.COLOR_RGB2BGR))
+        except self.cv2.error as exc:
+            raise SemiferError(f"{self.path}: YuNet detection failed ({exc.msg.strip()}); "
+                               "is this a YuNet face-detection model?") from None
         return [] if faces is None else [tuple(int(round(v)) for v in face[:4]) for face in faces]  # type: ignore[misc]
 
 
