@@ -39,13 +39,16 @@ class PixelInputNet(nn.Module):
 
 
 class TorchBackend:
+    """The PyTorch model in channels-last memory format (faster convolutions on CPUs and GPUs alike)."""
+
     def __init__(self, model: nn.Module, info: ModelInfo):
-        self.net = PixelInputNet(model, info.bgr_quirk).eval()
+        self.net = PixelInputNet(model, info.bgr_quirk).eval().to(memory_format=torch.channels_last)
         self.device = next(model.parameters()).device
 
     @torch.inference_mode()
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self.net(torch.from_numpy(pixels).to(self.device)).float().cpu().numpy()
+        x = torch.from_numpy(pixels).to(self.device).contiguous(memory_format=torch.channels_last)
+        return self.net(x).float().cpu().numpy()
 
 
 class OnnxBackend:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -55,15 +56,19 @@ class Predictor:
         return list(self.info.classes)
 
     def prepare(self, face: np.ndarray) -> np.ndarray:
-        """An RGB face crop as the model's input: grey (repeated to 3 channels) for models trained on grey
-        faces, resized to the training size; uint8 (3, S, S), normalised later inside the network."""
-        if self.info.colour == "gray":
-            face = np.asarray(Image.fromarray(face).convert("L"))[:, :, None].repeat(3, axis=2)
+        """An RGB (H, W, 3) or grey (H, W) uint8 face crop as the model's input: grey (repeated to 3 channels)
+        for models trained on grey faces, resized to the training size; uint8 (3, S, S), normalised later
+        inside the network."""
+        if self.info.colour == "gray" or face.ndim == 2:
+            grey = face if face.ndim == 2 else cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)
+            face = grey[:, :, None].repeat(3, axis=2)
         pixels = torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1)
-        return self.resize(pixels).numpy()
+        if pixels.shape[1:] != (self.info.img_size, self.info.img_size):  # the resize would return it unchanged
+            pixels = self.resize(pixels)
+        return pixels.numpy()
 
     def probabilities(self, faces: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        """Softmax probabilities (N, C) for RGB face crops."""
+        """Softmax probabilities (N, C) for face crops (uint8 arrays, see `prepare`)."""
         return self._classify([self.prepare(face) for face in faces], batch_size)
 
     def _classify(self, prepared: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
