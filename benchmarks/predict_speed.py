@@ -19,6 +19,7 @@ Crops are FER2013 PublicTest faces from $SEMIFER_DATA (default ../shared/data).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -112,7 +113,9 @@ def report(blob: dict[str, Any]) -> None:
     meta = blob["machine"]
     lines = ["## Prediction throughput (CPU)", "",
              f"Command: `{blob['command']}`. Median of {blob['repeats']} timed repeats after one warm-up.",
-             header(meta), "",
+             header(meta) + f" 1-minute load average {blob['load_average'][0]:.1f} before and "
+             f"{blob['load_average'][1]:.1f} after the run (other jobs shared the {meta['cores']} cores: every "
+             "number here is a lower bound of what an idle machine does).", "",
              f"small_cnn at 48 px, **randomly initialised** (seed 0; throughput does not depend on the weights), "
              f"{blob['threads']} threads for PyTorch (`torch.set_num_threads`) and onnxruntime (intra-op); "
              f"{blob['faces']} FER2013 PublicTest 48x48 crops. The ONNX graph is the one `semifer export` writes "
@@ -138,9 +141,10 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     rows = measure(args.threads, args.faces, args.repeats)
     blob = {"machine": machine(), "command": command(), "threads": args.threads, "faces": args.faces,
-            "repeats": args.repeats, "rows": rows}
+            "repeats": args.repeats, "rows": rows, "load_average": [load_before, os.getloadavg()[0]]}
     save_json("predict_speed", blob)
     report(blob)
 

@@ -82,3 +82,18 @@ def test_export_errors_are_clear(tiny_run, tmp_path, capsys):
     assert main(["export", str(tiny_run), "--format", "onnx", "--out", str(tmp_path), "--eval",
                  str(tmp_path / "noeval")]) == 2
     assert "semifer eval --out" in capsys.readouterr().err
+
+
+def test_predict_command_runs_the_onnx_graph(tiny_run, onnx_export, tmp_path):
+    from PIL import Image
+
+    for i, face in enumerate(crops(6)):
+        Image.fromarray(face).save(tmp_path / f"{i}.png")
+    by_graph, by_torch = tmp_path / "graph.json", tmp_path / "torch.json"
+    assert main(["predict", str(onnx_export / "model.onnx"), str(tmp_path), "--out", str(by_graph),
+                 "--threads", "1"]) == 0
+    assert main(["predict", str(tiny_run), str(tmp_path), "--out", str(by_torch)]) == 0
+    graph, torch_rows = json.loads(by_graph.read_text()), json.loads(by_torch.read_text())
+    assert len(graph) == 6
+    for a, b in zip(graph, torch_rows, strict=True):
+        assert a["source"] == b["source"] and abs(a["p_happy"] - b["p_happy"]) < 1e-4

@@ -169,3 +169,11 @@ def test_csv_on_stdout_without_out(tiny_run, tmp_path, capsys):
     assert lines[0].startswith("source,frame,x,y,w,h,label,p_neutral") and len(lines) == 8
     sources = [line.split(",")[0] for line in lines[1:]]
     assert sources == sorted(sources) and os.path.basename(sources[0]) == "005.png"  # anger/005.png first
+
+
+def test_images_without_a_face_are_counted_with_a_hint(tiny_run, tmp_path, capsys):
+    Image.fromarray(photo_canvas(np.random.default_rng(1), 200, 300)).save(tmp_path / "empty.png")
+    assert main(["predict", str(tiny_run), str(tmp_path / "empty.png"), "--detect", "haar"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().count("\n") == 0  # the CSV header alone
+    assert "no face found in 1 images/frames" in captured.err and "--detect none" in captured.err

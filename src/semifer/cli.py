@@ -69,6 +69,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     write_rows(report.rows, predictor.classes, out)
     summary = f"{len(report.rows)} faces in {report.frames} images/frames of {report.files} files"
+    if report.without_faces:
+        summary += (f"; no face found in {report.without_faces} images/frames (if they are face crops, "
+                    "use --detect none)")
     if report.errors:
         summary += f"; {len(report.errors)} unreadable (listed above)"
     print(summary + (f" -> {out}" if out else ""), file=sys.stdout if out else sys.stderr)

@@ -24,6 +24,7 @@ class PredictReport:
     errors: list[str] = field(default_factory=list)
     frames: int = 0
     files: int = 0
+    without_faces: int = 0
 
 
 def _readable_frames(paths: list[Path], every: str, on_error: Callable[[DataError], None],
@@ -53,6 +54,7 @@ def predict_files(predictor: Predictor, inputs: list[str], detect: str = "auto",
     frames = _readable_frames(paths, every, failed, progress)
     for frame, predictions in predictor.predict_frames(frames, detect, margin, batch_size):
         report.frames += 1
+        report.without_faces += not predictions
         report.rows += [p.row() for p in predictions]
         if annotator is not None:
             annotator(frame, predictions)
