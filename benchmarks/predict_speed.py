@@ -6,11 +6,11 @@ The model is the small CNN (`small_cnn`, 48 px, 7 classes) randomly initialised 
 does not depend on the weights, so no trained model is needed. Both backends get the same uint8 pixels;
 ONNX is the graph `semifer export` writes (normalisation inside). Stages, each timed `--repeats` times
 (median and best reported):
-- network: the backend alone on prepared (B, 3, 48, 48) uint8 batches of 256;
+- network, batch B: the backend alone on prepared (B, 3, 48, 48) uint8 batches (B = 1, 8, 64, 256; the
+  small batches are timed 10x as often);
 - crops in memory: `Predictor.probabilities` on 48x48 RGB arrays (grey conversion, resize, batching, softmax);
 - files on disk: what `semifer predict DIR --detect none` does per file (PNG decode, rows) without process
   start-up;
-- one face: latency of the backend on a single crop (ms);
 - photo: `detect_and_predict` on a 1000x720 photo-like image with 8 pasted FER2013 faces (Haar + model).
 
 Crops are FER2013 PublicTest faces from $SEMIFER_DATA (default ../shared/data).
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+NETWORK_BATCHES = (1, 8, 64, 256)
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
@@ -92,17 +93,16 @@ def measure(threads: int, n_faces: int, repeats: int) -> list[dict[str, Any]]:
         the_photo = photo(grey, np.random.default_rng(0))
         for name, backend in backends.items():
             predictor = Predictor(backend, info)
-            batch = np.stack([predictor.prepare(c) for c in crops[:256]])
-            stages = {
-                "network (batch 256)": (lambda b=backend, x=batch: b(x), len(batch)),
-                "crops in memory": (lambda p=predictor: p.probabilities(crops), len(crops)),
-                "files on disk": (lambda p=predictor: predict_files(p, [str(folder)], "none", progress=False),
-                                  len(crops)),
-                "one face (latency)": (lambda b=backend, x=batch[:1]: b(x), 1),
+            prepared = np.stack([predictor.prepare(c) for c in crops[:256]])
+            stages = {f"network, batch {b}": (lambda be=backend, x=prepared[:b]: be(x), b) for b in NETWORK_BATCHES}
+            stages.update({
+                "crops in memory (batch 256)": (lambda p=predictor: p.probabilities(crops), len(crops)),
+                "files on disk (batch 256)": (lambda p=predictor: predict_files(p, [str(folder)], "none",
+                                                                                progress=False), len(crops)),
                 "photo 1000x720, 8 faces, haar": (lambda p=predictor: p.detect_and_predict(the_photo), 1),
-            }
+            })
             for stage, (fn, count) in stages.items():
-                median, best = timings(fn, repeats)
+                median, best = timings(fn, repeats * (10 if count <= 8 else 1))
                 rows.append({"backend": name, "stage": stage, "items": count, "seconds": median,
                              "best_seconds": best, "per_s": count / median, "best_per_s": count / best})
                 print(f"{name:12s} {stage:32s} median {count / median:8.1f}/s  best {count / best:8.1f}/s",
