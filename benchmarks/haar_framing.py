@@ -62,7 +62,7 @@ def report(blob: dict) -> None:
              f"{r['side_ratio_quartiles'][0]:.3f}-{r['side_ratio_quartiles'][1]:.3f}); box centre offset "
              f"{r['centre_dx_median']:+.3f} / {r['centre_dy_median']:+.3f} face sides (x / y). A margin of "
              f"{r['margin_for_fer_framing']:.3f} x the box side per side gives back FER2013's framing: "
-             "`semifer predict` uses 0.025 for `--detect haar`.", "",
+             f"`semifer predict` uses {blob['default_margin']} for `--detect haar`.", "",
              "Raw numbers: `benchmarks/out/haar_framing.json`."]
     write_section("haar_framing", "\n".join(lines))
 
@@ -71,7 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", type=int, default=200)
     args = parser.parse_args()
-    blob = {"machine": machine(), "command": command(), "result": measure(args.faces)}
+    from semifer.inference.detect import HaarDetector
+
+    blob = {"machine": machine(), "command": command(), "result": measure(args.faces),
+            "default_margin": HaarDetector.margin}
     save_json("haar_framing", blob)
     report(blob)
     print(blob["result"])

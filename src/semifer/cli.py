@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", default="1s", help="video sampling: every N frames (10) or seconds (0.5s)")
     p.add_argument("--margin", type=float, default=None,
                    help="context added on each side of a face box, x its side (default: the detector's, "
-                        "0.025 for haar, which then frames faces as FER2013's crops are)")
+                        "0.015 for haar, which then frames faces as FER2013's crops are)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
                    help="auto: PyTorch weights when present, else the ONNX graph")
