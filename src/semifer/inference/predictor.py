@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -40,6 +41,11 @@ class FacePrediction:
         x, y, w, h = self.box if self.box is not None else (None, None, None, None)
         return {"source": self.source, "frame": self.frame, "x": x, "y": y, "w": w, "h": h, "label": self.label,
                 **{f"p_{name}": p for name, p in self.probs.items()}}
+
+
+def _name(image: object) -> str:
+    """The source column of an image given by path; empty for in-memory images."""
+    return str(image) if isinstance(image, str | Path) else ""
 
 
 class Predictor:
@@ -88,16 +94,14 @@ class Predictor:
         if isinstance(images, str | np.ndarray | Image.Image) or not isinstance(images, Iterable):
             images = [images]
         images = list(images)
-        probs = self.probabilities([to_rgb(image) for image in images], batch_size)
-        names = [str(image) if isinstance(image, str) or hasattr(image, "suffix") else "" for image in images]
-        return self._predictions(probs, [(name, None, None) for name in names])
+        probs = self._classify([self.prepare(to_rgb(image)) for image in images], batch_size)
+        return self._predictions(probs, [(_name(image), None, None) for image in images])
 
     def detect_and_predict(self, image: object, detect: str | Detector = "auto",
                            margin: float | None = None) -> list[FacePrediction]:
         """Find the faces in one image and predict each; boxes are in the image's (EXIF-rotated) pixels.
         `margin` (x the box side, per side) defaults to the detector's own (see `detect.default_margin`)."""
-        name = str(image) if isinstance(image, str) or hasattr(image, "suffix") else ""
-        return [p for _, preds in self.predict_frames([Frame(name, None, to_rgb(image))], detect, margin)
+        return [p for _, preds in self.predict_frames([Frame(_name(image), None, to_rgb(image))], detect, margin)
                 for p in preds]
 
     def predict_frames(self, frames: Iterable[Frame], detect: str | Detector = "auto",
