@@ -15,3 +15,17 @@ def real_data() -> str:
     if not root or not os.path.isdir(root):
         pytest.skip("SEMIFER_DATA is not set to the real data folder")
     return root
+
+
+TINY_RUN = ["data.train=synthetic:?n=280", "data.test=synthetic:?split=test&n=70", "data.split=per_class:20",
+            "data.workers=0", "train.batch_size=16", "train.iters_per_epoch=15", "train.epochs=1", "train.ema=0.9"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A small_cnn trained for a few steps on synthetic faces: the model predict/export/API tests load."""
+    from semifer.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    assert main(["train", "-c", "demo", *TINY_RUN, f"out_dir={out}", "name=tiny"]) == 0
+    return out / "tiny"

@@ -80,3 +80,31 @@ def test_pixels_are_what_the_model_sees(tmp_path):
     image = faces.load(0).numpy()
     assert image.shape == (3, 48, 48) and np.array_equal(image[0], image[2])
     assert faces.classes[faces.labels[0]] == "happy"
+
+
+def test_version(capsys):
+    from semifer import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"semifer {__version__}"
+
+
+def test_eval_on_unlabeled_images_points_to_predict(trained_run, tmp_path, capsys):
+    from fixture_layouts import write_image
+
+    write_image(tmp_path / "faces" / "a.png", (48, 48))
+    assert main(["eval", str(trained_run), "--data", f"unlabeled:{tmp_path / 'faces'}"]) == 2
+    err = capsys.readouterr().err
+    assert "no labels" in err and "semifer predict" in err and "Traceback" not in err
+    assert main(["eval", str(trained_run), "--data", str(tmp_path / "faces" / "a.png")]) == 2
+    err = capsys.readouterr().err
+    assert "not a dataset spec" in err and "semifer predict" in err and "folder:" in err
+
+
+def test_compare_draws_the_runs(tiny_run, trained_run, tmp_path, capsys):
+    out = tmp_path / "fig" / "compare.png"
+    assert main(["compare", str(tiny_run), str(trained_run), "--out", str(out), "--title", "two runs"]) == 0
+    assert out.stat().st_size > 10_000 and str(out) in capsys.readouterr().out
+    assert main(["compare", str(tmp_path)]) == 2
+    assert "metrics.jsonl" in capsys.readouterr().err

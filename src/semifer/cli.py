@@ -1,4 +1,4 @@
-"""`semifer` command line: train, pretrain, probe, eval, splits, demo, presets."""
+"""`semifer` command line: train, pretrain, probe, eval, predict, export, compare, splits, demo, presets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import __version__
 from .errors import DataWarning, SemiferError
+from .inference.detect import DETECTORS_HELP
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -54,13 +56,10 @@ def _cmd_probe(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from .engine.evaluate import evaluate, plot_confusion
-    from .engine.predictor import load_model
-    from .engine.run import load_faces
+    from .api import evaluate_with_faces
+    from .engine.evaluate import plot_confusion
 
-    model, cfg, _ = load_model(args.checkpoint, use_ema=not args.student)
-    faces = load_faces(args.data)
-    metrics = evaluate(model, faces, cfg.data.img_size, model.head.weight.device, batch_size=args.batch_size)
+    metrics, faces = evaluate_with_faces(args.checkpoint, args.data, not args.student, args.batch_size)
     print(f"{args.data}: {metrics.summary()}")
     if faces.dropped:
         print("  dropped while parsing: " + ", ".join(f"{k} {v}" for k, v in faces.dropped.items()))
@@ -70,6 +69,45 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         (out / "metrics.json").write_text(json.dumps({"data": args.data, **metrics.to_dict()}, indent=1))
         plot_confusion(metrics, out / "confusion.png", title=f"{Path(args.checkpoint).name} on {args.data}")
         print(f"wrote {out / 'metrics.json'} and {out / 'confusion.png'}")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .inference.files import predict_files
+    from .inference.loading import load
+    from .inference.output import write_rows
+
+    predictor = load(args.model, backend=args.backend, threads=args.threads)
+    report = predict_files(predictor, args.inputs, args.detect, args.every, args.batch_size, args.margin,
+                           Path(args.annotate) if args.annotate else None,
+                           on_error=lambda line: tqdm.write(f"semifer: error: {line}", file=sys.stderr))
+    out = Path(args.out) if args.out else None
+    write_rows(report.rows, predictor.classes, out)
+    summary = f"{len(report.rows)} faces in {report.frames} images/frames of {report.files} files"
+    if report.without_faces:
+        summary += (f"; no face found in {report.without_faces} images/frames (if they are face crops, "
+                    "use --detect none)")
+    if report.errors:
+        summary += f"; {len(report.errors)} unreadable (listed above)"
+    print(summary + (f" -> {out}" if out else ""), file=sys.stdout if out else sys.stderr)
+    return 1 if report.errors else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from .inference.export import export_model
+
+    result = export_model(args.run, args.format, args.out, args.eval, use_ema=not args.student)
+    if result.max_abs_diff is not None:
+        print(f"onnxruntime vs PyTorch: max |logit difference| {result.max_abs_diff:.2e}")
+    print("wrote " + ", ".join(str(f) for f in result.files))
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from .report.compare import compare_runs
+
+    path = compare_runs([Path(r) for r in args.runs], Path(args.out), args.title)
+    print(f"wrote {path}")
 
 
 def _cmd_splits(args: argparse.Namespace) -> None:
@@ -110,6 +148,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semifer", description="Semi-supervised facial expression recognition.")
+    parser.add_argument("--version", action="version", version=f"semifer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a method (supervised, ...) from a preset plus overrides")
@@ -140,12 +179,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_probe)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset (in-domain or cross-dataset)")
-    p.add_argument("checkpoint", help="run directory or checkpoint file")
-    p.add_argument("--data", required=True, help="dataset spec, e.g. folder:/data/CK+48 or fer2013:FILE?split=test")
+    p.add_argument("checkpoint", help="run directory, checkpoint file or safetensors export")
+    p.add_argument("--data", required=True, help="labelled dataset spec, e.g. folder:/data/CK+48 or "
+                   "fer2013:FILE?split=test (for unlabelled images use `semifer predict`)")
     p.add_argument("--student", action="store_true", help="use the student weights instead of the EMA")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--out", help="folder to write metrics.json and confusion.png")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("predict", help="expression of every face in images, folders or videos (one row per face)")
+    p.add_argument("model", help="run directory, checkpoint, exported folder or .onnx file")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or videos")
+    p.add_argument("--out", help="write the rows to this .csv or .json file (default: CSV on stdout)")
+    p.add_argument("--annotate", metavar="DIR", help="write every image/frame with boxes and labels drawn here")
+    p.add_argument("--detect", default="auto", help=f"face detector: {DETECTORS_HELP}")
+    p.add_argument("--every", default="1s", help="video sampling: every N frames (10) or seconds (0.5s)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="context added on each side of a face box, x its side (default: the detector's, "
+                        "0.015 for haar, which then frames faces as FER2013's crops are)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                   help="auto: PyTorch weights when present, else the ONNX graph")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="a run as safetensors + model.json or ONNX, with a MODEL_CARD.md")
+    p.add_argument("run", help="run directory or checkpoint")
+    p.add_argument("--format", required=True, choices=("onnx", "safetensors"))
+    p.add_argument("--out", help="output folder (default: RUN/export)")
+    p.add_argument("--eval", nargs="*", default=[], metavar="DIR",
+                   help="`semifer eval --out` folders to report in the model card (RUN/*/ is searched anyway)")
+    p.add_argument("--student", action="store_true", help="export the student weights instead of the EMA")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("compare", help="per-epoch comparison figure of several runs")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (each with metrics.jsonl)")
+    p.add_argument("--out", default="comparison.png")
+    p.add_argument("--title", default="")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("splits", help="make a labeled/unlabeled split file")
     p.add_argument("--data", required=True, help="labeled pool dataset spec")
@@ -187,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The command, with semifer's errors (and a full disk) reported as one message and exit status 2."""
     try:
-        args.func(args)
+        return args.func(args) or 0
     except SemiferError as exc:
         print(f"semifer: error: {exc}", file=sys.stderr)
         return 2
@@ -197,7 +268,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"semifer: error: disk full ({exc.filename or 'writing the run'}); free space and retry "
               "(a training run continues with --resume)", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

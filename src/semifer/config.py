@@ -122,6 +122,14 @@ class TrainConfig:
 
 
 @dataclass
+class LogConfig:
+    """Where the per-epoch scalars go besides metrics.jsonl: `tensorboard` adds RUN/tensorboard/ event files
+    (needs the `tensorboard` extra)."""
+
+    tensorboard: bool = False
+
+
+@dataclass
 class Config:
     name: str = "run"
     out_dir: str = "runs"
@@ -129,6 +137,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     method: dict[str, Any] = field(default_factory=lambda: {"name": "supervised"})
     pretrain: dict[str, Any] = field(default_factory=dict)
 
@@ -222,15 +231,25 @@ def parse_override(text: str) -> dict[str, Any]:
                           "quote it, e.g. data.extra_unlabeled='[\"fer2013:f.csv?split=Training\"]'") from None
     if isinstance(value, str) and _EXPONENT.fullmatch(value):
         value = float(value)  # YAML 1.1 reads "6e-3" (no dot) as a string
+    return nest(key, value)
+
+
+def nest(key: str, value: Any) -> dict[str, Any]:
+    """`('train.lr', 0.01)` -> {'train': {'lr': 0.01}}."""
     for part in reversed(key.split(".")):
         value = {part: value}
-    return value  # type: ignore[return-value]
+    return value
 
 
-def load_config(preset: str | None = None, overrides: list[str] | None = None) -> Config:
-    blob: dict[str, Any] = read_preset(preset) if preset else {}
+def load_config(preset: str | dict[str, Any] | None = None, overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None) -> Config:
+    """A preset (name, YAML file or a config mapping) with `KEY=VALUE` overrides, then dotted-key `values`
+    given as Python objects (the Python API's `semifer.train(preset, **values)`)."""
+    blob: dict[str, Any] = read_preset(preset) if isinstance(preset, str) else dict(preset or {})
     for item in overrides or []:
         blob = _merge(blob, parse_override(item))
+    for key, value in (values or {}).items():
+        blob = _merge(blob, nest(key, value))
     blob = _merge(asdict(Config()), blob)
     if "name" not in blob.get("method", {}):
         raise ConfigError("method.name is required (e.g. method.name=supervised)")

@@ -32,6 +32,10 @@ FORMATS: dict[str, str] = {
     "synthetic": "semifer.data.synthetic:load_synthetic",
 }
 
+# Formats whose images are stored grayscale: a model trained on them sees grey faces, so a colour photo is
+# converted to grey before it reaches the model.
+GRAYSCALE_FORMATS = frozenset({"fer2013", "ferplus", "synthetic"})
+
 
 def _loader(fmt: str) -> Callable[..., FaceSet]:
     module, _, func = FORMATS[fmt].partition(":")
@@ -52,6 +56,10 @@ def _coerce(value: str) -> object:
 def parse_spec(spec: str) -> tuple[str, str, dict[str, object]]:
     """Split `format:path?key=value&...` into its parts, checking the format name."""
     fmt, sep, rest = spec.partition(":")
+    if fmt not in FORMATS and Path(spec).exists():
+        raise DataError(spec, "a plain path is not a dataset spec",
+                        fix=f"to get predictions for images or videos run `semifer predict MODEL {spec}`; "
+                            f"to evaluate, name the format of a labelled dataset, e.g. folder:{spec}")
     if not sep or fmt not in FORMATS:
         raise DataError(spec, f"unknown dataset spec (format {fmt!r})",
                         fix=f"write FORMAT:PATH[?key=value&...] with FORMAT one of {', '.join(FORMATS)}")
@@ -71,3 +79,8 @@ def load_dataset(spec: str, **overrides: object) -> FaceSet:
         return loader(path, **options) if fmt != "synthetic" else loader(**options)
     except TypeError as exc:
         raise DataError(spec, f"bad option for the {fmt} format ({exc})") from None
+
+
+def image_colour(spec: str) -> str:
+    """'gray' when the format named by `spec` stores grey faces, else 'rgb'."""
+    return "gray" if spec.partition(":")[0] in GRAYSCALE_FORMATS else "rgb"

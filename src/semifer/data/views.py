@@ -135,7 +135,10 @@ class Cutout:
 
 
 class Normalize:
-    """uint8 -> float, optionally reversing channels first (Ada-CM's BGR-read-as-RGB quirk), then ImageNet stats."""
+    """uint8 -> float, optionally reversing channels first (Ada-CM's BGR-read-as-RGB quirk), then ImageNet stats.
+
+    Works on one image (3, H, W) or a batch (B, 3, H, W) on any device, so exported models run it in-graph.
+    """
 
     def __init__(self, bgr_quirk: bool = False):
         self.bgr_quirk = bgr_quirk
@@ -144,16 +147,19 @@ class Normalize:
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if self.bgr_quirk:
-            img = img.flip(0)
-        return (img.float().div_(255.0) - self.mean) / self.std
+            img = img.flip(-3)
+        mean, std = self.mean.to(img.device), self.std.to(img.device)
+        return (img.float() / 255.0 - mean) / std
 
 
-def _resize(size: int) -> v2.Transform:
+def resize_view(size: int) -> v2.Transform:
+    """uint8 (3, H, W) -> uint8 (3, size, size), antialiased: the test view before normalisation, which
+    `semifer predict` and exported models run inside the network instead."""
     return v2.Resize((size, size), interpolation=InterpolationMode.BILINEAR, antialias=True)
 
 
 def test_view(size: int, bgr_quirk: bool = False) -> View:
-    return v2.Compose([_resize(size), Normalize(bgr_quirk)])
+    return v2.Compose([resize_view(size), Normalize(bgr_quirk)])
 
 
 def weak_view(size: int, crop_padding: int | None = None, crop_p: float = 0.5, bgr_quirk: bool = False) -> View:
@@ -167,7 +173,7 @@ def weak_view(size: int, crop_padding: int | None = None, crop_p: float = 0.5, b
         raise ValueError(f"crop_p must be in [0, 1], got {crop_p}")
     pad = max(2, round(8 * size / 224)) if crop_padding is None else crop_padding
     return v2.Compose([
-        _resize(size),
+        resize_view(size),
         v2.RandomApply([v2.RandomCrop(size, padding=pad)], p=crop_p),
         v2.RandomHorizontalFlip(),
         Normalize(bgr_quirk),

@@ -91,8 +91,13 @@ def predict(model: nn.Module, faces: FaceSet, img_size: int, device: torch.devic
 
 
 def evaluate(model: nn.Module, faces: FaceSet, img_size: int, device: torch.device, **kwargs: object) -> Metrics:
-    """Metrics of `model` on `faces`; data none of whose labels the model can predict is an error, checked
-    before any image is decoded (else every metric is NaN)."""
+    """Metrics of `model` on labelled `faces`; unlabelled images have nothing to score against, and data none
+    of whose labels the model can predict is an error, both checked before any image is decoded (else every
+    metric is NaN)."""
+    if not faces.is_labeled:
+        raise DataError(faces.source or faces.name, "these images have no labels, so there is nothing to evaluate",
+                        fix="for the model's predictions on them run `semifer predict MODEL PATH` "
+                            "(or semifer.load(MODEL).predict(images) in Python)")
     require_scorable(faces, getattr(model, "num_classes", None))
     probs = predict(model, faces, img_size, device, **kwargs)  # type: ignore[arg-type]
     num_classes = probs.shape[1]

@@ -30,6 +30,7 @@ from .finite_guard import FiniteLossGuard
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast, autocast_dtype, grad_scaler
 from .rundir import rewrite_metrics
+from .tensorboard import TensorBoardLog
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Trainer:
         self.guard = FiniteLossGuard(tc.on_nonfinite, tc.iters_per_epoch, device)
         self.step = 0
         self.history: list[dict[str, Any]] = []
+        self.tensorboard = TensorBoardLog(run_dir / "tensorboard") if cfg.log.tensorboard and rank == 0 else None
 
     # ----------------------------------------------------------------- data
     def _views(self, kinds: tuple[str, ...]) -> list:
@@ -240,9 +242,13 @@ class Trainer:
             if self.rank == 0:
                 with metrics_file.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
+                if self.tensorboard is not None:
+                    self.tensorboard.log(record)
                 self._print_epoch(record)
             self.save()
             dist.barrier()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         return self.history
 
     def _epoch_context(self, epoch: int) -> EpochContext:

