@@ -20,6 +20,8 @@ class DataConfig:
 
     `extra_ratio` is the fraction of every unlabeled batch drawn from the `extra_unlabeled` pools (the rest
     from the training pool's unlabeled part); None draws from the joined pools in proportion to their sizes.
+    `val` (a split protocol such as `per_class:5`, or None) holds out labeled images of the pool, disjoint
+    from the training labels and the unlabeled set, evaluated every epoch to choose `checkpoints/best.pt`.
     """
 
     train: str = "synthetic:?n=4000"
@@ -28,6 +30,7 @@ class DataConfig:
     extra_ratio: float | None = None
     split: str = "per_class:20"
     split_file: str | None = None
+    val: str | None = None
     include_labeled_in_unlabeled: bool = False
     img_size: int = 48
     crop_padding: int | None = None

@@ -9,12 +9,16 @@ Protocols (the `protocol` string):
     total:N           N labels, stratified in proportion to the class frequencies
     counts:a=1,b=2    explicit per-class counts by class name
 A class with fewer images than asked gets all of them; the split file records the counts actually drawn.
+
+An optional validation set (`val`, any protocol above but `all`) is drawn after the labeled set from the
+images not labeled, with its own random stream, so adding it never changes which images are labeled; it is
+removed from the unlabeled set, so model selection never sees an image the method trained on.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +42,9 @@ class Split:
     unlabeled: list[str]
     counts: dict[str, int] = field(default_factory=dict)
     dataset: str = ""
+    validation: list[str] = field(default_factory=list)
+    val_protocol: str | None = None
+    val_counts: dict[str, int] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -60,8 +67,12 @@ class Split:
 
 def requested_counts(pool: FaceSet, protocol: str) -> dict[str, int]:
     """Per-class label counts a protocol asks for on this pool (before capping at what exists)."""
+    return counts_for(pool.class_counts(), protocol)
+
+
+def counts_for(available: dict[str, int], protocol: str) -> dict[str, int]:
+    """Per-class counts a protocol asks for, given the images available per class."""
     kind, _, arg = protocol.partition(":")
-    available = pool.class_counts()
     try:
         if kind == "all":
             return dict(available)
@@ -96,33 +107,68 @@ def requested_counts(pool: FaceSet, protocol: str) -> dict[str, int]:
                     fix="use all, adacm:N, per_class:K, fraction:P, total:N or counts:...")
 
 
-def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: bool = False) -> Split:
-    """Draw a stratified labeled subset; the rest of the pool (or all of it) is the unlabeled set."""
-    if not pool.is_labeled:
-        raise DataError(pool.source or pool.name, "a split needs a labeled pool", fix="split a labeled dataset")
-    wanted = requested_counts(pool, protocol)
-    rng = np.random.default_rng(seed)
+def _draw(pool: FaceSet, protocol: str, rng: np.random.Generator,
+          candidates: np.ndarray) -> tuple[list[int], dict[str, int]]:
+    """Stratified draw of the protocol's counts among the pool rows `candidates` (counts relative to them)."""
+    present = np.bincount(pool.labels[candidates], minlength=pool.num_classes)
+    wanted = counts_for(dict(zip(pool.classes, present.tolist(), strict=True)), protocol)
     chosen: list[int] = []
     drawn: dict[str, int] = {}
     for index, name in enumerate(pool.classes):
-        members = np.flatnonzero(pool.labels == index)
+        members = candidates[pool.labels[candidates] == index]
         k = min(wanted.get(name, 0), len(members))
         if k:
             chosen.extend(rng.choice(members, size=k, replace=False).tolist())
             drawn[name] = k
-    chosen_set = set(chosen)
-    rest = range(len(pool)) if include_labeled else (i for i in range(len(pool)) if i not in chosen_set)
-    return Split(protocol, seed, [pool.ids[i] for i in sorted(chosen)], [pool.ids[i] for i in rest],
-                 drawn, pool.source)
+    return sorted(chosen), drawn
+
+
+def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: bool = False,
+               val: str | None = None) -> Split:
+    """Draw a stratified labeled subset; the rest of the pool (or all of it) is the unlabeled set, less the
+    validation images when `val` asks for some."""
+    if not pool.is_labeled:
+        raise DataError(pool.source or pool.name, "a split needs a labeled pool", fix="split a labeled dataset")
+    everything = np.arange(len(pool))
+    chosen, drawn = _draw(pool, protocol, np.random.default_rng(seed), everything)
+    rest = everything if include_labeled else np.setdiff1d(everything, chosen)
+    split = Split(protocol, seed, [pool.ids[i] for i in chosen], [pool.ids[i] for i in rest], drawn, pool.source)
+    return add_validation(pool, split, val) if val else split
+
+
+def add_validation(pool: FaceSet, split: Split, val: str) -> Split:
+    """`split` with a validation set drawn by protocol `val` from the pool's images it does not label
+    (seeded by the split's seed), and those images taken out of its unlabeled set."""
+    if val.partition(":")[0] == "all":
+        raise DataError(val, "data.val=all leaves no image to train on",
+                        fix="use per_class:K, fraction:P, total:N or counts:... for data.val")
+    candidates = np.setdiff1d(np.arange(len(pool)), np.asarray(_rows(pool, split.labeled, "split"), dtype=np.int64))
+    held_out, drawn = _draw(pool, val, np.random.default_rng([split.seed, 1]), candidates)
+    ids = [pool.ids[i] for i in held_out]
+    taken = set(ids)
+    return replace(split, unlabeled=[s for s in split.unlabeled if s not in taken], validation=ids,
+                   val_protocol=val, val_counts=drawn)
+
+
+def _rows(pool: FaceSet, ids: list[str], source: str) -> list[int]:
+    position = {sid: i for i, sid in enumerate(pool.ids)}
+    missing = [sid for sid in ids if sid not in position]
+    if missing:
+        raise DataError(source, f"{len(missing)} ids of the split are not in {pool.name} (e.g. {missing[0]!r})",
+                        fix="use the split with the dataset it was made from, or make a new split")
+    return [position[s] for s in ids]
 
 
 def apply_split(pool: FaceSet, split: Split, source: str = "split") -> tuple[FaceSet, FaceSet]:
     """The labeled part (with labels) and the unlabeled part (labels kept only for diagnostics)."""
-    position = {sid: i for i, sid in enumerate(pool.ids)}
-    missing = [sid for sid in split.labeled + split.unlabeled if sid not in position]
-    if missing:
-        raise DataError(source, f"{len(missing)} ids of the split are not in {pool.name} (e.g. {missing[0]!r})",
-                        fix="use the split with the dataset it was made from, or make a new split")
-    labeled = pool.subset([position[s] for s in split.labeled], name=f"{pool.name}-labeled")
-    unlabeled = pool.subset([position[s] for s in split.unlabeled], name=f"{pool.name}-unlabeled")
-    return labeled, unlabeled
+    rows = _rows(pool, split.labeled + split.unlabeled, source)
+    k = len(split.labeled)
+    return (pool.subset(rows[:k], name=f"{pool.name}-labeled"),
+            pool.subset(rows[k:], name=f"{pool.name}-unlabeled"))
+
+
+def validation_part(pool: FaceSet, split: Split, source: str = "split") -> FaceSet | None:
+    """The split's validation images with their labels, or None when it has none."""
+    if not split.validation:
+        return None
+    return pool.subset(_rows(pool, split.validation, source), name=f"{pool.name}-val")
