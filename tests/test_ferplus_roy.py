@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fixture_layouts import FERPLUS_HEADER, write_fer2013, write_ferplus_votes
+from semifer.config import load_config
 from semifer.data.fer2013 import FERPLUS_VOTES, ferplus_plurality, load_ferplus
 from semifer.data.registry import load_dataset
+from semifer.engine.run import train
 from semifer.errors import DataError
 from semifer.labels import CANONICAL
 
@@ -87,3 +90,33 @@ def test_real_plurality_counts_on_public_test(real_data: str):
     assert public.dropped == {"contempt": 24, "unknown": 25, "not_face": 1, "no_record": 10}  # no name: 10 NF votes
     majority = load_ferplus(folder, split="PublicTest", classes=7)
     assert len(majority) < len(public) and set(majority.ids) < set(public.ids)
+
+
+def test_roy_preset_is_their_fixmatch_recipe():
+    cfg = load_config("ferplus_roy_fixmatch")
+    t, d = cfg.train, cfg.data
+    assert (t.batch_size, t.unlabeled_ratio, t.lr, t.momentum, t.weight_decay, t.ema) == (64, 7, 0.03, 0.9, 5e-4, 0.999)
+    assert cfg.method["name"] == "fixmatch" and d.include_labeled_in_unlabeled
+    assert all("classes=7&label=plurality" in spec for spec in (d.train, d.test))
+    assert "split=PublicTest" in d.test
+
+
+def test_roy_protocol_trains_with_labeled_images_in_the_unlabeled_set(tmp_path: Path):
+    """Plurality labels, K per class, every Training image unlabeled, a validation set: one tiny run."""
+    winners = [0, 1, 2, 3, 4, 5, 6] * 6
+    rows = [("Training", f"fer{i}.png", [9 if c == w else 0 for c in range(10)]) for i, w in enumerate(winners)]
+    folder = tmp_path / "fer2013"
+    write_fer2013(folder / "fer2013.csv.gz", [(0, "Training")] * len(rows))
+    write_ferplus_votes(folder / "fer2013new.csv", rows)
+    spec = f"ferplus:{folder}?split=Training&classes=7&label=plurality"
+    cfg = load_config("ferplus_roy_fixmatch", [
+        f"data.train={spec}", f"data.test={spec}", "data.split=per_class:2", "data.val=per_class:1",
+        "data.workers=0", "train.epochs=1", "train.iters_per_epoch=1", "train.batch_size=4",
+        "train.unlabeled_ratio=1", f"out_dir={tmp_path}"])
+    result = train(cfg, progress=False)
+    split = json.loads((result.run_dir / "split.json").read_text())
+    assert len(split["labeled"]) == 14 and len(split["validation"]) == 7
+    assert set(split["labeled"]) <= set(split["unlabeled"])  # labeled images are unlabeled ones too
+    assert len(split["unlabeled"]) == len(rows) - 7 and not set(split["validation"]) & set(split["unlabeled"])
+    final = json.loads((result.run_dir / "final.json").read_text())
+    assert "val" in result.history[-1] and "best_on_validation" in final
