@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train on the embedded synthetic faces with few labels and print test accuracy")
     p.add_argument("--out-dir", default="runs/demo")
     p.add_argument("--quick", action="store_true", help="a much shorter run (smoke test)")
-    p.add_argument("--methods", nargs="+", default=None, help="methods to run (default: supervised and adacm)")
+    p.add_argument("--methods", nargs="+", default=None, help="methods to run (default: supervised and fixmatch)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("presets", help="list the YAML config presets")
