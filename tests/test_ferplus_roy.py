@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixture_layouts import FERPLUS_HEADER, write_fer2013, write_ferplus_votes
+from fixture_layouts import FERPLUS_HEADER, make_ferplus
 from semifer.config import load_config
 from semifer.data.fer2013 import FERPLUS_VOTES, ferplus_plurality, load_ferplus
 from semifer.data.registry import load_dataset
@@ -36,10 +36,7 @@ def idx(name: str) -> int:
 
 @pytest.fixture
 def votes_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "fer2013"
-    write_fer2013(folder / "fer2013.csv.gz", [(0, usage) for usage, _, _ in ROWS])
-    write_ferplus_votes(folder / "fer2013new.csv", ROWS)
-    return folder
+    return make_ferplus(tmp_path / "fer2013", ROWS)
 
 
 def test_plurality_is_idxmax_with_ties_to_the_first_column():
@@ -105,9 +102,7 @@ def test_roy_protocol_trains_with_labeled_images_in_the_unlabeled_set(tmp_path: 
     """Plurality labels, K per class, every Training image unlabeled, a validation set: one tiny run."""
     winners = [0, 1, 2, 3, 4, 5, 6] * 6
     rows = [("Training", f"fer{i}.png", [9 if c == w else 0 for c in range(10)]) for i, w in enumerate(winners)]
-    folder = tmp_path / "fer2013"
-    write_fer2013(folder / "fer2013.csv.gz", [(0, "Training")] * len(rows))
-    write_ferplus_votes(folder / "fer2013new.csv", rows)
+    folder = make_ferplus(tmp_path / "fer2013", rows)
     spec = f"ferplus:{folder}?split=Training&classes=7&label=plurality"
     cfg = load_config("ferplus_roy_fixmatch", [
         f"data.train={spec}", f"data.test={spec}", "data.split=per_class:2", "data.val=per_class:1",
