@@ -38,4 +38,4 @@ def test_yaml_file_with_base(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("base: demo\ntrain:\n  epochs: 3\n")
     cfg = load_config(str(path))
-    assert cfg.train.epochs == 3 and cfg.data.split == "per_class:40"
+    assert cfg.train.epochs == 3 and cfg.data.split == "per_class:60"
