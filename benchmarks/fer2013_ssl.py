@@ -27,16 +27,13 @@ from semifer.config import load_config
 from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
 from semifer.engine.run import train
-from semifer.methods import method_class
+from semifer.methods import method_class, plain_head
 from semifer.pretrain.mae import pretrain
 from semifer.report.plots import plot_comparison
 
 METHODS = ("supervised", "pseudolabel", "mixmatch", "remixmatch", "fixmatch", "flexmatch", "adacm",
            "dta_snl", "dtm", "pretrain+finetune", "pretrain+adacm")
 PRETRAINED = ("pretrain+finetune", "pretrain+adacm")
-# The shared recipe keeps a method's own modules (DTA's attention and feature dropout) but not a head or an
-# optimiser that only its authors' code chose (Ada-CM's dropout 0.5 + unit feature, Adam).
-SHARED_HEAD = ("model.dropout=0", "model.l2norm=false")
 
 
 def recipe(row: str, train_spec: str, pretrained: Path | None, own: bool) -> list[str]:
@@ -46,7 +43,7 @@ def recipe(row: str, train_spec: str, pretrained: Path | None, own: bool) -> lis
     extra = [f'data.extra_unlabeled=["{train_spec}"]', "data.extra_ratio=0.5"] if row == "dtm" else []
     start = [f"model.pretrained={pretrained}"] if row in PRETRAINED else []
     cls = method_class(method)
-    training = list(cls.cpu_scale_training) if own else [o for o in SHARED_HEAD if o.split("=")[0][6:] in cls.head]
+    training = list(cls.cpu_scale_training) if own else plain_head(method)
     return [f"method.name={method}", *extra, *start, *training]
 
 

@@ -46,6 +46,13 @@ def write_ferplus_votes(path: Path, rows: Sequence[tuple[str, str, Sequence[int]
     return path
 
 
+def make_ferplus(folder: Path, rows: Sequence[tuple[str, str, Sequence[int]]]) -> Path:
+    """A FER+ folder: fer2013.csv.gz with one image per vote row (same Usage) and fer2013new.csv."""
+    write_fer2013(folder / "fer2013.csv.gz", [(0, usage) for usage, _, _ in rows])
+    write_ferplus_votes(folder / "fer2013new.csv", rows)
+    return folder
+
+
 def make_rafdb(root: Path, entries: Sequence[tuple[str, int]]) -> Path:
     """RAF-DB basic: label list plus both aligned and original images of each entry."""
     (root / "EmoLabel").mkdir(parents=True)

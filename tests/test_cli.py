@@ -52,6 +52,11 @@ def test_splits_command(tmp_path, capsys):
     blob = json.loads(out.read_text())
     assert len(blob["labeled"]) == 100 and blob["counts"]["fear"] == 10
     assert "100 labeled" in capsys.readouterr().out
+    assert main(["splits", "--data", "synthetic:?n=700", "--protocol", "per_class:5", "--val", "per_class:2",
+                 "--out", str(out)]) == 0
+    blob = json.loads(out.read_text())
+    assert len(blob["validation"]) == 14 and not set(blob["validation"]) & set(blob["unlabeled"])
+    assert "14 validation" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("spec", "needle"), [

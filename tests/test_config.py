@@ -9,7 +9,7 @@ def test_presets_load_and_overrides_win():
     assert {"demo", "fer2013_small"} <= set(preset_names())
     cfg = load_config("demo", ["train.lr=0.5", "data.split=adacm:400", "model.arch=resnet18"])
     assert cfg.train.lr == 0.5 and cfg.data.split == "adacm:400" and cfg.model.arch == "resnet18"
-    assert cfg.train.epochs == 12  # from the preset
+    assert cfg.train.epochs == 10  # from the preset
 
 
 def test_override_values_are_typed():
@@ -38,7 +38,7 @@ def test_yaml_file_with_base(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("base: demo\ntrain:\n  epochs: 3\n")
     cfg = load_config(str(path))
-    assert cfg.train.epochs == 3 and cfg.data.split == "per_class:40"
+    assert cfg.train.epochs == 3 and cfg.data.split == "per_class:60"
 
 
 def test_every_preset_loads_and_says_what_it_is(capsys):

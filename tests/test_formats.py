@@ -14,6 +14,7 @@ from fixture_layouts import (
     make_affectnet_sets,
     make_ckplus,
     make_class_tree,
+    make_ferplus,
     make_rafdb,
     write_fer2013,
     write_ferplus_votes,
@@ -136,10 +137,7 @@ FERPLUS_ROWS = [
 
 @pytest.fixture
 def ferplus_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "fer2013"
-    write_fer2013(folder / "fer2013.csv.gz", [(0, usage) for usage, _, _ in FERPLUS_ROWS])
-    write_ferplus_votes(folder / "fer2013new.csv", FERPLUS_ROWS)
-    return folder
+    return make_ferplus(tmp_path / "fer2013", FERPLUS_ROWS)
 
 
 def test_ferplus_majority_rule() -> None:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from semifer.data.faceset import FaceSet
-from semifer.data.splits import Split, apply_split, make_split, requested_counts
+from semifer.data.splits import Split, add_validation, apply_split, make_split, requested_counts, validation_part
 from semifer.errors import DataError, DataWarning
 from semifer.labels import CANONICAL
 
@@ -72,3 +72,28 @@ def test_split_of_other_dataset_is_refused(tmp_path):
         apply_split(other, split, source=str(tmp_path / "split.json"))
     with pytest.raises(DataError, match="not found"):
         Split.load(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("include_labeled", [False, True])
+def test_validation_is_disjoint_stratified_and_keeps_the_labels(include_labeled):
+    p = pool(50)
+    plain = make_split(p, "per_class:5", seed=4, include_labeled=include_labeled)
+    split = make_split(p, "per_class:5", seed=4, include_labeled=include_labeled, val="per_class:3")
+    assert split.labeled == plain.labeled  # adding a validation set never changes the training labels
+    val = set(split.validation)
+    assert len(val) == 21 and not val & set(split.labeled) and not val & set(split.unlabeled)
+    assert set(split.unlabeled) == set(plain.unlabeled) - val
+    assert validation_part(p, split).class_counts() == {c: 3 for c in CANONICAL[:7]}
+    assert split.val_counts == {c: 3 for c in CANONICAL[:7]} and split.val_protocol == "per_class:3"
+
+
+def test_validation_is_seeded_saved_and_added_to_old_split_files(tmp_path):
+    p = pool(50)
+    a, b, c = (make_split(p, "per_class:5", seed=s, val="fraction:0.1") for s in (1, 1, 2))
+    assert a.validation == b.validation and a.validation != c.validation
+    assert Split.load(a.save(tmp_path / "split.json")) == a
+    old = make_split(p, "per_class:5", seed=1)
+    assert validation_part(p, old) is None
+    assert add_validation(p, old, "fraction:0.1") == a  # an old split file gains the same validation set
+    with pytest.raises(DataError, match="no image to train on"):
+        make_split(p, "per_class:5", val="all")

@@ -99,3 +99,19 @@ def test_load_synthetic_is_a_working_faceset() -> None:
 def test_preview_grid_writes_a_png(tmp_path) -> None:
     out = preview_grid(tmp_path / "sub" / "grid.png", n_per_class=3, size=32)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_min_strength_raises_the_weakest_expression_only() -> None:
+    """The same identities and draws; a higher floor moves every face's AUs toward its full prototype."""
+    from semifer.data.synthetic import _PROTO, _labels, _sample_aus, _sample_streams
+
+    labels = _labels(0, 70)
+    weak = _sample_aus(_sample_streams(0, 0, 70, 8)[0], labels)
+    strong = _sample_aus(_sample_streams(0, 0, 70, 8)[0], labels, min_strength=0.9)
+    toward = np.abs(strong - _PROTO[labels]).sum() < np.abs(weak - _PROTO[labels]).sum()
+    assert toward and not np.array_equal(weak, strong)
+    a = load_synthetic(14, split="test", min_strength=0.9)
+    b = load_synthetic(14, split="test")
+    assert np.array_equal(a.labels, b.labels) and not np.array_equal(a.pixels, b.pixels)
+    with pytest.raises(ValueError, match="min_strength"):
+        generate_faces(7, min_strength=1.5)

@@ -115,11 +115,12 @@ def _cmd_splits(args: argparse.Namespace) -> None:
     from .data.splits import make_split
 
     pool = load_dataset(args.data).require_nonempty()
-    split = make_split(pool, args.protocol, args.seed, args.include_labeled)
+    split = make_split(pool, args.protocol, args.seed, args.include_labeled, args.val)
     split.dataset = args.data
     split.save(args.out)
     counts = ", ".join(f"{k} {v}" for k, v in split.counts.items())
-    print(f"{len(split.labeled)} labeled ({counts}), {len(split.unlabeled)} unlabeled -> {args.out}")
+    held_out = f", {len(split.validation)} validation" if split.validation else ""
+    print(f"{len(split.labeled)} labeled ({counts}), {len(split.unlabeled)} unlabeled{held_out} -> {args.out}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -223,13 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="adacm:400", help="adacm:N, per_class:K, fraction:P, total:N, counts:...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--include-labeled", action="store_true", help="also put the labeled images in the unlabeled set")
+    p.add_argument("--val", help="hold out a validation set of the images not labeled, e.g. per_class:5")
     p.add_argument("--out", default="split.json")
     p.set_defaults(func=_cmd_splits)
 
     p = sub.add_parser("demo", help="train on the embedded synthetic faces with few labels and print test accuracy")
     p.add_argument("--out-dir", default="runs/demo")
     p.add_argument("--quick", action="store_true", help="a much shorter run (smoke test)")
-    p.add_argument("--methods", nargs="+", default=None, help="methods to run (default: supervised and adacm)")
+    p.add_argument("--methods", nargs="+", default=None, help="methods to run (default: supervised and fixmatch)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("presets", help="list the YAML config presets")

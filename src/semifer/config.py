@@ -24,6 +24,8 @@ class DataConfig:
     from the training pool's unlabeled part); None draws from the joined pools in proportion to their sizes.
     `balanced_labeled` draws labeled batches class-balanced; None takes the method's choice (DTA+SNL: on).
     `workers`: loader processes per stream; None (null) = `data.loaders.auto_workers` (0 on 2 cores).
+    `val` (a split protocol such as `per_class:5`, or None) holds out labeled images of the pool, disjoint
+    from the training labels and the unlabeled set, evaluated every epoch to choose `checkpoints/best.pt`.
     """
 
     train: str = "synthetic:?n=4000"
@@ -32,6 +34,7 @@ class DataConfig:
     extra_ratio: float | None = None
     split: str = "per_class:20"
     split_file: str | None = None
+    val: str | None = None
     include_labeled_in_unlabeled: bool = False
     img_size: int = 48
     crop_padding: int | None = None

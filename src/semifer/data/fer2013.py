@@ -145,10 +145,13 @@ def load_fer2013(path: str | Path, split: str | None = None,
 
 @dataclass
 class _Votes:
+    """Vote counts in FERPLUS_VOTES order; `file_order[k]` is the column of FERPLUS_VOTES[k] in the file."""
+
     lines: list[int]
     usages: np.ndarray
     has_record: np.ndarray
     counts: np.ndarray
+    file_order: np.ndarray
 
 
 def _read_votes(path: Path) -> _Votes:
@@ -178,7 +181,7 @@ def _read_votes(path: Path) -> _Votes:
             names.append(bool(name))
             counts.append(votes)
     return _Votes(lines, np.array(usages, dtype=str), np.array(names, dtype=bool),
-                  np.array(counts, dtype=np.int64).reshape(-1, len(FERPLUS_VOTES)))
+                  np.array(counts, dtype=np.int64).reshape(-1, len(FERPLUS_VOTES)), np.array(ivotes))
 
 
 def ferplus_majority(votes: np.ndarray) -> np.ndarray:
@@ -193,6 +196,20 @@ def ferplus_majority(votes: np.ndarray) -> np.ndarray:
     return np.where(2 * winner > counts.sum(axis=1), top, -1)
 
 
+def ferplus_plurality(votes: np.ndarray, file_order: np.ndarray | None = None) -> np.ndarray:
+    """The column of FERPLUS_VOTES with the most votes per row, as pandas' `idxmax` over the file's vote
+    columns gives it (Roy & Etemad's FER13 labels): a tie goes to the column that comes first in the file.
+
+    `file_order[k]` is where column k of `votes` sits in the file (default: in FERPLUS_VOTES order, as in
+    the published fer2013new.csv).
+    """
+    order = np.arange(votes.shape[1]) if file_order is None else np.argsort(file_order)
+    return order[votes[:, order].argmax(axis=1)]
+
+
+LABEL_RULES = ("majority", "plurality")
+
+
 def _find_fer_csv(folder: Path) -> Path:
     for name in ("fer2013.csv", "fer2013.csv.gz"):
         if (folder / name).is_file():
@@ -202,10 +219,20 @@ def _find_fer_csv(folder: Path) -> Path:
 
 
 def load_ferplus(path: str | Path, split: str | None = None, classes: int = 8,
-                 fer2013: str | Path | None = None, votes: str | Path | None = None) -> FaceSet:
-    """FER+ labels (majority vote, vote distributions as soft labels) on the FER2013 images they annotate."""
+                 fer2013: str | Path | None = None, votes: str | Path | None = None,
+                 label: str = "majority") -> FaceSet:
+    """FER+ labels (vote distributions as soft labels) on the FER2013 images they annotate.
+
+    `label="majority"` is FERPlus' majority mode (`ferplus_majority`: images without a strict majority are
+    dropped); `label="plurality"` is the most-voted column (`ferplus_plurality`), the labels of Roy & Etemad
+    (ACII 2022), which keeps those images. Under both rules an image is dropped when its winner is unknown
+    or not-a-face (or contempt with `classes=7`), or when it has no FER+ record (no image name).
+    """
     folder = Path(path)
     num_classes = class_space(classes, folder)
+    if label not in LABEL_RULES:
+        raise DataError(folder, f"label={label!r} is not a FER+ label rule",
+                        fix="use label=majority (FERPlus) or label=plurality (Roy & Etemad)")
     fer_path = require_path(fer2013 if fer2013 is not None else _find_fer_csv(folder), "FER2013 CSV")
     votes_path = require_path(votes if votes is not None else folder / "fer2013new.csv", "FER+ votes file")
     rows, ballot = _read_csv(fer_path), _read_votes(votes_path)
@@ -221,7 +248,7 @@ def load_ferplus(path: str | Path, split: str | None = None, classes: int = 8,
                         fix="the two files are not line-aligned; use the matching pair")
     idx, usage = _select(rows, split)
     record, counts = ballot.has_record[idx], ballot.counts[idx]
-    top = ferplus_majority(counts)
+    top = ferplus_majority(counts) if label == "majority" else ferplus_plurality(counts, ballot.file_order)
     table = label_table(FERPLUS_CLASSES, num_classes)
     emotion = record & (top >= 0) & (top < len(FERPLUS_CLASSES))
     labels = np.full(len(idx), -1, dtype=np.int64)

@@ -10,6 +10,10 @@ Protocols (the `protocol` string):
     counts:a=1,b=2    explicit per-class counts by class name
 A class with fewer images than asked gets all of them, with a DataWarning; the split file records the counts
 actually drawn and a fingerprint of the pool (its ids and labels), so applying it to other data is an error.
+
+An optional validation set (`val`, any protocol above but `all`) is drawn after the labeled set from the
+images not labeled, with its own random stream, so adding it never changes which images are labeled; it is
+removed from the unlabeled set, so model selection never sees an image the method trained on.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,9 @@ class Split:
     counts: dict[str, int] = field(default_factory=dict)
     dataset: str = ""
     fingerprint: str = ""
+    validation: list[str] = field(default_factory=list)
+    val_protocol: str | None = None
+    val_counts: dict[str, int] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -70,20 +77,26 @@ class Split:
 
     def _check_types(self, path: Path) -> None:
         expected = {"protocol": str, "seed": int, "labeled": list, "unlabeled": list, "counts": dict,
-                    "dataset": str, "fingerprint": str}
+                    "dataset": str, "fingerprint": str, "validation": list, "val_protocol": (str, type(None)),
+                    "val_counts": dict}
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, expected[f.name]) or isinstance(value, bool):
-                raise DataError(path, f"{f.name} must be a {expected[f.name].__name__}, not {value!r:.40}",
+                kind = " or ".join(t.__name__ for t in np.atleast_1d(expected[f.name]))
+                raise DataError(path, f"{f.name} must be a {kind}, not {value!r:.40}",
                                 fix="give the split.json a run or `semifer splits` wrote")
-        if not all(isinstance(i, str) for i in self.labeled + self.unlabeled):
-            raise DataError(path, "labeled and unlabeled must be lists of sample ids (strings)")
+        if not all(isinstance(i, str) for i in self.labeled + self.unlabeled + self.validation):
+            raise DataError(path, "labeled, unlabeled and validation must be lists of sample ids (strings)")
 
 
 def requested_counts(pool: FaceSet, protocol: str) -> dict[str, int]:
     """Per-class label counts a protocol asks for on this pool (before capping at what exists)."""
+    return counts_for(pool.class_counts(), protocol)
+
+
+def counts_for(available: dict[str, int], protocol: str) -> dict[str, int]:
+    """Per-class counts a protocol asks for, given the images available per class."""
     kind, _, arg = protocol.partition(":")
-    available = pool.class_counts()
     try:
         if kind == "all":
             return dict(available)
@@ -120,8 +133,26 @@ def requested_counts(pool: FaceSet, protocol: str) -> dict[str, int]:
                     fix="use all, adacm:N, per_class:K, fraction:P, total:N or counts:...")
 
 
-def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: bool = False) -> Split:
-    """Draw a stratified labeled subset; the rest of the pool (or all of it) is the unlabeled set."""
+def _draw(pool: FaceSet, protocol: str, rng: np.random.Generator,
+          candidates: np.ndarray) -> tuple[list[int], dict[str, int]]:
+    """Stratified draw of the protocol's counts among the pool rows `candidates` (counts relative to them)."""
+    present = np.bincount(pool.labels[candidates], minlength=pool.num_classes)
+    wanted = counts_for(dict(zip(pool.classes, present.tolist(), strict=True)), protocol)
+    chosen: list[int] = []
+    drawn: dict[str, int] = {}
+    for index, name in enumerate(pool.classes):
+        members = candidates[pool.labels[candidates] == index]
+        k = min(wanted.get(name, 0), len(members))
+        if k:
+            chosen.extend(rng.choice(members, size=k, replace=False).tolist())
+            drawn[name] = k
+    return sorted(chosen), drawn
+
+
+def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: bool = False,
+               val: str | None = None) -> Split:
+    """Draw a stratified labeled subset; the rest of the pool (or all of it) is the unlabeled set, less the
+    validation images when `val` asks for some."""
     if not pool.is_labeled:
         raise DataError(pool.source or pool.name, "a split needs a labeled pool", fix="split a labeled dataset")
     wanted = requested_counts(pool, protocol)
@@ -133,19 +164,12 @@ def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: boo
         warnings.warn(f"split {protocol}: the pool ({pool.source or pool.name}) has fewer images than asked in "
                       + ", ".join(f"{c} ({n} of {k})" for c, (k, n) in short.items()) + "; all of them are used",
                       DataWarning, stacklevel=2)
-    rng = np.random.default_rng(seed)
-    chosen: list[int] = []
-    drawn: dict[str, int] = {}
-    for index, name in enumerate(pool.classes):
-        members = np.flatnonzero(pool.labels == index)
-        k = min(wanted.get(name, 0), len(members))
-        if k:
-            chosen.extend(rng.choice(members, size=k, replace=False).tolist())
-            drawn[name] = k
-    chosen_set = set(chosen)
-    rest = range(len(pool)) if include_labeled else (i for i in range(len(pool)) if i not in chosen_set)
-    return Split(protocol, seed, [pool.ids[i] for i in sorted(chosen)], [pool.ids[i] for i in rest],
-                 drawn, pool.source, pool_fingerprint(pool))
+    everything = np.arange(len(pool))
+    chosen, drawn = _draw(pool, protocol, np.random.default_rng(seed), everything)
+    rest = everything if include_labeled else np.setdiff1d(everything, chosen)
+    split = Split(protocol, seed, [pool.ids[i] for i in chosen], [pool.ids[i] for i in rest], drawn, pool.source,
+                  pool_fingerprint(pool))
+    return add_validation(pool, split, val) if val else split
 
 
 def pool_fingerprint(pool: FaceSet) -> str:
@@ -156,17 +180,43 @@ def pool_fingerprint(pool: FaceSet) -> str:
     return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
 
 
+def add_validation(pool: FaceSet, split: Split, val: str) -> Split:
+    """`split` with a validation set drawn by protocol `val` from the pool's images it does not label
+    (seeded by the split's seed), and those images taken out of its unlabeled set."""
+    if val.partition(":")[0] == "all":
+        raise DataError(val, "data.val=all leaves no image to train on",
+                        fix="use per_class:K, fraction:P, total:N or counts:... for data.val")
+    candidates = np.setdiff1d(np.arange(len(pool)), np.asarray(_rows(pool, split.labeled, "split"), dtype=np.int64))
+    held_out, drawn = _draw(pool, val, np.random.default_rng([split.seed, 1]), candidates)
+    ids = [pool.ids[i] for i in held_out]
+    taken = set(ids)
+    return replace(split, unlabeled=[s for s in split.unlabeled if s not in taken], validation=ids,
+                   val_protocol=val, val_counts=drawn)
+
+
+def _rows(pool: FaceSet, ids: list[str], source: str) -> list[int]:
+    position = {sid: i for i, sid in enumerate(pool.ids)}
+    missing = [sid for sid in ids if sid not in position]
+    if missing:
+        raise DataError(source, f"{len(missing)} ids of the split are not in {pool.name} (e.g. {missing[0]!r})",
+                        fix="use the split with the dataset it was made from, or make a new split")
+    return [position[s] for s in ids]
+
+
 def apply_split(pool: FaceSet, split: Split, source: str = "split") -> tuple[FaceSet, FaceSet]:
     """The labeled part (with labels) and the unlabeled part (labels kept only for diagnostics)."""
     if split.fingerprint and split.fingerprint != pool_fingerprint(pool):
         raise DataError(source, f"the split was drawn from other data than {pool.source or pool.name} (its ids or "
                                 "labels differ: images added, removed, relabelled or reordered)",
                         fix="use the split with the dataset it was made from, or make a new split")
-    position = {sid: i for i, sid in enumerate(pool.ids)}
-    missing = [sid for sid in split.labeled + split.unlabeled if sid not in position]
-    if missing:
-        raise DataError(source, f"{len(missing)} ids of the split are not in {pool.name} (e.g. {missing[0]!r})",
-                        fix="use the split with the dataset it was made from, or make a new split")
-    labeled = pool.subset([position[s] for s in split.labeled], name=f"{pool.name}-labeled")
-    unlabeled = pool.subset([position[s] for s in split.unlabeled], name=f"{pool.name}-unlabeled")
-    return labeled, unlabeled
+    rows = _rows(pool, split.labeled + split.unlabeled, source)
+    k = len(split.labeled)
+    return (pool.subset(rows[:k], name=f"{pool.name}-labeled"),
+            pool.subset(rows[k:], name=f"{pool.name}-unlabeled"))
+
+
+def validation_part(pool: FaceSet, split: Split, source: str = "split") -> FaceSet | None:
+    """The split's validation images with their labels, or None when it has none."""
+    if not split.validation:
+        return None
+    return pool.subset(_rows(pool, split.validation, source), name=f"{pool.name}-val")

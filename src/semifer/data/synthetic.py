@@ -64,6 +64,7 @@ _AU = {name: k for k, name in enumerate(AUS)}
 _N_UNIFORM, _N_NORMAL = 128, 48
 _BATCH = 32  # samples rendered together: small enough for the arrays to stay in cache
 TEST_SEED_OFFSET = 1_000_003
+MIN_STRENGTH = 0.35  # the subtlest expression, as a fraction of the full prototype
 
 
 # ----------------------------------------------------------------------------------------- random draws
@@ -188,13 +189,13 @@ def _sample_identity(d: _Draws) -> _Identity:
     )
 
 
-def _sample_aus(d: _Draws, labels: np.ndarray) -> np.ndarray:
+def _sample_aus(d: _Draws, labels: np.ndarray, min_strength: float = MIN_STRENGTH) -> np.ndarray:
     """AU intensities (n, len(AUS)): the class prototype at a random strength, jittered per AU.
 
-    Strength runs from subtle to full, and a stray AU now and then fires on its own (a neutral face
-    with a slight smile), so weak expressions overlap their neighbours.
+    Strength runs from subtle (`min_strength`) to full, and a stray AU now and then fires on its own (a
+    neutral face with a slight smile), so weak expressions overlap their neighbours.
     """
-    strength = d.uniform(0.35, 1.0)[:, :, 0]
+    strength = d.uniform(min_strength, 1.0)[:, :, 0]
     jitter = 0.08 * d.normals(len(AUS))
     stray_au = d.integers(len(AUS))[:, 0, 0]
     stray = np.where(d.chance(0.3), d.uniform(0.0, 0.3), 0.0)[:, :, 0]
@@ -498,13 +499,13 @@ def _pose(color: Array, alpha: Array, u: Array, v: Array) -> tuple[Array, Array]
     return out[0], out[1]
 
 
-def _render(d: _Draws, labels: Array, noise: Array, size: int) -> Array:
+def _render(d: _Draws, labels: Array, noise: Array, size: int, min_strength: float = MIN_STRENGTH) -> Array:
     """Draw one batch: upright face on its canvas, posed into the image over clutter, then the camera."""
     n = len(labels)
     coords = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0
     x, y = coords[None, None, :], coords[None, :, None]
     idn = _sample_identity(d)
-    au_matrix = _sample_aus(d, labels)
+    au_matrix = _sample_aus(d, labels, min_strength)
     au = {name: au_matrix[:, k, None, None] for name, k in _AU.items()}
     angle = d.normal(np.deg2rad(9.0))
     scale = d.uniform(0.84, 1.06)
@@ -522,23 +523,27 @@ def _render(d: _Draws, labels: Array, noise: Array, size: int) -> Array:
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def generate_faces(n: int, seed: int = 0, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
-    """`n` grayscale faces, uint8 (n, size, size), and their canonical labels 0..6 (int64).
+def generate_faces(n: int, seed: int = 0, size: int = 48,
+                   min_strength: float = MIN_STRENGTH) -> tuple[np.ndarray, np.ndarray]:
+    """`n` grayscale faces, uint8 (n, size, size), and their canonical labels 0..6 (int64); expressions
+    at `min_strength`..1 of their full prototype (a higher floor drops the subtlest, most confusable ones).
 
     Deterministic in (seed, i) per sample, so `generate_faces(50)[:20]` equals `generate_faces(20)`.
     """
-    if n < 0 or seed < 0 or size < 8:
-        raise ValueError(f"need n >= 0, seed >= 0 and size >= 8 (got n={n}, seed={seed}, size={size})")
+    if n < 0 or seed < 0 or size < 8 or not 0.0 <= min_strength <= 1.0:
+        raise ValueError(f"need n >= 0, seed >= 0, size >= 8 and 0 <= min_strength <= 1 "
+                         f"(got n={n}, seed={seed}, size={size}, min_strength={min_strength})")
     labels = _labels(seed, n)
     images = np.empty((n, size, size), dtype=np.uint8)
     for start in range(0, n, _BATCH):
         stop = min(start + _BATCH, n)
         draws, noise = _sample_streams(seed, start, stop, size)
-        images[start:stop] = _render(draws, labels[start:stop], noise, size)
+        images[start:stop] = _render(draws, labels[start:stop], noise, size, min_strength)
     return images, labels
 
 
-def load_synthetic(n: int = 4000, seed: int = 0, size: int = 48, split: str | None = None) -> FaceSet:
+def load_synthetic(n: int = 4000, seed: int = 0, size: int = 48, split: str | None = None,
+                   min_strength: float = MIN_STRENGTH) -> FaceSet:
     """The procedural faces as a FaceSet; the "test" split draws other identities from another stream."""
     if split not in (None, "train", "test"):
         raise DataError("synthetic", f"split must be train or test, not {split!r}", fix="use split=train or split=test")
@@ -547,7 +552,7 @@ def load_synthetic(n: int = 4000, seed: int = 0, size: int = 48, split: str | No
             raise DataError("synthetic", f"{key} must be a whole number >= {low}, not {value!r}",
                             fix="e.g. synthetic:?n=2000&seed=0&size=48")
     stream = seed + TEST_SEED_OFFSET if split == "test" else seed
-    images, labels = generate_faces(n, stream, size)
+    images, labels = generate_faces(n, stream, size, min_strength)
     ids = [f"synthetic/{stream}/{i}" for i in range(n)]
     return FaceSet("synthetic", ids, labels, num_classes=7, pixels=images, source="synthetic")
 

@@ -15,7 +15,7 @@ import torch
 from ..config import Config, parse_override, preset_names, read_preset, save_config
 from ..data.faceset import FaceSet, concat
 from ..data.registry import load_dataset
-from ..data.splits import Split, apply_split, make_split
+from ..data.splits import Split, add_validation, apply_split, make_split, validation_part
 from ..errors import ConfigError
 from ..methods import Method, build_method, method_class
 from ..models import FERNet, load_backbone_weights, load_model_weights
@@ -23,7 +23,7 @@ from ..report.plots import plot_run
 from . import distributed as dist
 from .evaluate import Metrics, plot_confusion
 from .rundir import check_resume_config, claim_run_dir
-from .trainer import TrainData, Trainer
+from .trainer import TrainData, Trainer, best_on_validation
 
 
 @dataclass
@@ -64,8 +64,10 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
     source = cfg.data.split_file or (saved if saved.is_file() else None)
     if source:
         split = Split.load(source)
+        if cfg.data.val and not split.validation:
+            split = add_validation(pool, split, cfg.data.val)
     else:
-        split = make_split(pool, cfg.data.split, cfg.seed, cfg.data.include_labeled_in_unlabeled)
+        split = make_split(pool, cfg.data.split, cfg.seed, cfg.data.include_labeled_in_unlabeled, cfg.data.val)
         split.dataset = cfg.data.train
     labeled, unlabeled = apply_split(pool, split, str(source or "split"))
     if dist.is_main():
@@ -78,7 +80,7 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
         unlabeled = concat([unlabeled, *[e.without_labels() for e in extras]], name="unlabeled")
     test = load_dataset(cfg.data.test).require_nonempty() if cfg.data.test else None
     return TrainData(labeled.require_nonempty(), unlabeled if len(unlabeled) else None, test,
-                     extra_from if extras else None)
+                     extra_from if extras else None, validation_part(pool, split, cfg.data.split_file or "split"))
 
 
 def resolve_head(cfg: Config) -> None:
@@ -197,13 +199,19 @@ def _train_in(cfg: Config, run_dir: Path, resume: bool, progress: bool, stop_aft
 
 
 def write_report(run_dir: Path, history: list[dict[str, Any]], final: Metrics | None) -> None:
-    """final.json (final-epoch EMA metrics, and best-over-epochs labelled as such) and the plots."""
+    """final.json (final-epoch EMA metrics and, with a validation set, the epoch chosen on it) and the plots.
+
+    The test set never chooses anything: the best epoch is the one of `checkpoints/best.pt`, chosen by
+    validation accuracy, and its test metrics are reported beside the final epoch's.
+    """
     summary: dict[str, Any] = {"epochs": len(history)}
-    accs = [r["test"]["accuracy"] for r in history if "test" in r]
     if final is not None:
         summary["final"] = final.to_dict()
-        summary["best_over_epochs_accuracy_test_selected"] = max(accs) if accs else None
         plot_confusion(final, run_dir / "plots" / "confusion.png")
+    best = best_on_validation(history)
+    if best is not None:
+        summary["best_on_validation"] = {"epoch": best["epoch"], "val_accuracy": best["val"]["accuracy"],
+                                         "test": best.get("test")}
     (run_dir / "final.json").write_text(json.dumps(summary, indent=1))
     plot_run(history, run_dir / "plots")
 

@@ -35,12 +35,20 @@ from .tensorboard import TensorBoardLog
 
 @dataclass
 class TrainData:
-    """`extra_from`: the index in `unlabeled` where the extra (e.g. face-recognition) pools begin."""
+    """`extra_from`: the index in `unlabeled` where the extra (e.g. face-recognition) pools begin;
+    `val`: held-out labeled images that choose the best checkpoint (`data.val`)."""
 
     labeled: FaceSet
     unlabeled: FaceSet | None
     test: FaceSet | None
     extra_from: int | None = None
+    val: FaceSet | None = None
+
+
+def best_on_validation(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch record with the highest validation accuracy (the earliest on a tie), or None without one."""
+    scored = [r for r in history if "val" in r]
+    return max(scored, key=lambda r: r["val"]["accuracy"]) if scored else None
 
 
 def _to_batch(raw: dict[str, Any], device: torch.device, channels_last: bool) -> Batch:
@@ -124,19 +132,23 @@ class Trainer:
                                            drop_last=len(faces) > self.cfg.train.batch_size)
 
     # ----------------------------------------------------------- checkpoints
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "last.pt"
+    def checkpoint_path(self, name: str = "last") -> Path:
+        return self.run_dir / "checkpoints" / f"{name}.pt"
 
-    def save(self) -> None:
+    def save(self, best: bool = False) -> None:
+        """`checkpoints/last.pt`, and `best.pt` too when this epoch is the best on validation so far."""
         if self.rank != 0:
             return
-        save_checkpoint({
+        state = {
             "config": self.cfg.to_dict(), "step": self.step, "model": self.model.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "method": self.method.state_dict(), "rng": rng_state(), "history": self.history,
             "classes": list(self.data.labeled.classes), "arch": self.cfg.model.arch,
-        }, self.checkpoint_path())
+        }
+        save_checkpoint(state, self.checkpoint_path())
+        if best:
+            save_checkpoint(state, self.checkpoint_path("best"))
 
     def resume(self) -> bool:
         if not self.checkpoint_path().is_file():
@@ -184,10 +196,12 @@ class Trainer:
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema else self.model
 
-    def evaluate(self) -> Metrics | None:
-        if self.data.test is None or self.rank != 0:
+    def evaluate(self, faces: FaceSet | None = None) -> Metrics | None:
+        """Metrics of the evaluation (EMA) model on `faces`, by default the test set."""
+        faces = self.data.test if faces is None else faces
+        if faces is None or self.rank != 0:
             return None
-        return evaluate(self.eval_model(), self.data.test, self.cfg.data.img_size, self.device,
+        return evaluate(self.eval_model(), faces, self.cfg.data.img_size, self.device,
                         batch_size=self.cfg.train.eval_batch_size, bgr_quirk=self.cfg.data.bgr_quirk,
                         progress=self.progress)
 
@@ -235,9 +249,10 @@ class Trainer:
             record.update(self.method.on_epoch_end(self._epoch_context(epoch)))
             last = epoch + 1 == tc.epochs
             if (epoch + 1) % tc.eval_every == 0 or last:
-                metrics = self.evaluate()
-                if metrics is not None:
-                    record["test"] = {k: v for k, v in metrics.to_dict().items() if k != "classes"}
+                for key, faces in (("test", self.data.test), ("val", self.data.val)):
+                    metrics = self.evaluate(faces) if faces is not None else None
+                    if metrics is not None:
+                        record[key] = {k: v for k, v in metrics.to_dict().items() if k != "classes"}
             self.history.append(record)
             if self.rank == 0:
                 with metrics_file.open("a") as fh:
@@ -245,7 +260,7 @@ class Trainer:
                 if self.tensorboard is not None:
                     self.tensorboard.log(record)
                 self._print_epoch(record)
-            self.save()
+            self.save(best="val" in record and best_on_validation(self.history) is record)
             dist.barrier()
         if self.tensorboard is not None:
             self.tensorboard.close()
@@ -263,4 +278,6 @@ class Trainer:
         text += f"  {record['images_per_s']:.0f} img/s"
         if "test" in record:
             text += f"  test acc {100 * record['test']['accuracy']:.2f}%"
+        if "val" in record:
+            text += f"  val acc {100 * record['val']['accuracy']:.2f}%"
         tqdm.write(text)

@@ -31,6 +31,14 @@ def method_class(name: str) -> type[Method]:
     return getattr(importlib.import_module(module), cls)
 
 
+def plain_head(name: str) -> list[str]:
+    """Config overrides that give method `name` the plain linear head where it declares a head of its own
+    (Ada-CM's dropout 0.5 + unit feature), so methods compare on one network and one optimiser; modules
+    that are part of a method (DTA+SNL's attention) stay."""
+    head = method_class(name).head
+    return [o for o in ("model.dropout=0", "model.l2norm=false") if o.split("=")[0].removeprefix("model.") in head]
+
+
 def build_method(options: dict[str, Any], num_classes: int, num_unlabeled: int = 0) -> Method:
     """The configured method; an invalid combination of its options is a ConfigError naming the method."""
     cls = method_class(options["name"])
@@ -42,4 +50,5 @@ def build_method(options: dict[str, Any], num_classes: int, num_unlabeled: int =
         raise ConfigError(f"method {options['name']}: {exc}") from None
 
 
-__all__ = ["METHODS", "Batch", "EpochContext", "Method", "StepOutput", "TrainContext", "build_method", "method_class"]
+__all__ = ["METHODS", "Batch", "EpochContext", "Method", "StepOutput", "TrainContext", "build_method", "method_class",
+           "plain_head"]
