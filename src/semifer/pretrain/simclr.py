@@ -57,15 +57,9 @@ class SimCLROptions:
 
 
 def simclr_options(cfg: Config) -> SimCLROptions:
+    """The `pretrain:` section for SimCLR, typed and range-checked (`build_dataclass` checks the types)."""
     opts = build_dataclass(SimCLROptions, cfg.pretrain, "pretrain.")
-    try:
-        opts.temperature, opts.jitter = float(opts.temperature), float(opts.jitter)
-        opts.jitter_p, opts.grayscale_p = float(opts.jitter_p), float(opts.grayscale_p)
-        opts.base_lr = None if opts.base_lr is None else float(opts.base_lr)
-        opts.crop_scale = tuple(float(c) for c in opts.crop_scale)  # type: ignore[assignment]
-    except (TypeError, ValueError):
-        raise ConfigError("pretrain.temperature, base_lr, jitter, jitter_p, grayscale_p and crop_scale must be "
-                          "numbers") from None
+    opts.crop_scale = tuple(opts.crop_scale)  # type: ignore[assignment]
     if opts.temperature <= 0 or len(opts.crop_scale) != 2:
         raise ConfigError("pretrain.temperature must be > 0 and pretrain.crop_scale two numbers")
     return opts
