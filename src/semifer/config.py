@@ -112,7 +112,7 @@ class TrainConfig:
     gamma: float = 0.1
     ema: float = 0.999
     ema_weight_decay: float = 0.0
-    amp: str = "auto"
+    amp: str | bool = "auto"
     compile: bool = False
     eval_every: int = 1
     eval_batch_size: int = 256

@@ -97,11 +97,10 @@ RANGES: dict[str, Range] = {
     "pretrain.preview": NON_NEGATIVE,
 }
 
-# Keys with a closed set of values; the set replaces the type check (train.amp takes a bool or a mode name).
+# Keys with a closed set of values; the set replaces the type check (train.amp is checked by config.amp_mode).
 CHOICES: dict[str, tuple[Any, ...]] = {
     "train.optimizer": ("sgd", "adam", "adamw"),
     "train.schedule": ("none", "cosine", "fixmatch_cosine", "step"),
-    "train.amp": (True, False, "auto", "bf16", "fp16", "off"),
     "train.on_nonfinite": ("stop", "skip"),
     "method.threshold": ("fixed", "flexmatch", "adaptive_margin", "dynamic"),
     "method.uncertain_loss": ("none", "infonce", "snl"),
