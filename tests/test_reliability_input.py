@@ -50,7 +50,7 @@ def test_bad_config_values_are_one_line_naming_the_key(override, needle, capsys)
 
 def test_good_values_pass_and_amp_takes_a_bool_or_a_mode():
     cfg = load_config("demo", ["train.lr=5e-4", "train.amp=false", "train.ema=0", "data.crop_padding=null"])
-    assert cfg.train.lr == 0.0005 and cfg.train.amp is False and isinstance(cfg.train.ema, float)
+    assert cfg.train.lr == 0.0005 and cfg.train.amp == "off" and isinstance(cfg.train.ema, float)
     assert load_config("demo", ["train.amp=bf16"]).train.amp == "bf16"
 
 

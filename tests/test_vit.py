@@ -20,7 +20,7 @@ from semifer.errors import ConfigError
 from semifer.models import BACKBONES, FERNet, load_backbone_weights
 
 TINY = ["data.train=synthetic:?n=140", "data.test=synthetic:?split=test&n=35", "data.split=per_class:2",
-        "data.workers=0", "train.batch_size=4", "train.iters_per_epoch=2", "train.epochs=1",
+        "data.img_size=48", "data.workers=0", "train.batch_size=4", "train.iters_per_epoch=2", "train.epochs=1",
         "train.eval_batch_size=64", "model.arch=vit_tiny", "model.patch_size=12", "train.optimizer=adamw",
         "train.lr=1e-4", "train.weight_decay=0.05", "train.layer_decay=0.75"]
 
@@ -60,7 +60,8 @@ def test_map_holds_the_patch_tokens_and_the_feature_is_maes_mean_then_fc_norm():
 
 
 def test_dta_snl_attention_acts_on_the_token_map():
-    model = make_model(load_config("demo", ["method.name=dta_snl", "model.arch=vit_tiny", "model.patch_size=12"]), 7)
+    cfg = load_config("demo", ["method.name=dta_snl", "model.arch=vit_tiny", "model.patch_size=12", "data.img_size=48"])
+    model = make_model(cfg, 7)
     model.eval()
     x = torch.randn(2, 3, 48, 48)
     base, out = model.backbone.forward_map(x), model.feature_map(x)
@@ -76,7 +77,8 @@ def test_drop_path_is_maes_01_by_default_and_configurable():
     rates = [b.drop_path1.drop_prob if isinstance(b.drop_path1, DropPath) else 0.0 for b in blocks]
     assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)  # timm's linear rule, as MAE fine-tunes
     assert rates == sorted(rates) and len(set(rates)) == 12
-    off = make_model(load_config("demo", ["method.name=supervised", "model.arch=vit_tiny", "model.drop_path=0"]), 7)
+    off = make_model(load_config("demo", ["method.name=supervised", "model.arch=vit_tiny", "model.drop_path=0",
+                                  "data.img_size=48"]), 7)
     assert not any(isinstance(m, DropPath) for m in off.modules())
     backbone = BACKBONES["vit_tiny"](img_size=48, patch_size=12, drop_path=0.5).train()
     x = torch.randn(2, 3, 48, 48)
