@@ -31,7 +31,7 @@ def trained(tmp_path_factory):
     ("train.batch_size=0", "train.batch_size must be >= 1; got 0"),
     ("train.iters_per_epoch=0", "train.iters_per_epoch must be >= 1"),
     ("data.img_size=47.5", "data.img_size must be an integer; got 47.5"),
-    ("train.amp=maybe", "train.amp must be one of true, false, auto, bf16, fp16, off"),
+    ("train.amp=maybe", "train.amp must be one of auto|bf16|fp16|off"),
     ("train.epochs=-1", "train.epochs must be >= 1; got -1"),
     ("train.lr=-0.1", "train.lr must be >= 0"),
     ("train.ema=1.5", "train.ema must be >= 0 and < 1"),
