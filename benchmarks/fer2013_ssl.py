@@ -247,6 +247,7 @@ def start_summary(rows: list[dict]) -> list[str]:
         starts = list(dict.fromkeys(start_of(r) for r in rows if r["budget"] == budget))
         if len(starts) < 2:
             continue
+        block = []
         for method in dict.fromkeys(r["method"] for r in rows if r["budget"] == budget):
             row = [method, budget]
             for start in starts:
@@ -259,10 +260,10 @@ def start_summary(rows: list[dict]) -> list[str]:
                 if method != "supervised" and both:
                     text += f", {statistics.mean(mine[s] - sup[s] for s in both):+.2f} vs sup."
                 row.append(text)
-            lines.append("| " + " | ".join(row) + " |")
-        header_row = "| method | budget | " + " | ".join(starts) + " |"
-        lines = ["", f"Scratch vs pretrained start ({budget}; mean over the seeds run; gain over supervised from "
-                 "the same start, paired by seed):", "", header_row, "|---|---|" + "---|" * len(starts), *lines]
+            block.append("| " + " | ".join(row) + " |")
+        lines += ["", f"Scratch vs pretrained start ({budget}; mean over the seeds run; gain over supervised from "
+                  "the same start, paired by seed):", "", "| method | budget | " + " | ".join(starts) + " |",
+                  "|---|---|" + "---|" * len(starts), *block]
     return lines
 
 
