@@ -29,11 +29,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.transforms import InterpolationMode, v2
 
 from ..config import Config, build_dataclass
 from ..data.batch_views import ContrastiveBatchView
-from ..data.views import Normalize, View
+from ..data.views import Normalize, View, resize_view
 from ..engine.precision import autocast
 from ..errors import ConfigError
 from ..methods.unlabeled_losses import info_nce
@@ -102,8 +101,7 @@ class SimCLRPretrainer(Pretrainer):
 
     def train_view(self) -> View:
         """The loader only resizes (uint8); both views are drawn for the whole batch in `train_step`."""
-        size = self.cfg.data.img_size
-        return v2.Resize((size, size), interpolation=InterpolationMode.BILINEAR, antialias=True)
+        return resize_view(self.cfg.data.img_size)
 
     def batch_view(self) -> ContrastiveBatchView:
         o, d = self.opts, self.cfg.data
