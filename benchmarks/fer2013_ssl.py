@@ -32,8 +32,17 @@ from semifer.pretrain.mae import pretrain
 from semifer.report.plots import plot_comparison
 
 METHODS = ("supervised", "pseudolabel", "mixmatch", "remixmatch", "fixmatch", "flexmatch", "adacm",
-           "dta_snl", "dtm", "pretrain+finetune", "pretrain+adacm")
+           "dta_snl", "dtm", "bridging", "pretrain+finetune", "pretrain+adacm")
 PRETRAINED = ("pretrain+finetune", "pretrain+adacm")
+
+
+def stages(row: str, epochs: int) -> list[tuple[str, int]]:
+    """(method, epochs) of each training stage of a row. Bridging the Gaps is two: stage 1 (labels only)
+    for the first half of the budget, then stage 2 (EMA-teacher FixMatch) continuing its whole network for
+    the second half, so the row trains as many steps as every other (the paper's split is 100 + 50 epochs)."""
+    if row == "bridging":
+        return [("bridging_stage1", epochs // 2), ("bridging_stage2", epochs - epochs // 2)]
+    return [(row, epochs)]
 
 
 def recipe(row: str, train_spec: str, pretrained: Path | None, own: bool) -> list[str]:
@@ -109,17 +118,22 @@ def main() -> None:
         if args.skip_done and label(method) in done:
             continue
         pretrained = pretrained_backbone(args, train_spec) if method in PRETRAINED else None
-        overrides = [*recipe(method, train_spec, pretrained, args.own_recipe), *args.extra]
-        if start_file:
-            overrides.append(f"model.pretrained={start_file}")
-        cfg = load_config("fer2013_ssl", [
-            f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
-            f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}", f"seed={args.seed}",
-            f"out_dir={args.out_dir}",
-            f"name={label(method).replace('+', '-').replace(' ', '-')}-{args.labels}-{start_name}-seed{args.seed}",
-            *overrides])
-        started = time.perf_counter()
-        result = train(cfg)
+        started, previous, overrides = time.perf_counter(), None, []
+        for stage, epochs in stages(method, args.epochs):
+            overrides = [*recipe(stage, train_spec, pretrained, args.own_recipe), *args.extra]
+            if previous is not None:  # a later stage continues the whole network of the one before
+                overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
+            elif start_file:
+                overrides.append(f"model.pretrained={start_file}")
+            suffix = f"-{stage.split('_')[-1]}" if stage != method else ""
+            cfg = load_config("fer2013_ssl", [
+                f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
+                f"train.epochs={epochs}", f"train.iters_per_epoch={args.iters}", f"seed={args.seed}",
+                f"out_dir={args.out_dir}",
+                f"name={label(method).replace('+', '-').replace(' ', '-')}{suffix}-{args.labels}-{start_name}"
+                f"-seed{args.seed}",
+                *overrides])
+            previous = result = train(cfg)
         row = {"method": label(method), "start": start_name, "command": command(), "budget": budget,
                "labels": args.labels, "seed": args.seed, **run_row(result, started), "overrides": overrides,
                "machine": meta}

@@ -115,3 +115,20 @@ def test_min_strength_raises_the_weakest_expression_only() -> None:
     assert np.array_equal(a.labels, b.labels) and not np.array_equal(a.pixels, b.pixels)
     with pytest.raises(ValueError, match="min_strength"):
         generate_faces(7, min_strength=1.5)
+
+
+def test_nuisance_scales_the_camera_and_keeps_everything_else() -> None:
+    """Full nuisance is the default data bit for bit; none of it leaves a noise-free, unblurred face, so
+    neighbouring pixels agree more; labels and identities never move."""
+    full, labels = generate_faces(28, size=32)
+    same, _ = generate_faces(28, size=32, nuisance=1.0)
+    clean, clean_labels = generate_faces(28, size=32, nuisance=0.0)
+    assert np.array_equal(full, same) and np.array_equal(labels, clean_labels)
+
+    def roughness(images: np.ndarray) -> float:
+        return float(np.abs(np.diff(images.astype(np.float32), axis=-1)).mean())
+
+    assert roughness(clean) < roughness(full)
+    assert load_synthetic(7, nuisance=0.5).pixels.shape == (7, 48, 48)
+    with pytest.raises(ValueError, match="nuisance"):
+        generate_faces(7, nuisance=-0.1)

@@ -399,10 +399,11 @@ def _draw_cheeks(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: 
 
 
 def _draw_occluder(d: _Draws, img: Array, x: Array, y: Array, u: Array, v: Array, idn: _Identity,
-                   px: float) -> Array:
-    """On some faces: a glasses-like bar over the eyes, a hand-like blob, or a box anywhere."""
+                   px: float, nuisance: float = 1.0) -> Array:
+    """On some faces (a quarter at full `nuisance`): a glasses-like bar over the eyes, a hand-like blob, or a
+    box anywhere."""
     kind = d.integers(3)
-    present = d.chance(0.25)
+    present = d.chance(0.25 * nuisance)
     alpha = d.uniform(0.6, 1.0)
     tone = d.uniform(0.0, 1.0)
     bar = np.abs(v - idn.eye_y - d.normal(0.03)) - d.uniform(0.05, 0.1)
@@ -432,15 +433,20 @@ def _blur(img: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return _blur_rows(img.transpose(0, 2, 1), w1, w2).transpose(0, 2, 1)
 
 
-def _apply_camera(d: _Draws, img: Array, x: Array, y: Array, noise: Array) -> Array:
-    """Directional light, contrast/brightness/gamma, blur and sensor noise."""
+def _apply_camera(d: _Draws, img: Array, x: Array, y: Array, noise: Array, nuisance: float = 1.0) -> Array:
+    """Directional light, contrast/brightness/gamma, blur and sensor noise, each drawn over its range
+    shrunk towards "no change" by `nuisance` (1: the full ranges, 0: none of them)."""
+    def scaled(value: Array, neutral: float) -> Array:  # exactly `value` at full nuisance
+        return value if nuisance == 1.0 else neutral + nuisance * (value - neutral)
+
     angle = d.uniform(0.0, 2.0 * np.pi)
-    light = 1.0 + d.uniform(0.0, 0.45) * (np.cos(angle) * x + np.sin(angle) * y)
+    light = 1.0 + scaled(d.uniform(0.0, 0.45), 0.0) * (np.cos(angle) * x + np.sin(angle) * y)
     img = np.clip(img * light, 0.0, 1.0)
-    img = np.clip(0.5 + d.uniform(0.7, 1.2) * (img - 0.5) + d.uniform(-0.15, 0.15), 0.0, 1.0)
-    img = img ** d.uniform(0.7, 1.4)
-    img = _blur(img, d.uniform(0.0, 0.9))
-    return img + d.uniform(0.0, 0.05) * noise
+    contrast, shift = scaled(d.uniform(0.7, 1.2), 1.0), scaled(d.uniform(-0.15, 0.15), 0.0)
+    img = np.clip(0.5 + contrast * (img - 0.5) + shift, 0.0, 1.0)
+    img = img ** scaled(d.uniform(0.7, 1.4), 1.0)
+    img = _blur(img, scaled(d.uniform(0.0, 0.9), 0.0))
+    return img + scaled(d.uniform(0.0, 0.05), 0.0) * noise
 
 
 # ----------------------------------------------------------------------------------------- rendering
@@ -499,7 +505,8 @@ def _pose(color: Array, alpha: Array, u: Array, v: Array) -> tuple[Array, Array]
     return out[0], out[1]
 
 
-def _render(d: _Draws, labels: Array, noise: Array, size: int, min_strength: float = MIN_STRENGTH) -> Array:
+def _render(d: _Draws, labels: Array, noise: Array, size: int, min_strength: float = MIN_STRENGTH,
+            nuisance: float = 1.0) -> Array:
     """Draw one batch: upright face on its canvas, posed into the image over clutter, then the camera."""
     n = len(labels)
     coords = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0
@@ -518,32 +525,35 @@ def _render(d: _Draws, labels: Array, noise: Array, size: int, min_strength: flo
     color, alpha = _pose(color, alpha, u, v)
     img = _draw_background(d, x, y, n)
     img = _paint(img, alpha, color)
-    img = _draw_occluder(d, img, x, y, u, v, idn, 2.0 / size)
-    img = _apply_camera(d, img, x, y, noise)
+    img = _draw_occluder(d, img, x, y, u, v, idn, 2.0 / size, nuisance)
+    img = _apply_camera(d, img, x, y, noise, nuisance)
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def generate_faces(n: int, seed: int = 0, size: int = 48,
-                   min_strength: float = MIN_STRENGTH) -> tuple[np.ndarray, np.ndarray]:
+def generate_faces(n: int, seed: int = 0, size: int = 48, min_strength: float = MIN_STRENGTH,
+                   nuisance: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """`n` grayscale faces, uint8 (n, size, size), and their canonical labels 0..6 (int64); expressions
-    at `min_strength`..1 of their full prototype (a higher floor drops the subtlest, most confusable ones).
+    at `min_strength`..1 of their full prototype (a higher floor drops the subtlest, most confusable ones);
+    `nuisance` scales the camera (light, contrast, gamma, blur, noise) and the chance of an occluder, from
+    0 (none) to 1 (the full ranges). Pose, identity and background clutter are never scaled.
 
     Deterministic in (seed, i) per sample, so `generate_faces(50)[:20]` equals `generate_faces(20)`.
     """
-    if n < 0 or seed < 0 or size < 8 or not 0.0 <= min_strength <= 1.0:
-        raise ValueError(f"need n >= 0, seed >= 0, size >= 8 and 0 <= min_strength <= 1 "
-                         f"(got n={n}, seed={seed}, size={size}, min_strength={min_strength})")
+    if n < 0 or seed < 0 or size < 8 or not 0.0 <= min_strength <= 1.0 or not 0.0 <= nuisance <= 1.0:
+        raise ValueError(f"need n >= 0, seed >= 0, size >= 8, 0 <= min_strength <= 1 and 0 <= nuisance <= 1 "
+                         f"(got n={n}, seed={seed}, size={size}, min_strength={min_strength}, "
+                         f"nuisance={nuisance})")
     labels = _labels(seed, n)
     images = np.empty((n, size, size), dtype=np.uint8)
     for start in range(0, n, _BATCH):
         stop = min(start + _BATCH, n)
         draws, noise = _sample_streams(seed, start, stop, size)
-        images[start:stop] = _render(draws, labels[start:stop], noise, size, min_strength)
+        images[start:stop] = _render(draws, labels[start:stop], noise, size, min_strength, nuisance)
     return images, labels
 
 
 def load_synthetic(n: int = 4000, seed: int = 0, size: int = 48, split: str | None = None,
-                   min_strength: float = MIN_STRENGTH) -> FaceSet:
+                   min_strength: float = MIN_STRENGTH, nuisance: float = 1.0) -> FaceSet:
     """The procedural faces as a FaceSet; the "test" split draws other identities from another stream."""
     if split not in (None, "train", "test"):
         raise DataError("synthetic", f"split must be train or test, not {split!r}", fix="use split=train or split=test")
@@ -552,17 +562,18 @@ def load_synthetic(n: int = 4000, seed: int = 0, size: int = 48, split: str | No
             raise DataError("synthetic", f"{key} must be a whole number >= {low}, not {value!r}",
                             fix="e.g. synthetic:?n=2000&seed=0&size=48")
     stream = seed + TEST_SEED_OFFSET if split == "test" else seed
-    images, labels = generate_faces(n, stream, size, min_strength)
+    images, labels = generate_faces(n, stream, size, min_strength, nuisance)
     ids = [f"synthetic/{stream}/{i}" for i in range(n)]
     return FaceSet("synthetic", ids, labels, num_classes=7, pixels=images, source="synthetic")
 
 
-def preview_grid(path: str | Path, n_per_class: int = 8, seed: int = 0, size: int = 48) -> Path:
+def preview_grid(path: str | Path, n_per_class: int = 8, seed: int = 0, size: int = 48,
+                 min_strength: float = MIN_STRENGTH, nuisance: float = 1.0) -> Path:
     """Save a PNG grid of faces, one row per expression, so a person can judge what the demo learns."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    images, labels = generate_faces(7 * n_per_class, seed, size)
+    images, labels = generate_faces(7 * n_per_class, seed, size, min_strength, nuisance)
     fig = Figure(figsize=(1.1 * n_per_class + 1.0, 7.7))
     FigureCanvasAgg(fig)
     axes = fig.subplots(7, n_per_class, squeeze=False)
