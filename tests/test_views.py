@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+from torchvision.transforms.functional import to_pil_image
 
 from semifer.data.views import RANDAUGMENT_OPS, Cutout, TimmRandAugment, build_view, weak_view
 
@@ -120,3 +121,18 @@ def test_timm_randaugment_m9_changes_images():
     assert all(o.dtype == torch.uint8 and o.shape == img.shape for o in outs)
     assert sum(not torch.equal(o, img) for o in outs) >= 5
     assert build_view("randaugment_m9", 32)(img).shape == (3, 32, 32)
+
+
+def test_timm_posterize_at_full_magnitude_keeps_zero_bits_as_black():
+    """rand-m9-mstd0.5 draws magnitudes up to 10, where "inc1" Posterize keeps 0 bits: Pillow 13 raises on
+    that, the view must not (it crashed Bridging stage 1 after a few hundred steps)."""
+    from semifer.data.views import posterize_any_bits
+
+    img = to_pil_image(torch.randint(1, 256, (3, 16, 16), dtype=torch.uint8))
+    black = ((0, 0), (0, 0), (0, 0))
+    assert posterize_any_bits(img, 0).getextrema() == black
+    assert posterize_any_bits(img, 8) is img and posterize_any_bits(img, 4).getextrema() != black
+    aug = TimmRandAugment("rand-m10-mstd0.5-inc1", 16)
+    posterize = next(op for op in aug.transform.ops if op.name.startswith("Posterize"))
+    posterize.prob, posterize.magnitude, posterize.magnitude_std = 1.0, 10, 0
+    assert posterize(img).getextrema() == ((0, 0), (0, 0), (0, 0))

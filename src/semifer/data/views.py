@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from PIL import Image, ImageOps
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
@@ -185,6 +186,16 @@ def strong_view(size: int, n_ops: int = 3, cutout: float = 0.5, crop_padding: in
     return v2.Compose([RandAugmentFixMatch(n_ops), Cutout(cutout), weak_view(size, crop_padding, crop_p, bgr_quirk)])
 
 
+def posterize_any_bits(img: Image.Image, bits_to_keep: int, **_: object) -> Image.Image:
+    """timm's posterize, with 0 bits kept meaning a black image as Pillow < 13 computed it: at magnitude 10,
+    "inc1" Posterize keeps 4 - 4 = 0 bits, which Pillow 13 rejects with a ValueError."""
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return img.point(lambda _: 0)
+    return ImageOps.posterize(img, bits_to_keep)
+
+
 class TimmRandAugment:
     """timm's RandAugment from a config string, on the uint8 tensor (through PIL, which timm's ops need).
 
@@ -200,6 +211,9 @@ class TimmRandAugment:
 
         self.transform = rand_augment_transform(config, {"translate_const": int(size * 0.45),
                                                          "img_mean": CUTOUT_FILL})
+        for op in self.transform.ops:
+            if op.name.startswith("Posterize"):
+                op.aug_fn = posterize_any_bits
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         return TF.pil_to_tensor(self.transform(TF.to_pil_image(img)))
