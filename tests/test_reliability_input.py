@@ -38,6 +38,8 @@ def trained(tmp_path_factory):
     ("data.extra_unlabeled=3", "data.extra_unlabeled must be a list of strings"),
     ("train.on_nonfinite=ignore", "train.on_nonfinite must be one of stop, skip"),
     ("model.arch=resnet7", "model.arch must be one of"),
+    ("method=1", "method must be a section of settings (e.g. method.name=supervised), not 1"),
+    ("data=1", "config section data must be a mapping"),
 ])
 def test_bad_config_values_are_one_line_naming_the_key(override, needle, capsys):
     with pytest.raises(ConfigError) as info:

@@ -254,7 +254,9 @@ def load_config(preset: str | dict[str, Any] | None = None, overrides: list[str]
     for key, value in (values or {}).items():
         blob = _merge(blob, nest(key, value))
     blob = _merge(asdict(Config()), blob)
-    if "name" not in blob.get("method", {}):
+    if not isinstance(blob["method"], dict):
+        raise ConfigError(f"method must be a section of settings (e.g. method.name=supervised), not {blob['method']!r}")
+    if "name" not in blob["method"]:
         raise ConfigError("method.name is required (e.g. method.name=supervised)")
     cfg = build_dataclass(Config, blob)
     check_method_options(cfg.method)
