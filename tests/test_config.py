@@ -9,7 +9,7 @@ def test_presets_load_and_overrides_win():
     assert {"demo", "fer2013_small"} <= set(preset_names())
     cfg = load_config("demo", ["train.lr=0.5", "data.split=adacm:400", "model.arch=resnet18"])
     assert cfg.train.lr == 0.5 and cfg.data.split == "adacm:400" and cfg.model.arch == "resnet18"
-    assert cfg.train.epochs == 10  # from the preset
+    assert cfg.train.epochs == 15  # from the preset
 
 
 def test_override_values_are_typed():
