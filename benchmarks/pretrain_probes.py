@@ -7,6 +7,11 @@ features, the probes fitted on FER2013 Training with its labels (used by the pro
 in a `semifer pretrain` run directory, the pretraining's cost (steps, images, minutes, median img/s) is read
 from its metrics.jsonl, and the backbone is copied to `benchmarks/pretrained/NAME.safetensors` (small
 files only) so benchmark rows can start from it without pretraining again. `--random` adds a random-init row.
+
+`--few-labels SEED...` adds, for each backbone, a linear probe fitted on only the 400 labeled faces of the
+FER2013 SSL table's split of each seed (`benchmarks/out/splits/fer2013_adacm400_seed{SEED}.json`), its L2
+strength chosen by 5-fold cross-validation on those 400 faces: what a frozen backbone gives with the labels
+the fine-tuning rows have, so fine-tuning can be judged against it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ import shutil
 import statistics
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from record import OUT, command, data_root, header, machine, save_json, write_section
+from semifer.data.faceset import FaceSet
 from semifer.engine.run import load_faces
-from semifer.pretrain.probes import probe
+from semifer.pretrain.probes import features, frozen_model, probe
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 MAX_COMMITTED_BYTES = 2_000_000
@@ -42,12 +52,34 @@ def pretraining_cost(backbone: Path) -> dict | None:
             "final_loss": history[-1]["train/loss"], "pretrain": cfg.get("pretrain")}
 
 
+def few_label_probe(path: Path | None, arch: str, train: FaceSet, test: FaceSet, seeds: list[int]) -> list[dict]:
+    """Linear probe on each seed's 400 labeled faces (C by 5-fold CV on them), accuracy on PublicTest."""
+    model = frozen_model(path, arch if path is None else None).eval()
+    position = {face_id: i for i, face_id in enumerate(train.ids)}
+    with torch.inference_mode():
+        test_x = features(model, test, 48, progress=False)
+    rows = []
+    for seed in seeds:
+        split = json.loads((OUT / "splits" / f"fer2013_adacm400_seed{seed}.json").read_text())
+        labeled = train.subset([position[face_id] for face_id in split["labeled"]])
+        with torch.inference_mode():
+            train_x = features(model, labeled, 48, progress=False)
+        search = LogisticRegressionCV(Cs=np.logspace(-3, 1, 9).tolist(), cv=5, scoring="accuracy", max_iter=2000)
+        clf = make_pipeline(StandardScaler(), search)
+        clf.fit(train_x, labeled.labels)
+        rows.append({"seed": seed, "labels": len(labeled), "C": float(np.ravel(search.C_)[0]),
+                     "accuracy": float((clf.predict(test_x) == test.labels).mean())})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backbone", nargs="*", default=[], metavar="NAME=FILE")
     parser.add_argument("--random", action="store_true", help="also probe a randomly initialised backbone")
     parser.add_argument("--arch", default="small_cnn", help="architecture of the random-init row")
     parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--few-labels", type=int, nargs="*", default=[], metavar="SEED",
+                        help="also probe on the 400 labels of these seeds' SSL-table splits")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
 
@@ -65,6 +97,8 @@ def main() -> None:
             result = probe(path, train, test, 48, args.arch if path is None else None, args.k)
             print(f"{name}: {result.summary()}")
             row = {"pretraining": name, "command": command(), **result.to_dict(), "machine": machine()}
+            if args.few_labels:
+                row["few_labels"] = few_label_probe(path, args.arch, train, test, args.few_labels)
             if path is not None:
                 row["cost"] = pretraining_cost(path)
                 if path.stat().st_size < MAX_COMMITTED_BYTES:
@@ -85,17 +119,22 @@ def table(rows: list[dict]) -> str:
              "Frozen backbone features of the test view (48 px); k-NN (cosine, majority of k) and a linear probe "
              "(logistic regression on standardised features) fitted on FER2013 Training's 28,540 labels, which "
              "only the probe sees; accuracy on PublicTest (3,589). Cost = the pretraining run's own steps and "
-             "time (faces/s; SimCLR draws two views of each face).", "",
-             "| pretraining | arch | k-NN acc | linear acc | pretraining steps x batch | minutes | median faces/s "
-             "| backbone file | command |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "time (faces/s; SimCLR draws two views of each face). *linear, 400 labels* = the same probe fitted on "
+             "only the 400 labeled faces of the SSL table's split of each seed (C by 5-fold CV on them), mean over "
+             "the seeds listed: the frozen backbone with the fine-tuning rows' labels.", "",
+             "| pretraining | arch | k-NN acc | linear acc | linear, 400 labels (per seed) | pretraining steps x batch "
+             "| minutes | median faces/s | backbone file | command |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cost = r.get("cost") or {}
         steps = f"{cost['steps']} x {cost['batch_size']}" if cost else "-"
         minutes = f"{cost['minutes']:.1f}" if cost else "-"
         rate = f"{cost['images_per_s_median']:.0f}" if cost else "-"
+        few = r.get("few_labels") or []
+        few_text = (f"{100 * np.mean([f['accuracy'] for f in few]):.2f}% ("
+                    + ", ".join(f"s{f['seed']} {100 * f['accuracy']:.2f}" for f in few) + ")") if few else "-"
         lines.append(f"| {r['pretraining']} | {r['arch']} | {100 * r['knn_accuracy']:.2f}% | "
-                     f"{100 * r['linear_accuracy']:.2f}% | {steps} | {minutes} | {rate} | "
+                     f"{100 * r['linear_accuracy']:.2f}% | {few_text} | {steps} | {minutes} | {rate} | "
                      f"{r.get('committed_backbone', '-')} | `{r['command']}` |")
     lines += ["", "Raw numbers: `benchmarks/out/pretrain_probes.json`."]
     return "\n".join(lines)
