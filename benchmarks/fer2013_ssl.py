@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from record import OUT, command, data_root, header, machine, run_row, save_json, write_section
+from record import OUT, command, data_root, header, machine, run_row, save_json, stages, write_section
 from semifer.config import load_config
 from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
@@ -34,15 +34,6 @@ from semifer.report.plots import plot_comparison
 METHODS = ("supervised", "pseudolabel", "mixmatch", "remixmatch", "fixmatch", "flexmatch", "adacm",
            "dta_snl", "dtm", "bridging", "pretrain+finetune", "pretrain+adacm")
 PRETRAINED = ("pretrain+finetune", "pretrain+adacm")
-
-
-def stages(row: str, epochs: int) -> list[tuple[str, int]]:
-    """(method, epochs) of each training stage of a row. Bridging the Gaps is two: stage 1 (labels only)
-    for the first half of the budget, then stage 2 (EMA-teacher FixMatch) continuing its whole network for
-    the second half, so the row trains as many steps as every other (the paper's split is 100 + 50 epochs)."""
-    if row == "bridging":
-        return [("bridging_stage1", epochs // 2), ("bridging_stage2", epochs - epochs // 2)]
-    return [(row, epochs)]
 
 
 def recipe(row: str, train_spec: str, pretrained: Path | None, own: bool) -> list[str]:

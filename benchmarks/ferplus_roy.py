@@ -1,13 +1,15 @@
 """Roy & Etemad's FER13 protocol (ACII 2022) at CPU scale, to set semifer beside their published table.
 
-    python benchmarks/ferplus_roy.py [--labels-per-class 25 100] [--methods fixmatch supervised adacm]
+    python benchmarks/ferplus_roy.py [--labels-per-class 25 100] [--methods fixmatch supervised adacm bridging]
                                      [--epochs 20 --iters 100] [--seed 0] [--val per_class:50 | --val none]
 
 FER13 = FER2013 images with FER+ labels by plurality (`ferplus:...?classes=7&label=plurality`); labeled = K
 per class, unlabeled = every Training image (the labeled ones included), test = PublicTest (their test set
 also holds PrivateTest, which the shared copy lacks). Preset `ferplus_roy_fixmatch` (their FixMatch recipe:
 batch 64, mu 7, SGD 0.03 Nesterov, wd 5e-4, EMA 0.999) for every method, as their paper runs every method on
-one recipe; methods with a head of their own get the plain linear head here (`plain_head`).
+one recipe; methods with a head of their own get the plain linear head here (`plain_head`). `bridging` is
+two stages, as in the FER2013 SSL table: stage 1 (labels only, face mixup) for the first half of the epochs,
+then stage 2 (EMA-teacher FixMatch) continuing its whole network; its best-on-validation epoch is one of stage 2's.
 
 A validation set (`--val`, default 50 per class, drawn from the Training images not labeled and taken out of
 the unlabeled set) chooses the reported best epoch; the test set never chooses anything. `--val none` is
@@ -22,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-from record import OUT, command, data_root, header, machine, save_json, throughput, write_section
+from record import OUT, command, data_root, header, machine, save_json, stages, throughput, write_section
 from semifer.config import load_config
 from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
@@ -55,14 +57,18 @@ def split_file(train_spec: str, per_class: int, seed: int, val: str | None) -> P
 
 def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: str, test_spec: str) -> dict:
     val = None if args.val == "none" else args.val
-    overrides = [f"method.name={method}", *plain_head(method), *args.extra]
-    cfg = load_config("ferplus_roy_fixmatch", [
-        f"data.train={train_spec}", f"data.test={test_spec}",
-        f"data.split_file={split_file(train_spec, per_class, args.seed, val)}",
-        f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}", f"seed={args.seed}",
-        f"out_dir={args.out_dir}", f"name={method}-k{per_class}-seed{args.seed}", *overrides])
-    started = time.perf_counter()
-    result = train(cfg)
+    started, previous, overrides = time.perf_counter(), None, []
+    for stage, epochs in stages(method, args.epochs):  # Bridging: stage 2 continues stage 1's whole network
+        overrides = [f"method.name={stage}", *plain_head(stage), *args.extra]
+        if previous is not None:
+            overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
+        suffix = f"-{stage.split('_')[-1]}" if stage != method else ""
+        cfg = load_config("ferplus_roy_fixmatch", [
+            f"data.train={train_spec}", f"data.test={test_spec}",
+            f"data.split_file={split_file(train_spec, per_class, args.seed, val)}",
+            f"train.epochs={epochs}", f"train.iters_per_epoch={args.iters}", f"seed={args.seed}",
+            f"out_dir={args.out_dir}", f"name={method}{suffix}-k{per_class}-seed{args.seed}", *overrides])
+        previous = result = train(cfg)
     best = best_on_validation(result.history)
     return {"method": method, "labels_per_class": per_class, "accuracy": result.final.accuracy,
             "mean_class_accuracy": result.final.mean_class_accuracy, "macro_f1": result.final.macro_f1,

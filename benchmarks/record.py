@@ -62,6 +62,15 @@ def timings(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
+def stages(row: str, epochs: int) -> list[tuple[str, int]]:
+    """(method, epochs) of each training stage of a row. Bridging the Gaps is two: stage 1 (labels only)
+    for the first half of the budget, then stage 2 (EMA-teacher FixMatch) continuing its whole network for
+    the second half, so the row trains as many steps as every other (the paper's split is 100 + 50 epochs)."""
+    if row == "bridging":
+        return [("bridging_stage1", epochs // 2), ("bridging_stage2", epochs - epochs // 2)]
+    return [(row, epochs)]
+
+
 def save_json(name: str, blob: dict[str, Any]) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
