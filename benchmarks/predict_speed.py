@@ -1,10 +1,11 @@
 """Prediction throughput on the CPU: PyTorch vs onnxruntime, for 48 px face crops and for photos.
 
-    OMP_NUM_THREADS=2 python benchmarks/predict_speed.py [--threads 2] [--faces 2048] [--repeats 5]
+    OMP_NUM_THREADS=2 python benchmarks/predict_speed.py [--threads 2] [--faces 2048] [--repeats 5] [--models RUN...]
 
 The model is the small CNN (`small_cnn`, 48 px, 7 classes) randomly initialised with seed 0: throughput
 does not depend on the weights, so no trained model is needed. Both backends get the same uint8 pixels;
-ONNX is the graph `semifer export` writes (normalisation inside). Stages, each timed `--repeats` times
+ONNX is the graph `semifer export` writes (normalisation inside); "torch bf16" is PyTorch under bf16 autocast
+(`semifer predict --precision bf16`). Stages, each timed `--repeats` times
 (median and best reported):
 - network, batch B: the backend alone on prepared (B, 3, 48, 48) uint8 batches (B = 1, 8, 64, 256; the
   small batches are timed 10x as often);
@@ -13,7 +14,8 @@ ONNX is the graph `semifer export` writes (normalisation inside). Stages, each t
   start-up;
 - photo: `detect_and_predict` on a 1000x720 photo-like image with 8 pasted FER2013 faces (Haar + model).
 
-Crops are FER2013 PublicTest faces from $SEMIFER_DATA (default ../shared/data).
+Crops are FER2013 PublicTest faces from $SEMIFER_DATA (default ../shared/data). `--models RUN...` adds, for
+trained runs, PublicTest accuracy predicted in fp32 and in bf16 and the share of identical answers.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def measure(threads: int, n_faces: int, repeats: int) -> list[dict[str, Any]]:
         for i, g in enumerate(grey):
             Image.fromarray(g).save(folder / f"{i:05d}.png")
         export_onnx(model, info, Path(tmp) / "model.onnx")
-        backends = {"torch": TorchBackend(model, info), "onnxruntime": OnnxBackend(Path(tmp) / "model.onnx", threads)}
+        backends = {"torch": TorchBackend(model, info), "torch bf16": TorchBackend(model, info, "bf16"),
+                    "onnxruntime": OnnxBackend(Path(tmp) / "model.onnx", threads)}
         the_photo = photo(grey, np.random.default_rng(0))
         for name, backend in backends.items():
             predictor = Predictor(backend, info)
@@ -96,6 +99,30 @@ def measure(threads: int, n_faces: int, repeats: int) -> list[dict[str, Any]]:
                       flush=True)
         found = len(Predictor(backends["torch"], info).detect_and_predict(the_photo))
     rows.append({"backend": "torch", "stage": "faces found in the photo", "items": found})
+    return rows
+
+
+def precision_rows(runs: list[str]) -> list[dict[str, Any]]:
+    """PublicTest accuracy of trained runs predicted in fp32 and in bf16, and how often the two agree:
+    what `semifer predict --precision bf16` costs in answers (throughput does not need trained weights)."""
+    import semifer
+    from semifer.data import load_dataset
+    from semifer.labels import CANONICAL
+
+    test = load_dataset(f"fer2013:{data_root()}/fer2013/fer2013.csv.gz?split=PublicTest")
+    crops = [np.repeat(g[:, :, None], 3, axis=2) for g in test.pixels]
+    truth = np.array([CANONICAL[y] for y in test.labels])
+    rows = []
+    for run in runs:
+        answers = {}
+        for precision in ("fp32", "bf16"):
+            predictor = semifer.load(run, device="cpu", precision=precision)
+            answers[precision] = np.array(predictor.classes)[predictor.probabilities(crops).argmax(axis=1)]
+        rows.append({"run": run, "faces": len(crops),
+                     **{f"accuracy_{p}": float((a == truth).mean()) for p, a in answers.items()},
+                     "agreement": float((answers["fp32"] == answers["bf16"]).mean())})
+        print(f"{run}: fp32 {rows[-1]['accuracy_fp32']:.4f}  bf16 {rows[-1]['accuracy_bf16']:.4f}  "
+              f"agreement {rows[-1]['agreement']:.4f}", flush=True)
     return rows
 
 
@@ -159,7 +186,14 @@ def report(blob: dict[str, Any]) -> None:
             lines.append(f"| {r['backend']} | {r['stage']} | {r['per_s']:.1f} | {r['best_per_s']:.1f} | "
                          f"{1000 * r['seconds']:.2f} | {1000 * r['best_seconds']:.2f} |")
     found = next(r["items"] for r in blob["rows"] if r["stage"] == "faces found in the photo")
-    lines += ["", f"The Haar cascade found {found} of the 8 pasted faces in the photo.", *peer_table(blob)]
+    lines += ["", f"The Haar cascade found {found} of the 8 pasted faces in the photo. *torch bf16* is "
+              "`semifer predict --precision bf16` (bf16 autocast; fp32 is the default)."]
+    if blob.get("precision"):
+        lines += ["", "What bf16 does to the answers of trained models (all 3,589 PublicTest faces, FER2013 labels):",
+                  "", "| run | accuracy fp32 | accuracy bf16 | same answer |", "|---|---|---|---|"]
+        lines += [f"| `{r['run']}` | {100 * r['accuracy_fp32']:.2f}% | {100 * r['accuracy_bf16']:.2f}% | "
+                  f"{100 * r['agreement']:.2f}% |" for r in blob["precision"]]
+    lines += peer_table(blob)
     lines += ["", "Raw numbers: `benchmarks/out/predict_speed.json`, `benchmarks/out/fer2013_supervised.json`, "
               "`benchmarks/out/fer_peer.json`."]
     write_section("predict_speed", "\n".join(lines))
@@ -170,6 +204,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--faces", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", nargs="*", default=[], metavar="RUN",
+                        help="trained runs whose PublicTest answers are compared in fp32 and bf16")
     parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
     args = parser.parse_args()
     if args.report_only:
@@ -178,7 +214,8 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     rows = measure(args.threads, args.faces, args.repeats)
     blob = {"machine": machine(), "command": command(), "threads": args.threads, "faces": args.faces,
-            "repeats": args.repeats, "rows": rows, "load_average": [load_before, os.getloadavg()[0]]}
+            "repeats": args.repeats, "rows": rows, "load_average": [load_before, os.getloadavg()[0]],
+            "precision": precision_rows(args.models)}
     save_json("predict_speed", blob)
     report(blob)
 

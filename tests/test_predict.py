@@ -9,10 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+import semifer
 from semifer.cli import main
 from semifer.data import load_dataset
 from semifer.engine.evaluate import predict as eval_predict
 from semifer.engine.predictor import load_model
+from semifer.errors import SemiferError
 from semifer.inference.sources import to_rgb
 from semifer.labels import CANONICAL
 
@@ -177,3 +179,22 @@ def test_images_without_a_face_are_counted_with_a_hint(tiny_run, tmp_path, capsy
     captured = capsys.readouterr()
     assert captured.out.strip().count("\n") == 0  # the CSV header alone
     assert "no face found in 1 images/frames" in captured.err and "--detect none" in captured.err
+
+
+def test_bf16_precision_runs_in_bf16_and_stays_close_to_fp32(tiny_run, tmp_path, monkeypatch):
+    tree = write_crops(tmp_path / "crops")
+    rows = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.json"
+        assert main(["predict", str(tiny_run), str(tree), "--detect", "none", "--precision", precision,
+                     "--out", str(out)]) == 0
+        rows[precision] = read_rows(out)
+    classes = [key[2:] for key in rows["fp32"][0] if key.startswith("p_")]
+    fp32 = np.array([[r[f"p_{c}"] for c in classes] for r in rows["fp32"]])
+    bf16 = np.array([[r[f"p_{c}"] for c in classes] for r in rows["bf16"]])
+    assert not np.array_equal(fp32, bf16)  # the autocast really ran: bf16 rounds the activations
+    np.testing.assert_allclose(bf16, fp32, atol=0.03)
+    predictor = semifer.load(tiny_run, precision="auto")
+    assert predictor.backend.dtype in (None, torch.bfloat16)
+    with pytest.raises(SemiferError, match="unknown precision 'fp8'"):
+        semifer.load(tiny_run, precision="fp8")

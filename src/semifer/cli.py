@@ -78,7 +78,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .inference.loading import load
     from .inference.output import write_rows
 
-    predictor = load(args.model, backend=args.backend, threads=args.threads)
+    predictor = load(args.model, backend=args.backend, threads=args.threads, precision=args.precision)
     report = predict_files(predictor, args.inputs, args.detect, args.every, args.batch_size, args.margin,
                            Path(args.annotate) if args.annotate else None,
                            on_error=lambda line: tqdm.write(f"semifer: error: {line}", file=sys.stderr))
@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
                    help="auto: PyTorch weights when present, else the ONNX graph")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                   help="PyTorch backend: fp32 (same answers as eval), bf16, or auto (bf16 where the CPU/GPU "
+                        "computes it natively: about 2x the faces/s on CPUs with AVX-512 BF16 or AMX)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="a run as safetensors + model.json or ONNX, with a MODEL_CARD.md")

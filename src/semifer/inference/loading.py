@@ -56,9 +56,10 @@ def open_torch_model(path: str | Path, use_ema: bool = True, device: str = "auto
 
 
 def load(path: str | Path, backend: str = "auto", device: str = "auto", threads: int = 0,
-         use_ema: bool = True) -> Predictor:
+         use_ema: bool = True, precision: str = "fp32") -> Predictor:
     """A Predictor for the model at `path`. `backend='onnx'` runs an exported graph with onnxruntime
-    (`threads` intra-op threads, 0 = its default); 'auto' uses ONNX only when no PyTorch weights are there."""
+    (`threads` intra-op threads, 0 = its default); 'auto' uses ONNX only when no PyTorch weights are there.
+    `precision` (PyTorch only): fp32, bf16 or auto (bf16 where the hardware computes it natively)."""
     path = Path(path)
     if backend not in BACKENDS:
         raise SemiferError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
@@ -70,4 +71,4 @@ def load(path: str | Path, backend: str = "auto", device: str = "auto", threads:
             raise SemiferError(f"{path}: no ONNX graph here; make one with `semifer export RUN --format onnx`")
         return Predictor(OnnxBackend(onnx, threads), onnx_model_info(onnx))
     model, info = open_torch_model(path, use_ema, device)
-    return Predictor(TorchBackend(model, info), info, model)
+    return Predictor(TorchBackend(model, info, precision), info, model)
