@@ -45,8 +45,8 @@ class TorchBackend:
 
     `precision`: fp32 (the default: the same predictions as `semifer eval`), bf16 autocast, or auto (bf16
     where the device computes it natively -- a CPU with AVX-512 BF16 / AMX, most GPUs -- else fp32). On such
-    CPUs bf16 roughly doubles the faces/s of the small CNN; the probabilities move by ~1e-3 or less, which can
-    flip the answer for a face whose two top classes are that close (BENCHMARKS.md, prediction throughput).
+    CPUs bf16 roughly doubles the faces/s of the small CNN and changes 0.2-0.4 % of the answers of trained
+    FER2013 models, faces whose two top classes are nearly tied (BENCHMARKS.md, prediction throughput).
     """
 
     def __init__(self, model: nn.Module, info: ModelInfo, precision: str = "fp32"):
