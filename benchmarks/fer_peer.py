@@ -31,7 +31,6 @@ Writes JSON to benchmarks/out/fer_peer.json (or `--out`). Smoke test:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import gzip
 import json
@@ -46,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from record import OUT, command, data_root, timings
+from record import OUT, command, cpu_name, data_root, timings
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 BATCH = 256
@@ -118,11 +117,7 @@ def classify(model: Any, crops: Sequence[np.ndarray], size: tuple[int, int]) -> 
 
 
 def machine(threads: int, tf_version: str) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
             "tensorflow": tf_version, "keras": metadata.version("keras"), "fer": metadata.version("fer"),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_average": os.getloadavg()}
 

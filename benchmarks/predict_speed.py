@@ -37,6 +37,14 @@ sys.path.insert(0, str(ROOT))
 from record import OUT, command, data_root, header, machine, save_json, timings, write_section  # noqa: E402
 
 
+def public_test() -> tuple[Any, list[np.ndarray]]:
+    """FER2013 PublicTest and its faces as 48x48 RGB uint8 crops (grey repeated), what a user's crops look like."""
+    from semifer.data import load_dataset
+
+    test = load_dataset(f"fer2013:{data_root()}/fer2013/fer2013.csv.gz?split=PublicTest")
+    return test, [np.repeat(g[:, :, None], 3, axis=2) for g in test.pixels]
+
+
 def photo(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     from PIL import Image
 
@@ -55,7 +63,6 @@ def measure(threads: int, n_faces: int, repeats: int) -> list[dict[str, Any]]:
     import torch
     from PIL import Image
 
-    from semifer.data import load_dataset
     from semifer.inference.backends import OnnxBackend, TorchBackend
     from semifer.inference.export import export_onnx
     from semifer.inference.files import predict_files
@@ -70,8 +77,8 @@ def measure(threads: int, n_faces: int, repeats: int) -> list[dict[str, Any]]:
                                    "items": sum(p.numel() for p in model.parameters())}]
     info = ModelInfo(arch="small_cnn", classes=["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"],
                      img_size=48, colour="gray", head={})
-    grey = load_dataset(f"fer2013:{data_root()}/fer2013/fer2013.csv.gz?split=PublicTest").pixels[:n_faces]
-    crops = [np.repeat(g[:, :, None], 3, axis=2) for g in grey]
+    test, all_crops = public_test()
+    grey, crops = test.pixels[:n_faces], all_crops[:n_faces]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "crops"
         folder.mkdir()
@@ -106,11 +113,9 @@ def precision_rows(runs: list[str]) -> list[dict[str, Any]]:
     """PublicTest accuracy of trained runs predicted in fp32 and in bf16, and how often the two agree:
     what `semifer predict --precision bf16` costs in answers (throughput does not need trained weights)."""
     import semifer
-    from semifer.data import load_dataset
     from semifer.labels import CANONICAL
 
-    test = load_dataset(f"fer2013:{data_root()}/fer2013/fer2013.csv.gz?split=PublicTest")
-    crops = [np.repeat(g[:, :, None], 3, axis=2) for g in test.pixels]
+    test, crops = public_test()
     truth = np.array([CANONICAL[y] for y in test.labels])
     rows = []
     for run in runs:

@@ -26,15 +26,21 @@ def data_root() -> Path:
     return Path(os.environ.get("SEMIFER_DATA", ROOT.parent / "shared" / "data"))
 
 
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (torch-free, so peer scripts in other venvs can use it)."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    return cpu
+
+
 def machine() -> dict[str, Any]:
     import torch
 
     from semifer.engine.precision import cpu_has_native_bf16
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     return {"cpu": cpu, "cores": os.cpu_count(), "cpu_native_bf16": cpu_has_native_bf16(),
