@@ -358,8 +358,8 @@ class Pretrainer:
                 loss = self.train_step(next(batches)["views"][0].to(self.device, non_blocking=True))
                 total += loss
                 self.step += 1
-                if it % 25 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
+                if it % 25 == 0:  # refresh=False: a forced refresh would print the iterator's stale count
+                    bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             seconds = time.perf_counter() - started
             steps = max(1, tc.iters_per_epoch - first)
             record = {"epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
