@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from record import OUT, command, data_root, header, machine, save_json, write_section
+from record import OUT, command, data_root, machine, rows_header, save_json, write_section
 from semifer.data.faceset import FaceSet
 from semifer.data.registry import load_dataset
 from semifer.data.splits import Split, apply_split
@@ -98,7 +98,8 @@ def main() -> None:
 def table(entries: list[dict]) -> str:
     pct = "{:.1f}%".format
     lines = [
-        "## What the InfoNCE term does to the model (FER2013, CPU scale)", "", header(entries[-1]["machine"]),
+        "## What the InfoNCE term does to the model (FER2013, CPU scale)", "",
+        rows_header([e["machine"] for e in entries]),
         "Final EMA models of `fer2013_ssl.py` rows, each run over a fixed sample of its unlabeled pool (true "
         "labels for diagnosis only) and over PublicTest. Confident = max softmax >= "
         f"{entries[-1]['confident']}. Cosine = mean over pairs of L2-normalised features; k-NN = leave-one-out "

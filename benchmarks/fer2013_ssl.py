@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from record import OUT, command, data_root, header, machine, run_row, save_json, stages, write_section
+from record import OUT, command, data_root, machine, rows_header, run_row, save_json, stages, write_section
 from semifer.config import load_config
 from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
@@ -180,7 +180,7 @@ def table(blob: dict, labels: int, figures: list[Path] = ()) -> str:
     rows = sorted(blob["rows"], key=order)
     lines = [
         f"## SSL methods on FER2013, {labels} labels (CPU scale)", "",
-        "Each row's command is in the last column.", header(rows[-1]["machine"]),
+        "Each row's command is in the last column.", rows_header([r["machine"] for r in rows]),
         f"Pool: FER2013 Training with {labels} labels by the Ada-CM protocol (fear {labels // 10}, other classes "
         f"{labels * 3 // 20}), split file `benchmarks/out/splits/`; test: PublicTest (3,589). Preset `fer2013_ssl`: "
         "small_cnn 48 px with a plain linear head, 64 labeled + 64 unlabeled per step, SGD 0.03 Nesterov, cosine, "

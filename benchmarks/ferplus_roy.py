@@ -24,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-from record import OUT, command, data_root, header, machine, save_json, stages, throughput, write_section
+from record import OUT, command, data_root, machine, rows_header, save_json, stages, throughput, write_section
 from semifer.config import load_config
 from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
@@ -130,7 +130,7 @@ def table(blob: dict) -> str:
         "only check that the pipeline runs end to end; they are not results.", "",
     ]
     if rows:
-        lines += [header(rows[-1]["machine"]), ""]
+        lines += [rows_header([r["machine"] for r in rows]), ""]
     lines += [
         "| method | labels/class | budget | seed | val | final | best on val (epoch) | published FixMatch "
         "(2^20 it.) | median img/s | minutes | command |",

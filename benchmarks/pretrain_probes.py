@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from record import OUT, command, data_root, header, machine, save_json, write_section
+from record import OUT, command, data_root, machine, rows_header, save_json, write_section
 from semifer.data.faceset import FaceSet
 from semifer.engine.run import load_faces
 from semifer.pretrain.probes import features, frozen_model, probe
@@ -115,7 +115,7 @@ def main() -> None:
 
 def table(rows: list[dict]) -> str:
     lines = ["## Pretrained representations: probes before fine-tuning (FER2013)", "",
-             header(rows[-1]["machine"]),
+             rows_header([r["machine"] for r in rows]),
              "Frozen backbone features of the test view (48 px); k-NN (cosine, majority of k) and a linear probe "
              "(logistic regression on standardised features) fitted on FER2013 Training's 28,540 labels, which "
              "only the probe sees; accuracy on PublicTest (3,589). Cost = the pretraining run's own steps and "

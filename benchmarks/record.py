@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,6 +98,16 @@ def write_section(name: str, markdown: str) -> None:
 def header(meta: dict[str, Any]) -> str:
     return (f"Machine: {meta['cpu']}, {meta['cores']} cores, GPU: {meta['gpu'] or 'none'}; "
             f"Python {meta['python']}, torch {meta['torch']}; commit {meta['commit']}; {meta['date']}.")
+
+
+def rows_header(metas: list[dict[str, Any]]) -> str:
+    """The newest row's header, and how many rows ran on each CPU when a table's rows span machines."""
+    line = header(max(metas, key=lambda meta: meta["date"]))
+    cpus = Counter(meta["cpu"] for meta in metas)
+    if len(cpus) > 1:
+        line += (" Rows per machine: " + ", ".join(f"{cpu} {n}" for cpu, n in cpus.items())
+                 + " (each row's JSON names its own).")
+    return line
 
 
 def throughput(history: list[dict[str, Any]]) -> dict[str, float]:
