@@ -47,6 +47,19 @@ def recipe(row: str, train_spec: str, pretrained: Path | None, own: bool) -> lis
     return [f"method.name={method}", *extra, *start, *training]
 
 
+def fer2013_protocol(labels: int, seed: int) -> tuple[str, str, Path]:
+    """The table's data: FER2013 Training as the pool, PublicTest as the test set, and the seed's split
+    file of `labels` labels by the Ada-CM protocol (drawn once, then read back by every method)."""
+    csv = data_root() / "fer2013" / "fer2013.csv.gz"
+    train_spec, test_spec = f"fer2013:{csv}?split=Training", f"fer2013:{csv}?split=PublicTest"
+    split_file = OUT / "splits" / f"fer2013_adacm{labels}_seed{seed}.json"
+    if not split_file.exists():
+        split = make_split(load_dataset(train_spec), f"adacm:{labels}", seed)
+        split.dataset = "fer2013 Training"
+        split.save(split_file)
+    return train_spec, test_spec, split_file
+
+
 def pretrained_backbone(args: argparse.Namespace, train_spec: str) -> Path:
     """Stage 0 (masked face reconstruction) on FER2013 Training without labels, run once and reused."""
     run_dir = Path(args.out_dir) / f"pretrain-{args.pretrain_epochs}x{args.pretrain_iters}"
@@ -81,13 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
 
-    csv = data_root() / "fer2013" / "fer2013.csv.gz"
-    train_spec, test_spec = f"fer2013:{csv}?split=Training", f"fer2013:{csv}?split=PublicTest"
-    split_file = OUT / "splits" / f"fer2013_adacm{args.labels}_seed{args.seed}.json"
-    if not split_file.exists():
-        split = make_split(load_dataset(train_spec), f"adacm:{args.labels}", args.seed)
-        split.dataset = "fer2013 Training"
-        split.save(split_file)
+    train_spec, test_spec, split_file = fer2013_protocol(args.labels, args.seed)
 
     name = f"fer2013_ssl_{args.labels}"
     results_path = OUT / f"{name}.json"

@@ -5,13 +5,14 @@ from semifer.demo import DEFAULT_METHODS, DemoRow, demo_table
 
 
 def test_quick_demo_runs_every_method_and_prints_the_table(tmp_path, capsys):
-    assert main(["demo", "--quick", "--out-dir", str(tmp_path)]) == 0
+    assert main(["demo", "--quick", "--out-dir", str(tmp_path), "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "test accuracy on synthetic faces" in out and "gain over supervised" in out
     for method in DEFAULT_METHODS:
         assert method in out and (tmp_path / method / "final.json").is_file()
         config = (tmp_path / method / "config.yaml").read_text()
         assert "optimizer: sgd" in config and "l2norm: false" in config  # one recipe for every method
+        assert "\nseed: 3\n" in config  # the seed reaches every method, not only the first
 
 
 def test_demo_table_gain_is_against_supervised():

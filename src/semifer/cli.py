@@ -126,7 +126,7 @@ def _cmd_splits(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    run_demo(out_dir=args.out_dir, quick=args.quick, methods=args.methods)
+    run_demo(out_dir=args.out_dir, quick=args.quick, methods=args.methods, overrides=(f"seed={args.seed}",))
 
 
 def _cmd_presets(args: argparse.Namespace) -> None:
@@ -235,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="runs/demo")
     p.add_argument("--quick", action="store_true", help="a much shorter run (smoke test)")
     p.add_argument("--methods", nargs="+", default=None, help="methods to run (default: supervised and fixmatch)")
+    p.add_argument("--seed", type=int, default=0, help="labels, initialisation and data order (default 0)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("presets", help="list the YAML config presets")

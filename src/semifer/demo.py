@@ -23,17 +23,17 @@ class DemoRow:
     minutes: float
 
 
-def run_demo(out_dir: str = "runs/demo", quick: bool = False, methods: list[str] | None = None) -> dict[str, float]:
-    """Train each method on the `demo` preset, print the comparison table; returns {method: test accuracy}.
+def run_demo(out_dir: str = "runs/demo", quick: bool = False, methods: list[str] | None = None,
+             overrides: tuple[str, ...] = ()) -> list[DemoRow]:
+    """Train each method on the `demo` preset, print the comparison table; returns its rows.
 
     Every method gets the preset's plain head and SGD recipe (`plain_head`): the table compares what the
-    unlabeled faces add, not heads or optimisers.
+    unlabeled faces add, not heads or optimisers. `overrides` apply to every method (e.g. `seed=1`).
     """
     rows: list[DemoRow] = []
     for name in methods or DEFAULT_METHODS:
-        overrides = [f"method.name={name}", f"out_dir={out_dir}", f"name={name}", *plain_head(name),
-                     *(QUICK if quick else ())]
-        cfg = load_config("demo", overrides)
+        cfg = load_config("demo", [f"method.name={name}", f"out_dir={out_dir}", f"name={name}", *plain_head(name),
+                                   *(QUICK if quick else ()), *overrides])
         print(f"\n== {name}: {cfg.data.split} labels of {cfg.data.train}, "
               f"{cfg.train.epochs}x{cfg.train.iters_per_epoch} iterations ==")
         started = time.perf_counter()
@@ -41,7 +41,7 @@ def run_demo(out_dir: str = "runs/demo", quick: bool = False, methods: list[str]
         if result.final is not None:
             rows.append(DemoRow(name, result.final.accuracy, (time.perf_counter() - started) / 60))
     print(demo_table(rows))
-    return {r.method: r.accuracy for r in rows}
+    return rows
 
 
 def demo_table(rows: list[DemoRow]) -> str:

@@ -1,0 +1,150 @@
+"""Choose a method's setting on a validation split, never on the test set.
+
+    python benchmarks/val_selection.py --method dta_snl --name dta-floor-scratch \\
+        --candidates method.dyn_floor=0.0 method.dyn_floor=0.7 method.dyn_floor=0.95 --seeds 0 1 \\
+        [--val per_class:100] [--epochs 20 --iters 150] [--start NAME=BACKBONE]
+
+Each candidate (one or more space-separated overrides in one argument) trains on a seed's FER2013 split of
+the SSL table (`fer2013_ssl.py`: its preset, head, budget and labels) with `data.val` extra Training
+images held out of the unlabeled pool and labeled for selection only; the labeled set is unchanged. The
+rule is fixed before any run: the candidate with the highest mean final-epoch validation accuracy over the
+seeds wins, the first listed on a tie, and only once every candidate has run on the same seeds. Test
+accuracy is recorded beside it so the choice can be checked afterwards, and the rule never reads it.
+Runs of several processes side by side (e.g. one per seed) append to one JSON, re-read before each write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import time
+
+from fer2013_ssl import fer2013_protocol, recipe
+from record import OUT, command, machine, rows_header, save_json, stages, write_section
+from semifer.config import load_config
+from semifer.engine.run import train
+
+
+def final_val_accuracy(history: list[dict]) -> float:
+    """The last epoch's validation accuracy (the rule's score; a run without validation is an error)."""
+    scored = [r["val"]["accuracy"] for r in history if "val" in r]
+    if not scored:
+        raise ValueError("the run recorded no validation accuracy: was data.val set?")
+    return scored[-1]
+
+
+def choose(rows: list[dict], candidates: list[str]) -> str | None:
+    """The rule: the highest mean validation accuracy over seeds, the first candidate on a tie; None while
+    the candidates have not all run on the same seeds (a partial comparison chooses nothing)."""
+    seeds = {c: {r["seed"] for r in rows if r["candidate"] == c} for c in candidates}
+    if not candidates or not seeds[candidates[0]] or any(s != seeds[candidates[0]] for s in seeds.values()):
+        return None
+    score = {c: statistics.mean(r["val_accuracy"] for r in rows if r["candidate"] == c) for c in candidates}
+    return max(candidates, key=lambda c: (score[c], -candidates.index(c)))
+
+
+def run_candidate(args: argparse.Namespace, candidate: str, seed: int) -> dict:
+    train_spec, test_spec, split_file = fer2013_protocol(args.labels, seed)
+    start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
+    started, previous = time.perf_counter(), None
+    for stage, epochs in stages(args.method, args.epochs):
+        overrides = [*recipe(stage, train_spec, None, False), f"data.val={args.val}", *shlex.split(candidate)]
+        if previous is not None:
+            overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
+        elif start_file:
+            overrides.append(f"model.pretrained={start_file}")
+        tag = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in candidate)
+        cfg = load_config("fer2013_ssl", [
+            f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
+            f"train.epochs={epochs}", f"train.iters_per_epoch={args.iters}", f"seed={seed}",
+            f"out_dir={args.out_dir}", f"name={args.name}-{stage}-{tag}-seed{seed}", *overrides])
+        previous = result = train(cfg)
+    last = result.history[-1]
+    return {"candidate": candidate, "seed": seed, "start": start_name, "budget": f"{args.epochs}x{args.iters}",
+            "val": args.val, "val_accuracy": final_val_accuracy(result.history),
+            "test_accuracy": result.final.accuracy, "subset1_fraction": last.get("unlabeled/subset1_fraction"),
+            "pseudo_label_accuracy_subset1": last.get("unlabeled/pseudo_label_accuracy_subset1"),
+            "minutes": (time.perf_counter() - started) / 60, "run_dir": str(result.run_dir),
+            "command": command(), "machine": machine()}
+
+
+def table(blob: dict) -> str:
+    rows, candidates = blob["rows"], blob["candidates"]
+    chosen = choose(rows, candidates)
+    meta = rows[0] if rows else {}
+    lines = [
+        f"## Chosen on validation: {blob['method']}, {blob['name']}", "",
+        rows_header([r["machine"] for r in rows]) if rows else "No runs yet.",
+        f"FER2013 Training, {blob['labels']} labels (Ada-CM protocol, the SSL table's split files, preset and "
+        f"head), from {meta.get('start', '?')}, budget {meta.get('budget', '?')}; validation `data.val="
+        f"{meta.get('val', '?')}`: extra Training images held out of the unlabeled pool, labeled for the choice "
+        "only. Rule, fixed before the runs: the highest mean final-epoch validation accuracy over the seeds "
+        "wins. Test accuracy (PublicTest, final epoch) is shown to check the choice and was not used by it.", "",
+        "| candidate | seed | val accuracy | test accuracy | subset I / mask rate | pseudo-label acc | minutes "
+        "| command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (candidates.index(r["candidate"]), r["seed"])):
+        frac, pl = r.get("subset1_fraction"), r.get("pseudo_label_accuracy_subset1")
+        lines.append(f"| `{r['candidate']}` | {r['seed']} | {100 * r['val_accuracy']:.2f}% | "
+                     f"{100 * r['test_accuracy']:.2f}% | {'-' if frac is None else f'{100 * frac:.1f}%'} | "
+                     f"{'-' if pl is None else f'{100 * pl:.1f}%'} | {r['minutes']:.1f} | `{r['command']}` |")
+    lines += ["", "| candidate | seeds | mean val accuracy | mean test accuracy |", "|---|---|---|---|"]
+    for c in candidates:
+        mine = [r for r in rows if r["candidate"] == c]
+        if mine:
+            mark = " **(chosen)**" if c == chosen else ""
+            lines.append(f"| `{c}`{mark} | {', '.join(str(r['seed']) for r in sorted(mine, key=lambda r: r['seed']))} "
+                         f"| {100 * statistics.mean(r['val_accuracy'] for r in mine):.2f}% "
+                         f"| {100 * statistics.mean(r['test_accuracy'] for r in mine):.2f}% |")
+    if chosen is None:
+        lines += ["", "No choice yet: not every candidate has run on the same seeds."]
+    lines += ["", f"Raw numbers: `benchmarks/out/val_selection_{blob['name']}.json`."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--name", required=True, help="names the study: its JSON, runs and BENCHMARKS section")
+    parser.add_argument("--candidates", nargs="+", required=True,
+                        help="each one setting: one or more space-separated overrides in one argument")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--val", default="per_class:100")
+    parser.add_argument("--labels", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--iters", type=int, default=150)
+    parser.add_argument("--start", metavar="NAME=BACKBONE", help="start from a pretrained backbone file")
+    parser.add_argument("--out-dir", default="runs/val-selection")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+
+    path = OUT / f"val_selection_{args.name}.json"
+    study = {"name": args.name, "method": args.method, "labels": args.labels, "candidates": args.candidates}
+
+    def load() -> dict:
+        blob = json.loads(path.read_text()) if path.exists() else {**study, "rows": []}
+        if blob["candidates"] != args.candidates or blob["method"] != args.method:
+            raise SystemExit(f"{path} holds study {blob['method']} over {blob['candidates']}; a study's candidates "
+                             "are fixed before its runs: give another --name for other candidates")
+        return blob
+
+    blob = load()
+    if not args.report_only:
+        for seed in args.seeds:
+            for candidate in args.candidates:
+                row = run_candidate(args, candidate, seed)
+                blob = load()
+                blob["rows"] = [r for r in blob["rows"] if (r["candidate"], r["seed"]) != (candidate, seed)]
+                blob["rows"].append(row)
+                save_json(path.stem, blob)
+                write_section(path.stem, table(blob))
+    write_section(path.stem, table(blob))
+    if (chosen := choose(blob["rows"], blob["candidates"])) is not None:
+        print(f"chosen on validation: {chosen}")
+
+
+if __name__ == "__main__":
+    main()

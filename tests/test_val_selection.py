@@ -1,0 +1,39 @@
+"""benchmarks/val_selection.py: the rule reads validation accuracy only, and chooses nothing until every
+candidate has run on the same seeds."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from val_selection import choose, final_val_accuracy  # noqa: E402
+
+
+def row(candidate: str, seed: int, val: float, test: float) -> dict:
+    return {"candidate": candidate, "seed": seed, "val_accuracy": val, "test_accuracy": test}
+
+
+def test_the_best_mean_validation_accuracy_wins_whatever_the_test_says():
+    rows = [row("a", 0, 0.40, 0.60), row("a", 1, 0.42, 0.60), row("b", 0, 0.45, 0.30), row("b", 1, 0.41, 0.30)]
+    assert choose(rows, ["a", "b"]) == "b"
+
+
+def test_a_tie_goes_to_the_first_candidate_listed():
+    rows = [row("a", 0, 0.5, 0.1), row("b", 0, 0.5, 0.9)]
+    assert choose(rows, ["a", "b"]) == "a"
+    assert choose(rows, ["b", "a"]) == "b"
+
+
+def test_no_choice_before_every_candidate_has_the_same_seeds():
+    rows = [row("a", 0, 0.3, 0.3), row("a", 1, 0.3, 0.3), row("b", 0, 0.9, 0.9)]
+    assert choose(rows, ["a", "b"]) is None
+    assert choose([], ["a", "b"]) is None
+    assert choose(rows + [row("b", 1, 0.9, 0.9)], ["a", "b"]) == "b"
+
+
+def test_the_score_is_the_last_epochs_validation_accuracy():
+    history = [{"val": {"accuracy": 0.5}}, {"test": {"accuracy": 0.9}}, {"val": {"accuracy": 0.4}}]
+    assert final_val_accuracy(history) == 0.4
+    with pytest.raises(ValueError, match="data.val"):
+        final_val_accuracy([{"test": {"accuracy": 0.9}}])
