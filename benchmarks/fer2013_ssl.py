@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--extra", nargs="*", default=[], help="overrides applied to every method")
     parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
     parser.add_argument("--tag", default="", help="names an ablation row, e.g. --tag 'plain head' (kept apart)")
+    parser.add_argument("--stage1-epochs", type=int, help="Bridging: stage 1's share of --epochs (default half)")
     parser.add_argument("--own-recipe", action="store_true",
                         help="each method's own head and optimiser (Ada-CM: the authors') instead of the table's")
     parser.add_argument("--start", metavar="NAME=BACKBONE",
@@ -117,7 +118,7 @@ def main() -> None:
             continue
         pretrained = pretrained_backbone(args, train_spec) if method in PRETRAINED else None
         started, previous, overrides = time.perf_counter(), None, []
-        for stage, epochs in stages(method, args.epochs):
+        for stage, epochs in stages(method, args.epochs, args.stage1_epochs):
             overrides = [*recipe(stage, train_spec, pretrained, args.own_recipe), *args.extra]
             if previous is not None:  # a later stage continues the whole network of the one before
                 overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
@@ -134,6 +135,7 @@ def main() -> None:
             previous = result = train(cfg)
         row = {"method": label(method), "start": start_name, "command": command(), "budget": budget,
                "labels": args.labels, "seed": args.seed, **run_row(result, started), "overrides": overrides,
+               "stages": dict(stages(method, args.epochs, args.stage1_epochs)),
                "machine": meta}
         blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
         blob["rows"] = [r for r in blob["rows"] if row_key(r) != row_key(row)]

@@ -69,12 +69,16 @@ def timings(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
-def stages(row: str, epochs: int) -> list[tuple[str, int]]:
-    """(method, epochs) of each training stage of a row. Bridging the Gaps is two: stage 1 (labels only)
-    for the first half of the budget, then stage 2 (EMA-teacher FixMatch) continuing its whole network for
-    the second half, so the row trains as many steps as every other (the paper's split is 100 + 50 epochs)."""
+def stages(row: str, epochs: int, stage1_epochs: int | None = None) -> list[tuple[str, int]]:
+    """(method, epochs) of each training stage of a row. Bridging the Gaps is two: stage 1 (labels only),
+    then stage 2 (EMA-teacher FixMatch) continuing its whole network, together as many steps as every other
+    row. Stage 1 takes the first half of the budget unless `stage1_epochs` says otherwise (the paper's
+    100 + 50 epochs give it two thirds)."""
     if row == "bridging":
-        return [("bridging_stage1", epochs // 2), ("bridging_stage2", epochs - epochs // 2)]
+        first = epochs // 2 if stage1_epochs is None else stage1_epochs
+        if not 0 < first < epochs:
+            raise ValueError(f"stage 1 needs between 1 and {epochs - 1} of the {epochs} epochs, not {first}")
+        return [("bridging_stage1", first), ("bridging_stage2", epochs - first)]
     return [(row, epochs)]
 
 

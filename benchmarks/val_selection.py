@@ -4,7 +4,8 @@
         --candidates method.dyn_floor=0.0 method.dyn_floor=0.7 method.dyn_floor=0.95 --seeds 0 1 \\
         [--val per_class:100] [--epochs 20 --iters 150] [--start NAME=BACKBONE]
 
-Each candidate (one or more space-separated overrides in one argument) trains on a seed's FER2013 split of
+Each candidate (one or more space-separated overrides in one argument; `stage1_epochs=N` among them sets
+a two-stage row's split, see `record.stages`) trains on a seed's FER2013 split of
 the SSL table (`fer2013_ssl.py`: its preset, head, budget and labels) with `data.val` extra Training
 images held out of the unlabeled pool and labeled for selection only; the labeled set is unchanged. The
 rule is fixed before any run: the candidate with the highest mean final-epoch validation accuracy over the
@@ -49,8 +50,11 @@ def run_candidate(args: argparse.Namespace, candidate: str, seed: int) -> dict:
     train_spec, test_spec, split_file = fer2013_protocol(args.labels, seed)
     start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
     started, previous = time.perf_counter(), None
-    for stage, epochs in stages(args.method, args.epochs):
-        overrides = [*recipe(stage, train_spec, None, False), f"data.val={args.val}", *shlex.split(candidate)]
+    tokens = shlex.split(candidate)
+    split = [int(t.partition("=")[2]) for t in tokens if t.startswith("stage1_epochs=")]
+    settings = [t for t in tokens if not t.startswith("stage1_epochs=")]
+    for stage, epochs in stages(args.method, args.epochs, split[-1] if split else None):
+        overrides = [*recipe(stage, train_spec, None, False), f"data.val={args.val}", *settings]
         if previous is not None:
             overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
         elif start_file:

@@ -4,8 +4,10 @@ how many ran on each, so that an old row's CPU is never shown as the whole table
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from record import rows_header  # noqa: E402
+from record import rows_header, stages  # noqa: E402
 
 
 def meta(cpu: str, date: str) -> dict:
@@ -25,3 +27,12 @@ def test_rows_of_two_machines_are_counted_and_the_newest_leads():
     line = rows_header(rows)
     assert line.startswith("Machine: EPYC") and "2026-12-02 10:00 UTC" in line
     assert "Rows per machine: Xeon 2, EPYC 1" in line
+
+
+def test_bridging_stages_split_the_budget_and_refuse_an_empty_stage():
+    assert stages("bridging", 20) == [("bridging_stage1", 10), ("bridging_stage2", 10)]
+    assert stages("bridging", 20, 13) == [("bridging_stage1", 13), ("bridging_stage2", 7)]
+    assert stages("fixmatch", 20, 13) == [("fixmatch", 20)]
+    for first in (0, 20):
+        with pytest.raises(ValueError, match="stage 1 needs"):
+            stages("bridging", 20, first)
