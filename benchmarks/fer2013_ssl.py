@@ -20,7 +20,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from record import OUT, command, data_root, machine, rows_header, run_row, save_json, stages, write_section
 from semifer.config import load_config
@@ -60,6 +62,28 @@ def fer2013_protocol(labels: int, seed: int) -> tuple[str, str, Path]:
     return train_spec, test_spec, split_file
 
 
+def train_stages(method: str, seed: int, labels: int, epochs: int, iters: int, out_dir: str,
+                 name_of: Callable[[str], str], extra: list[str], start_file: str | None = None,
+                 stage1_epochs: int | None = None, pretrained: Path | None = None,
+                 own: bool = False) -> tuple[Any, list[str]]:
+    """Train one row on the table's protocol, stage by stage (`record.stages`): a later stage continues the
+    whole network of the one before, and only the first starts from `start_file`. Returns the last stage's
+    result and overrides; `name_of(stage)` names each run."""
+    train_spec, test_spec, split_file = fer2013_protocol(labels, seed)
+    result, overrides = None, []
+    for stage, stage_epochs in stages(method, epochs, stage1_epochs):
+        overrides = [*recipe(stage, train_spec, pretrained, own), *extra]
+        if result is not None:
+            overrides.append(f"model.init_from={result.run_dir / 'checkpoints' / 'last.pt'}")
+        elif start_file:
+            overrides.append(f"model.pretrained={start_file}")
+        result = train(load_config("fer2013_ssl", [
+            f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
+            f"train.epochs={stage_epochs}", f"train.iters_per_epoch={iters}", f"seed={seed}", f"out_dir={out_dir}",
+            f"name={name_of(stage)}", *overrides]))
+    return result, overrides
+
+
 def pretrained_backbone(args: argparse.Namespace, train_spec: str) -> Path:
     """Stage 0 (masked face reconstruction) on FER2013 Training without labels, run once and reused."""
     run_dir = Path(args.out_dir) / f"pretrain-{args.pretrain_epochs}x{args.pretrain_iters}"
@@ -95,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
 
-    train_spec, test_spec, split_file = fer2013_protocol(args.labels, args.seed)
+    train_spec = fer2013_protocol(args.labels, args.seed)[0]
 
     name = f"fer2013_ssl_{args.labels}"
     results_path = OUT / f"{name}.json"
@@ -117,22 +141,16 @@ def main() -> None:
         if args.skip_done and label(method) in done:
             continue
         pretrained = pretrained_backbone(args, train_spec) if method in PRETRAINED else None
-        started, previous, overrides = time.perf_counter(), None, []
-        for stage, epochs in stages(method, args.epochs, args.stage1_epochs):
-            overrides = [*recipe(stage, train_spec, pretrained, args.own_recipe), *args.extra]
-            if previous is not None:  # a later stage continues the whole network of the one before
-                overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
-            elif start_file:
-                overrides.append(f"model.pretrained={start_file}")
+        started = time.perf_counter()
+
+        def name_of(stage: str, method: str = method) -> str:  # binds this iteration's method
             suffix = f"-{stage.split('_')[-1]}" if stage != method else ""
-            cfg = load_config("fer2013_ssl", [
-                f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
-                f"train.epochs={epochs}", f"train.iters_per_epoch={args.iters}", f"seed={args.seed}",
-                f"out_dir={args.out_dir}",
-                f"name={label(method).replace('+', '-').replace(' ', '-')}{suffix}-{args.labels}-{start_name}"
-                f"-seed{args.seed}",
-                *overrides])
-            previous = result = train(cfg)
+            return (f"{label(method).replace('+', '-').replace(' ', '-')}{suffix}-{args.labels}-{start_name}"
+                    f"-seed{args.seed}")
+
+        result, overrides = train_stages(method, args.seed, args.labels, args.epochs, args.iters, args.out_dir,
+                                         name_of, args.extra, start_file, args.stage1_epochs, pretrained,
+                                         args.own_recipe)
         row = {"method": label(method), "start": start_name, "command": command(), "budget": budget,
                "labels": args.labels, "seed": args.seed, **run_row(result, started), "overrides": overrides,
                "stages": dict(stages(method, args.epochs, args.stage1_epochs)),

@@ -22,10 +22,8 @@ import shlex
 import statistics
 import time
 
-from fer2013_ssl import fer2013_protocol, recipe
-from record import OUT, command, machine, rows_header, save_json, stages, write_section
-from semifer.config import load_config
-from semifer.engine.run import train
+from fer2013_ssl import train_stages
+from record import OUT, command, machine, rows_header, save_json, write_section
 
 
 def final_val_accuracy(history: list[dict]) -> float:
@@ -47,24 +45,15 @@ def choose(rows: list[dict], candidates: list[str]) -> str | None:
 
 
 def run_candidate(args: argparse.Namespace, candidate: str, seed: int) -> dict:
-    train_spec, test_spec, split_file = fer2013_protocol(args.labels, seed)
     start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
-    started, previous = time.perf_counter(), None
+    started = time.perf_counter()
     tokens = shlex.split(candidate)
     split = [int(t.partition("=")[2]) for t in tokens if t.startswith("stage1_epochs=")]
     settings = [t for t in tokens if not t.startswith("stage1_epochs=")]
-    for stage, epochs in stages(args.method, args.epochs, split[-1] if split else None):
-        overrides = [*recipe(stage, train_spec, None, False), f"data.val={args.val}", *settings]
-        if previous is not None:
-            overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
-        elif start_file:
-            overrides.append(f"model.pretrained={start_file}")
-        tag = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in candidate)
-        cfg = load_config("fer2013_ssl", [
-            f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
-            f"train.epochs={epochs}", f"train.iters_per_epoch={args.iters}", f"seed={seed}",
-            f"out_dir={args.out_dir}", f"name={args.name}-{stage}-{tag}-seed{seed}", *overrides])
-        previous = result = train(cfg)
+    tag = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in candidate)
+    result, _ = train_stages(args.method, seed, args.labels, args.epochs, args.iters, args.out_dir,
+                             lambda stage: f"{args.name}-{stage}-{tag}-seed{seed}", [f"data.val={args.val}", *settings],
+                             start_file, split[-1] if split else None)
     last = result.history[-1]
     return {"candidate": candidate, "seed": seed, "start": start_name, "budget": f"{args.epochs}x{args.iters}",
             "val": args.val, "val_accuracy": final_val_accuracy(result.history),
