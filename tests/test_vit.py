@@ -115,10 +115,31 @@ def test_layer_wise_lr_decay_groups():
 def test_layer_decay_needs_a_layered_backbone():
     cfg = load_config("demo", ["method.name=supervised", "train.layer_decay=0.75"]).train
     with pytest.raises(ConfigError, match="train.layer_decay=0.75 needs a backbone with layers"):
-        build_optimizer(FERNet("small_cnn", 7), cfg)
+        build_optimizer(torch.nn.Sequential(torch.nn.Linear(4, 4)), cfg)
     plain = load_config("demo", ["method.name=supervised"]).train
     groups = build_optimizer(FERNet("small_cnn", 7), plain).param_groups
     assert [g["weight_decay"] for g in groups] == [plain.weight_decay, 0.0]  # CNN grouping unchanged
+
+
+@pytest.mark.parametrize("arch, layer_of", [
+    ("small_cnn", {"backbone.stages.0.0.weight": 0, "backbone.stages.2.1.0.weight": 2,
+                   "backbone.stages.3.0.1.bias": 3}),
+    ("resnet18", {"backbone.conv1.weight": 0, "backbone.bn1.bias": 0, "backbone.layer1.0.conv1.weight": 1,
+                  "backbone.layer4.1.bn2.weight": 4}),
+])
+def test_layer_decay_on_a_cnn_scales_its_stages(arch, layer_of):
+    """A CNN's stages are its layers: stage i of L gets decay^(L - i), the head the full lr."""
+    cfg = load_config("demo", ["method.name=supervised", "train.lr=0.1", "train.layer_decay=0.5"]).train
+    model = FERNet(arch, 7)
+    optimizer = build_optimizer(model, cfg)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    depth = model.backbone.num_layers
+    for name, layer in layer_of.items():
+        assert lr_of[id(params[name])] == pytest.approx(0.1 * 0.5 ** (depth - layer)), name
+    head = [n for n in params if not n.startswith("backbone.")]
+    assert head and all(lr_of[id(params[n])] == pytest.approx(0.1) for n in head)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
 
 
 def test_timm_checkpoint_at_another_size_loads_with_resampled_embeddings(tmp_path):

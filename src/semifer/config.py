@@ -86,8 +86,8 @@ class TrainConfig:
     (and `unlabeled_ratio` x `batch_size` unlabeled ones when the method uses them; None takes the
     method's mu: 7 for FixMatch and FlexMatch, as their papers, 1 otherwise).
 
-    `layer_decay` < 1 is MAE's layer-wise lr decay (a layer i of L gets lr * layer_decay^(L + 1 - i)); it
-    needs a backbone with layers (the ViTs). 1.0 = off.
+    `layer_decay` < 1 is MAE's layer-wise lr decay (layer i of L gets lr * layer_decay^(L - i), the head 1):
+    a ViT's layers are its blocks, a CNN's its stages. 1.0 = off.
 
     `amp`: the step's precision, auto|bf16|fp16|off (the rule is in `engine/precision.py`); `compile`:
     `torch.compile` the network for training (pays only in long runs: see BENCHMARKS.md).

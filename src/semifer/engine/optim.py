@@ -25,8 +25,10 @@ def layer_scales(model: nn.Module, decay: float) -> dict[str, float]:
 
     Any submodule exposing `num_layers` and `layer_id(param_name)` (ids 0..num_layers) scales its
     parameter of layer i by decay^(num_layers - i): a ViT's embeddings get decay^(depth + 1), block i
-    decay^(depth - i), its final norm 1. Parameters outside such a module (the head) get 1. MAE's
-    fine-tuning uses 0.65 for ViT-B and 0.75 for ViT-L/H (its FINETUNE.md).
+    decay^(depth - i), its final norm 1; the small CNN's stage i of 4 decay^(4 - i); a ResNet's stem
+    decay^5 and stage K decay^(5 - K). Parameters outside such a module (the head) get 1. MAE's
+    fine-tuning uses 0.65 for ViT-B and 0.75 for ViT-L/H (its FINETUNE.md). On a pretrained CNN it
+    keeps the early, generic stages close to the pretraining while the head and last stage adapt.
     """
     scales: dict[str, float] = {}
     for prefix, module in model.named_modules():
@@ -35,8 +37,8 @@ def layer_scales(model: nn.Module, decay: float) -> dict[str, float]:
                 full = f"{prefix}.{name}" if prefix else name
                 scales.setdefault(full, decay ** (module.num_layers - module.layer_id(name)))
     if not scales:
-        raise ConfigError(f"train.layer_decay={decay} needs a backbone with layers (a ViT arch, e.g. "
-                          "model.arch=vit_tiny); set train.layer_decay=1.0 for this model")
+        raise ConfigError(f"train.layer_decay={decay} needs a backbone with layers (`num_layers` and "
+                          "`layer_id`); set train.layer_decay=1.0 for this model")
     return scales
 
 

@@ -2,8 +2,9 @@
 
 Every backbone maps a (B, 3, H, W) image batch to its last (B, D, h, w) feature map (`forward_map`), turns
 such a map into the (B, D) feature (`pool_map`: global average pooling, plus `fc_norm` for a ViT) and does both
-in `forward`; it exposes `feature_dim` = D and `feature_map_stages()`. A backbone with layers (the ViTs)
-also exposes `num_layers` and `layer_id(param_name)` for layer-wise lr decay.
+in `forward`; it exposes `feature_dim` = D and `feature_map_stages()`, and `num_layers` and
+`layer_id(param_name)` for layer-wise lr decay (`engine.optim.layer_scales`): a ViT's layers are its
+blocks, a CNN's its stages, the stem as layer 0.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ResNetBackbone(nn.Module):
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.feature_dim = net.fc.in_features
+        self.num_layers = 5
 
     def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -48,6 +50,11 @@ class ResNetBackbone(nn.Module):
 
     def feature_map_stages(self) -> list[nn.Module]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
+
+    def layer_id(self, name: str) -> int:
+        """The stem (conv1, bn1) 0, `layerK` K: the last stage, 4, is one layer below the head."""
+        head = name.split(".")[0]
+        return int(head[len("layer"):]) if head.startswith("layer") else 0
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -73,6 +80,7 @@ class SmallCNN(nn.Module):
             nn.Sequential(_conv_bn(4 * w, 8 * w, 2), _conv_bn(8 * w, 8 * w)),
         ])
         self.feature_dim = 8 * w
+        self.num_layers = len(self.stages)
 
     def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         for stage in self.stages:
@@ -87,6 +95,10 @@ class SmallCNN(nn.Module):
 
     def feature_map_stages(self) -> list[nn.Module]:
         return list(self.stages)
+
+    def layer_id(self, name: str) -> int:
+        """Stage i (`stages.i.*`) is layer i: the full-resolution conv 0, the last stage one below the head."""
+        return int(name.split(".")[1])
 
 
 def _cnn(make: Callable[[], nn.Module]) -> Callable[..., nn.Module]:
