@@ -13,7 +13,7 @@ from semifer.errors import ConfigError
 from semifer.methods.unlabeled_losses import info_nce
 from semifer.pretrain import pretrain
 from semifer.pretrain.probes import backbone_arch, knn_accuracy, linear_accuracy, probe
-from semifer.pretrain.simclr import SimCLR
+from semifer.pretrain.simclr import SimCLR, SimCLRPretrainer
 
 
 def test_full_crop_without_flip_is_the_image() -> None:
@@ -91,6 +91,30 @@ def test_simclr_pretraining_writes_a_backbone_that_train_and_probe_use(tmp_path)
     test_faces = load_dataset("synthetic:?split=test&n=35")
     scores = probe(result.checkpoint, train_faces, test_faces, 48, k=5, progress=False)
     assert scores.arch == "small_cnn" and 0.0 <= scores.knn_accuracy <= 1.0 and 0.0 <= scores.linear_accuracy <= 1.0
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_pretraining_honours_model_channels_last(tmp_path, channels_last: bool) -> None:
+    """Channels-last convolutions are ~1.5x faster on CPU; the pretrainer must lay its network out as asked and
+    still train (same loss either way, up to float rounding)."""
+    cfg = load_config("pretrain_simclr_fer2013_small", [
+        "data.train=synthetic:?n=32", "train.batch_size=8", "train.amp=false", "data.workers=0",
+        f"model.channels_last={str(channels_last).lower()}"])
+    torch.manual_seed(0)
+    trainer = SimCLRPretrainer(cfg, tmp_path)
+    conv = trainer.model.backbone.stages[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert conv.is_contiguous() != channels_last
+    images = torch.randint(0, 256, (8, 3, 48, 48), dtype=torch.uint8)
+    torch.manual_seed(1)
+    loss = trainer.train_step(images)
+    assert torch.isfinite(loss)
+    torch.manual_seed(0)
+    other = SimCLRPretrainer(load_config("pretrain_simclr_fer2013_small", [
+        "data.train=synthetic:?n=32", "train.batch_size=8", "train.amp=false", "data.workers=0",
+        f"model.channels_last={str(not channels_last).lower()}"]), tmp_path)
+    torch.manual_seed(1)
+    assert torch.allclose(other.train_step(images), loss, atol=1e-4)
 
 
 def test_unknown_pretraining_method_is_refused(tmp_path) -> None:
