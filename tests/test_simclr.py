@@ -59,6 +59,7 @@ def test_contrastive_view_is_seeded_and_normalised() -> None:
 def test_simclr_loss_is_nt_xent_and_prefers_matching_pairs() -> None:
     from semifer.models import BACKBONES
 
+    torch.manual_seed(0)  # a random net prefers the matching pair on most draws, not all: fix the draw
     model = SimCLR(BACKBONES["small_cnn"](), hidden=32, out=16, temperature=0.2).eval()
     x = torch.randn(8, 3, 24, 24)
     same = model(x, x)
@@ -140,3 +141,35 @@ def test_probe_command_on_a_random_backbone(tmp_path, capsys) -> None:
                  "--test", "synthetic:?split=test&n=35", "--k", "3", "--out", str(out)])
     assert code == 0 and "k-NN (k=3)" in capsys.readouterr().out
     assert out.is_file()
+
+
+def test_time_budget_moves_the_decay_with_the_clock() -> None:
+    from semifer.engine.time_budget import TimeBudget
+
+    assert TimeBudget(None).schedule_step(7, 1000, 100) == 7 and not TimeBudget(None).expired()
+    half = TimeBudget(10.0, spent=300.0)  # 5 of 10 minutes spent
+    assert half.fraction() == pytest.approx(0.5, abs=1e-3)
+    assert half.schedule_step(50, 1000, 100) == 50  # the warm-up stays step-based
+    assert half.schedule_step(200, 1000, 100) == 550  # the clock is further on than the steps
+    assert half.schedule_step(900, 1000, 100) == 900  # the steps are further on than the clock
+    spent = TimeBudget(1.0, spent=61.0)
+    assert spent.expired() and spent.fraction() == 1.0 and spent.schedule_step(120, 1000, 100) == 1000
+    with pytest.raises(ValueError):
+        TimeBudget(0.0)
+
+
+def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path) -> None:
+    overrides = ["data.train=synthetic:?n=48", "train.epochs=500", "train.iters_per_epoch=4", "train.batch_size=8",
+                 "train.warmup_iters=1", "data.workers=0", "train.amp=false", "pretrain.minutes=0.05",
+                 f"out_dir={tmp_path}", "name=budget"]
+    result = pretrain(load_config("pretrain_simclr_fer2013_small", overrides), progress=False)
+    last = result.history[-1]
+    assert 1 <= last["step"] < 500 * 4  # stopped by the clock, not the step cap
+    assert last["lr"] == pytest.approx(0.0, abs=1e-9)  # the cosine reached its end at the budget
+    assert sum(r["epoch_seconds"] for r in result.history) <= 0.05 * 60 + 5
+    again = pretrain(load_config("pretrain_simclr_fer2013_small", overrides), resume=True, progress=False,
+                     run_dir=result.run_dir)
+    assert again.history[-1]["step"] == last["step"]  # a spent budget is not refilled by a resume
+    with pytest.raises(ConfigError, match="pretrain.minutes"):
+        pretrain(load_config("pretrain_simclr_fer2013_small", [*overrides[:-2], "pretrain.minutes=-1",
+                                                               f"out_dir={tmp_path}", "name=bad"]), progress=False)

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+from .time_budget import TimeBudget
 
 
 def _no_weight_decay(model: nn.Module) -> set[str]:
@@ -90,8 +91,12 @@ def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
     raise ConfigError(f"unknown train.schedule {cfg.schedule!r}; use none, cosine, fixmatch_cosine or step")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-                    total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-iteration schedule; the config is checked now rather than at the first step."""
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: int,
+                    budget: TimeBudget | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-iteration schedule; the config is checked now rather than at the first step. With a `budget`, the
+    decay follows the clock when it is further on than the steps (`TimeBudget.schedule_step`)."""
     lr_factor(cfg, 0, total)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total))
+    if budget is None:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(cfg, budget.schedule_step(step, total, cfg.warmup_iters), total))

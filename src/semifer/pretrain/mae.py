@@ -54,6 +54,7 @@ from ..engine.optim import build_optimizer, build_scheduler
 from ..engine.precision import autocast, autocast_dtype, grad_scaler
 from ..engine.run import make_run_dir, seed_everything
 from ..engine.rundir import check_resume_config, claim_run_dir, rewrite_metrics
+from ..engine.time_budget import TimeBudget
 from ..errors import ConfigError
 from ..models import BACKBONES, load_backbone_weights
 from ..models.vit import VIT_SIZES, ViTBackbone, default_patch_size
@@ -73,7 +74,9 @@ from .vit_mae import ViTMaskedAutoencoder
 @dataclass
 class PretrainOptions:
     """The `pretrain:` section; the schedule (epochs, iters_per_epoch, batch_size, weight_decay,
-    warmup_iters, schedule) comes from `train:`."""
+    warmup_iters, schedule) comes from `train:`. `minutes` bounds the run's wall-clock time: the lr decay
+    then follows the clock when it is further on than the steps, and the run ends when either is spent
+    (`engine.time_budget`); epochs x iters_per_epoch stays the most it may run."""
 
     method: str = "mae"
     patch_size: int | None = None
@@ -86,6 +89,7 @@ class PretrainOptions:
     decoder_depth: int = 2
     decoder_heads: int = 4
     preview: int = 6
+    minutes: float | None = None
 
 
 def pretrain_options(cfg: Config) -> PretrainOptions:
@@ -264,7 +268,11 @@ class Pretrainer:
             if "betas" in group:
                 group["betas"] = tuple(self.opts.betas)
         self.total_steps = tc.epochs * tc.iters_per_epoch
-        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
+        try:
+            self.budget = TimeBudget(self.opts.minutes)
+        except ValueError as exc:
+            raise ConfigError(f"pretrain.minutes: {exc}") from None
+        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps, self.budget)
         self.amp_dtype = autocast_dtype(self.device, tc.amp)
         self.scaler = grad_scaler(self.device, self.amp_dtype)
         self.faces, self.extra_from = pretrain_pool(cfg)
@@ -290,7 +298,8 @@ class Pretrainer:
     def save(self) -> None:
         save_checkpoint({"config": self.cfg.to_dict(), "step": self.step, "model": self.model.state_dict(),
                          "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                         "scaler": self.scaler.state_dict(), "rng": rng_state(), "history": self.history},
+                         "scaler": self.scaler.state_dict(), "rng": rng_state(), "history": self.history,
+                         "seconds_spent": self.budget.spent},
                         self.checkpoint_path())
         save_backbone(self.model.encoder_state_dict(), self.backbone_path(), self.cfg.model.arch)
 
@@ -304,6 +313,7 @@ class Pretrainer:
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.step, self.history = state["step"], state["history"]
+        self.budget.spent_before = state.get("seconds_spent", 0.0)
         rewrite_metrics(self.run_dir, self.history)
         return True
 
@@ -351,7 +361,9 @@ class Pretrainer:
         tc = self.cfg.train
         batches = self._loader()
         preview = self._preview_batch()
-        for epoch in range(self.step // tc.iters_per_epoch, tc.epochs):
+        self.budget.start()
+        epoch = self.step // tc.iters_per_epoch
+        while epoch < tc.epochs and not self.budget.expired():
             first = self.step - epoch * tc.iters_per_epoch
             total, started = torch.zeros((), device=self.device), time.perf_counter()
             bar = tqdm(range(first, tc.iters_per_epoch), desc=f"pretrain {epoch + 1}/{tc.epochs}",
@@ -362,8 +374,11 @@ class Pretrainer:
                 self.step += 1
                 if it % 25 == 0:  # refresh=False: a forced refresh would print the iterator's stale count
                     bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                if self.budget.expired():
+                    break
+            bar.close()
             seconds = time.perf_counter() - started
-            steps = max(1, tc.iters_per_epoch - first)
+            steps = max(1, self.step - epoch * tc.iters_per_epoch - first)
             record = {"epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
                       "train/loss": float(total.item()) / steps,
                       "images_per_s": steps * tc.batch_size / max(seconds, 1e-9), "epoch_seconds": seconds}
@@ -375,6 +390,9 @@ class Pretrainer:
             if self.progress:
                 tqdm.write(f"pretrain epoch {epoch + 1}/{tc.epochs}  {self.loss_name} {record['train/loss']:.4f}"
                            f"  {record['images_per_s']:.0f} img/s")
+            epoch += 1
+        if self.budget.expired() and self.progress:
+            tqdm.write(f"time budget of {self.opts.minutes:g} min spent after {self.step} of {self.total_steps} steps")
         return self.history
 
 

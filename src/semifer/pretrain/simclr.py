@@ -41,7 +41,7 @@ from .mae import Pretrainer, plot_reconstructions
 
 @dataclass
 class SimCLROptions:
-    """The `pretrain:` section for `method: simclr`."""
+    """The `pretrain:` section for `method: simclr`; `minutes` is the wall-clock budget of `PretrainOptions`."""
 
     method: str = "simclr"
     temperature: float = 0.2
@@ -53,6 +53,7 @@ class SimCLROptions:
     jitter_p: float = 0.8
     grayscale_p: float = 0.2
     preview: int = 6
+    minutes: float | None = None
 
 
 def simclr_options(cfg: Config) -> SimCLROptions:
