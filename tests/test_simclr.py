@@ -94,15 +94,19 @@ def test_simclr_pretraining_writes_a_backbone_that_train_and_probe_use(tmp_path)
     assert scores.arch == "small_cnn" and 0.0 <= scores.knn_accuracy <= 1.0 and 0.0 <= scores.linear_accuracy <= 1.0
 
 
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_pretraining_honours_model_channels_last(tmp_path, channels_last: bool) -> None:
-    """Channels-last convolutions are ~1.5x faster on CPU; the pretrainer must lay its network out as asked and
-    still train (same loss either way, up to float rounding)."""
+def _seeded_pretrainer(tmp_path, channels_last: bool) -> SimCLRPretrainer:
     cfg = load_config("pretrain_simclr_fer2013_small", [
         "data.train=synthetic:?n=32", "train.batch_size=8", "train.amp=false", "data.workers=0",
         f"model.channels_last={str(channels_last).lower()}"])
     torch.manual_seed(0)
-    trainer = SimCLRPretrainer(cfg, tmp_path)
+    return SimCLRPretrainer(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_pretraining_honours_model_channels_last(tmp_path, channels_last: bool) -> None:
+    """Channels-last convolutions are ~1.5x faster on CPU; the pretrainer must lay its network out as asked and
+    still train (same loss either way, up to float rounding)."""
+    trainer = _seeded_pretrainer(tmp_path, channels_last)
     conv = trainer.model.backbone.stages[0][0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) == channels_last
     assert conv.is_contiguous() != channels_last
@@ -110,10 +114,7 @@ def test_pretraining_honours_model_channels_last(tmp_path, channels_last: bool) 
     torch.manual_seed(1)
     loss = trainer.train_step(images)
     assert torch.isfinite(loss)
-    torch.manual_seed(0)
-    other = SimCLRPretrainer(load_config("pretrain_simclr_fer2013_small", [
-        "data.train=synthetic:?n=32", "train.batch_size=8", "train.amp=false", "data.workers=0",
-        f"model.channels_last={str(not channels_last).lower()}"]), tmp_path)
+    other = _seeded_pretrainer(tmp_path, not channels_last)
     torch.manual_seed(1)
     assert torch.allclose(other.train_step(images), loss, atol=1e-4)
 
