@@ -174,3 +174,24 @@ def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path) -> No
     with pytest.raises(ConfigError, match="pretrain.minutes"):
         pretrain(load_config("pretrain_simclr_fer2013_small", [*overrides[:-2], "pretrain.minutes=-1",
                                                                f"out_dir={tmp_path}", "name=bad"]), progress=False)
+
+
+def test_progressive_resizing_draws_low_resolution_views_first(tmp_path) -> None:
+    """With `low_res`, the first `low_res_fraction` of the steps train on smaller views, the rest at
+    `data.img_size`; the metrics record the size reached. Without it, every view is full size."""
+    overrides = ["data.train=synthetic:?n=32", "train.epochs=2", "train.iters_per_epoch=2", "train.batch_size=8",
+                 "train.warmup_iters=1", "data.workers=0", "train.amp=false", f"out_dir={tmp_path}"]
+    cfg = load_config("pretrain_simclr_fer2013_small", [*overrides, "pretrain.low_res=24",
+                                                         "pretrain.low_res_fraction=0.75"])
+    trainer = SimCLRPretrainer(cfg, tmp_path / "progressive")
+    (tmp_path / "progressive").mkdir()
+    sizes = []
+    forward = trainer.model.forward
+    trainer.model.forward = lambda first, second: sizes.append(first.shape[-1]) or forward(first, second)
+    history = trainer.fit()
+    assert sizes == [24, 24, 24, 48]
+    assert [r["view_size"] for r in history] == [24, 48]
+    plain = SimCLRPretrainer(load_config("pretrain_simclr_fer2013_small", overrides), tmp_path / "plain")
+    assert plain.view_size() == 48
+    with pytest.raises(ConfigError, match="pretrain.low_res"):
+        SimCLRPretrainer(load_config("pretrain_simclr_fer2013_small", [*overrides, "pretrain.low_res=64"]), tmp_path)

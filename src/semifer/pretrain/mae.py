@@ -350,6 +350,10 @@ class Pretrainer:
         self.scheduler.step()
         return loss.detach()
 
+    def epoch_extras(self) -> dict[str, Any]:
+        """What this kind of pretraining adds to each epoch's metrics record."""
+        return {}
+
     def write_preview(self, images: torch.Tensor, mask: torch.Tensor, epoch: int) -> Path:
         self.model.eval()
         recon = reconstruct(self.model, images, mask, self.opts.norm_pix_loss)
@@ -381,7 +385,8 @@ class Pretrainer:
             steps = max(1, self.step - epoch * tc.iters_per_epoch - first)
             record = {"epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
                       "train/loss": float(total.item()) / steps,
-                      "images_per_s": steps * tc.batch_size / max(seconds, 1e-9), "epoch_seconds": seconds}
+                      "images_per_s": steps * tc.batch_size / max(seconds, 1e-9), "epoch_seconds": seconds,
+                      **self.epoch_extras()}
             self.history.append(record)
             with (self.run_dir / "metrics.jsonl").open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
