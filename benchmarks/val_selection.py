@@ -2,7 +2,7 @@
 
     python benchmarks/val_selection.py --method dta_snl --name dta-floor-scratch \\
         --candidates method.dyn_floor=0.0 method.dyn_floor=0.7 method.dyn_floor=0.95 --seeds 0 1 \\
-        [--val per_class:100] [--epochs 20 --iters 150] [--start NAME=BACKBONE]
+        [--val per_class:100] [--epochs 20 --iters 150] [--start NAME=BACKBONE] [--baseline STUDY:CANDIDATE]
 
 Each candidate (one or more space-separated overrides in one argument; `stage1_epochs=N` among them sets
 a two-stage row's split, see `record.stages`) trains on a seed's FER2013 split of
@@ -12,6 +12,8 @@ rule is fixed before any run: the candidate with the highest mean final-epoch va
 seeds wins, the first listed on a tie, and only once every candidate has run on the same seeds. Test
 accuracy is recorded beside it so the choice can be checked afterwards, and the rule never reads it.
 Runs of several processes side by side (e.g. one per seed) append to one JSON, re-read before each write.
+`--baseline` enters a candidate of an earlier study (e.g. the same recipe from another pretrained start) into
+the comparison from that study's JSON, not re-run; it is listed first, so a new candidate must beat it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import shlex
 import statistics
 import time
+from pathlib import Path
 
 from fer2013_ssl import train_stages
 from record import OUT, command, machine, rows_header, save_json, write_section
@@ -44,6 +47,32 @@ def choose(rows: list[dict], candidates: list[str]) -> str | None:
     return max(candidates, key=lambda c: (score[c], -candidates.index(c)))
 
 
+def baseline_rows(spec: str, out: Path = OUT) -> list[dict]:
+    """The rows of candidate CANDIDATE in study STUDY's JSON, relabelled with their start so that they stand
+    beside this study's candidates without sharing a name with them."""
+    study, sep, candidate = spec.partition(":")
+    path = out / f"val_selection_{study}.json"
+    if not sep or not path.exists():
+        raise SystemExit(f"--baseline {spec!r}: expected STUDY:CANDIDATE with {path} present")
+    rows = [r for r in json.loads(path.read_text())["rows"] if r["candidate"] == candidate]
+    if not rows:
+        raise SystemExit(f"--baseline {spec!r}: {path} has no rows of candidate {candidate!r}")
+    return [{**r, "candidate": baseline_label(spec, r["start"])} for r in rows]
+
+
+def baseline_label(spec: str, start: str) -> str:
+    study, _, candidate = spec.partition(":")
+    return f"{candidate} from {start} (study {study})"
+
+
+def compared(blob: dict, out: Path = OUT) -> tuple[list[dict], list[str]]:
+    """Every row and candidate the rule compares: the baseline's first, then this study's."""
+    if not blob.get("baseline"):
+        return blob["rows"], blob["candidates"]
+    base = baseline_rows(blob["baseline"], out)
+    return base + blob["rows"], [base[0]["candidate"], *blob["candidates"]]
+
+
 def run_candidate(args: argparse.Namespace, candidate: str, seed: int) -> dict:
     start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
     started = time.perf_counter()
@@ -64,9 +93,9 @@ def run_candidate(args: argparse.Namespace, candidate: str, seed: int) -> dict:
 
 
 def table(blob: dict) -> str:
-    rows, candidates = blob["rows"], blob["candidates"]
+    rows, candidates = compared(blob)
     chosen = choose(rows, candidates)
-    meta = rows[0] if rows else {}
+    meta = (blob["rows"] or rows or [{}])[0]
     lines = [
         f"## Chosen on validation: {blob['method']}, {blob['name']}", "",
         rows_header([r["machine"] for r in rows]) if rows else "No runs yet.",
@@ -74,7 +103,9 @@ def table(blob: dict) -> str:
         f"head), from {meta.get('start', '?')}, budget {meta.get('budget', '?')}; validation `data.val="
         f"{meta.get('val', '?')}`: extra Training images held out of the unlabeled pool, labeled for the choice "
         "only. Rule, fixed before the runs: the highest mean final-epoch validation accuracy over the seeds "
-        "wins. Test accuracy (PublicTest, final epoch) is shown to check the choice and was not used by it.", "",
+        "wins. Test accuracy (PublicTest, final epoch) is shown to check the choice and was not used by it."
+        + (f" The first candidate's rows are read from `val_selection_{blob['baseline'].partition(':')[0]}.json`, "
+           "not re-run; listed first, it wins a tie." if blob.get("baseline") else ""), "",
         "| candidate | seed | val accuracy | test accuracy | subset I / mask rate | pseudo-label acc | minutes "
         "| command |",
         "|---|---|---|---|---|---|---|---|",
@@ -110,18 +141,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--iters", type=int, default=150)
     parser.add_argument("--start", metavar="NAME=BACKBONE", help="start from a pretrained backbone file")
+    parser.add_argument("--baseline", metavar="STUDY:CANDIDATE",
+                        help="compare with a candidate of an earlier study, read from its JSON and not re-run")
     parser.add_argument("--out-dir", default="runs/val-selection")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
 
     path = OUT / f"val_selection_{args.name}.json"
-    study = {"name": args.name, "method": args.method, "labels": args.labels, "candidates": args.candidates}
+    study = {"name": args.name, "method": args.method, "labels": args.labels, "candidates": args.candidates,
+             "baseline": args.baseline}
 
     def load() -> dict:
         blob = json.loads(path.read_text()) if path.exists() else {**study, "rows": []}
-        if blob["candidates"] != args.candidates or blob["method"] != args.method:
-            raise SystemExit(f"{path} holds study {blob['method']} over {blob['candidates']}; a study's candidates "
-                             "are fixed before its runs: give another --name for other candidates")
+        if (blob["candidates"], blob["method"], blob.get("baseline")) != (args.candidates, args.method, args.baseline):
+            raise SystemExit(f"{path} holds study {blob['method']} over {blob['candidates']} (baseline "
+                             f"{blob.get('baseline')}); a study's candidates are fixed before its runs: give another "
+                             "--name for other candidates")
         return blob
 
     blob = load()
@@ -135,7 +170,7 @@ def main() -> None:
                 save_json(path.stem, blob)
                 write_section(path.stem, table(blob))
     write_section(path.stem, table(blob))
-    if (chosen := choose(blob["rows"], blob["candidates"])) is not None:
+    if (chosen := choose(*compared(blob))) is not None:
         print(f"chosen on validation: {chosen}")
 
 

@@ -1,13 +1,14 @@
 """benchmarks/val_selection.py: the rule reads validation accuracy only, and chooses nothing until every
 candidate has run on the same seeds."""
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from val_selection import choose, final_val_accuracy  # noqa: E402
+from val_selection import baseline_rows, choose, compared, final_val_accuracy  # noqa: E402
 
 
 def row(candidate: str, seed: int, val: float, test: float) -> dict:
@@ -37,3 +38,25 @@ def test_the_score_is_the_last_epochs_validation_accuracy():
     assert final_val_accuracy(history) == 0.4
     with pytest.raises(ValueError, match="data.val"):
         final_val_accuracy([{"test": {"accuracy": 0.9}}])
+
+
+def test_a_baseline_from_an_earlier_study_enters_the_comparison_and_wins_a_tie(tmp_path):
+    earlier = {"rows": [{**row("recipe", s, v, 0.9), "start": "old"} for s, v in ((0, 0.50), (1, 0.48))]
+               + [{**row("other", 0, 0.99, 0.1), "start": "old"}]}
+    (tmp_path / "val_selection_earlier.json").write_text(json.dumps(earlier))
+    mine = [{**row("recipe", s, v, 0.1), "start": "new"} for s, v in ((0, 0.52), (1, 0.46))]
+    study = {"baseline": "earlier:recipe", "rows": mine, "candidates": ["recipe"]}
+    rows, candidates = compared(study, tmp_path)
+    assert candidates == ["recipe from old (study earlier)", "recipe"]
+    assert len(rows) == 4
+    assert choose(rows, candidates) == "recipe from old (study earlier)"
+    mine[0]["val_accuracy"] = 0.53
+    assert choose(*compared(study, tmp_path)) == "recipe"
+
+
+def test_a_baseline_that_names_no_rows_is_an_error_naming_the_file(tmp_path):
+    (tmp_path / "val_selection_earlier.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(SystemExit, match="val_selection_earlier.json has no rows"):
+        baseline_rows("earlier:recipe", tmp_path)
+    with pytest.raises(SystemExit, match="STUDY:CANDIDATE"):
+        baseline_rows("missing:recipe", tmp_path)
