@@ -163,10 +163,13 @@ def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path) -> No
     overrides = ["data.train=synthetic:?n=48", "train.epochs=500", "train.iters_per_epoch=4", "train.batch_size=8",
                  "train.warmup_iters=1", "data.workers=0", "train.amp=false", "pretrain.minutes=0.05",
                  f"out_dir={tmp_path}", "name=budget"]
-    result = pretrain(load_config("pretrain_simclr_fer2013_small", overrides), progress=False)
+    cfg = load_config("pretrain_simclr_fer2013_small", overrides)
+    result = pretrain(cfg, progress=False)
     last = result.history[-1]
     assert 1 <= last["step"] < 500 * 4  # stopped by the clock, not the step cap
-    assert last["lr"] == pytest.approx(0.0, abs=1e-9)  # the cosine reached its end at the budget
+    # The cosine reached its end at the budget: the last lr was read from the clock a moment before the
+    # budget ran out, so it is within a hair of 0, not exactly 0 (a step-based decay would sit near the peak).
+    assert last["lr"] <= 1e-4 * cfg.train.lr
     assert sum(r["epoch_seconds"] for r in result.history) <= 0.05 * 60 + 5
     again = pretrain(load_config("pretrain_simclr_fer2013_small", overrides), resume=True, progress=False,
                      run_dir=result.run_dir)

@@ -396,8 +396,11 @@ class Pretrainer:
                 tqdm.write(f"pretrain epoch {epoch + 1}/{tc.epochs}  {self.loss_name} {record['train/loss']:.4f}"
                            f"  {record['images_per_s']:.0f} img/s")
             epoch += 1
-        if self.budget.expired() and self.progress:
-            tqdm.write(f"time budget of {self.opts.minutes:g} min spent after {self.step} of {self.total_steps} steps")
+        if self.budget.expired():
+            self.save()  # the budget may run out after the epoch's save: record it spent, so a resume stops too
+            if self.progress:
+                tqdm.write(f"time budget of {self.opts.minutes:g} min spent after {self.step} of {self.total_steps} "
+                           "steps")
         return self.history
 
 
