@@ -57,12 +57,7 @@ def baseline_rows(spec: str, out: Path = OUT) -> list[dict]:
     rows = [r for r in json.loads(path.read_text())["rows"] if r["candidate"] == candidate]
     if not rows:
         raise SystemExit(f"--baseline {spec!r}: {path} has no rows of candidate {candidate!r}")
-    return [{**r, "candidate": baseline_label(spec, r["start"])} for r in rows]
-
-
-def baseline_label(spec: str, start: str) -> str:
-    study, _, candidate = spec.partition(":")
-    return f"{candidate} from {start} (study {study})"
+    return [{**r, "candidate": f"{candidate} from {r['start']} (study {study})"} for r in rows]
 
 
 def compared(blob: dict, out: Path = OUT) -> tuple[list[dict], list[str]]:
