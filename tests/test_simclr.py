@@ -167,9 +167,10 @@ def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path) -> No
     result = pretrain(cfg, progress=False)
     last = result.history[-1]
     assert 1 <= last["step"] < 500 * 4  # stopped by the clock, not the step cap
-    # The cosine reached its end at the budget: the last lr was read from the clock a moment before the
-    # budget ran out, so it is within a hair of 0, not exactly 0 (a step-based decay would sit near the peak).
-    assert last["lr"] <= 1e-4 * cfg.train.lr
+    # The cosine followed the clock to its end. The last lr is read a step before the budget runs out, and a
+    # slow CI step is a few % of a 3 s budget, so it is near 0, not always 0; a decay by steps (a few dozen of
+    # the 2,000 allowed) would still sit near the peak.
+    assert last["lr"] <= 0.05 * cfg.train.lr
     assert sum(r["epoch_seconds"] for r in result.history) <= 0.05 * 60 + 5
     again = pretrain(load_config("pretrain_simclr_fer2013_small", overrides), resume=True, progress=False,
                      run_dir=result.run_dir)
