@@ -91,7 +91,7 @@ def table(blob: dict[str, Any]) -> str:
     consumed = {(r["scale"], r.get("precision", "fp32")): r for r in steps["rows"]
                 if r["method"] == "adacm" and r["toolkit"] == "semifer" and not r.get("compile")}
     lines = [
-        "## Data pipeline", "", f"`{blob['command']}`", header(blob["machine"]), "",
+        "### Data pipeline", "", f"`{blob['command']}`", header(blob["machine"]), "",
         "Samples/s of decoded + augmented images out of semifer's loader (views as Ada-CM uses them). "
         "paper = 100 px JPEGs from disk -> 224 px, batch 16; cpu = 48 px faces in memory, batch 64. "
         "steps/s fed = one labeled + one unlabeled batch per step; Ada-CM steps/s = what the training step "

@@ -98,7 +98,7 @@ def main() -> None:
 def table(entries: list[dict]) -> str:
     pct = "{:.1f}%".format
     lines = [
-        "## What the InfoNCE term does to the model (FER2013, CPU scale)", "",
+        "### What the InfoNCE term does to the model (FER2013, CPU scale)", "",
         rows_header([e["machine"] for e in entries]),
         "Final EMA models of `fer2013_ssl.py` rows, each run over a fixed sample of its unlabeled pool (true "
         "labels for diagnosis only) and over PublicTest. Confident = max softmax >= "

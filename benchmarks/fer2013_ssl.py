@@ -77,6 +77,8 @@ def train_stages(method: str, seed: int, labels: int, epochs: int, iters: int, o
             overrides.append(f"model.init_from={result.run_dir / 'checkpoints' / 'last.pt'}")
         elif start_file:
             overrides.append(f"model.pretrained={start_file}")
+        elif not any(o.startswith("model.pretrained=") for o in overrides):
+            overrides.append("model.pretrained=none")  # a scratch row
         result = train(load_config("fer2013_ssl", [
             f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
             f"train.epochs={stage_epochs}", f"train.iters_per_epoch={iters}", f"seed={seed}", f"out_dir={out_dir}",
@@ -206,7 +208,7 @@ def table(blob: dict, labels: int, figures: list[Path] = ()) -> str:
 
     rows = sorted(blob["rows"], key=order)
     lines = [
-        f"## SSL methods on FER2013, {labels} labels (CPU scale)", "",
+        f"### SSL methods on FER2013, {labels} labels (CPU scale)", "",
         "Each row's command is in the last column.", rows_header([r["machine"] for r in rows]),
         f"Pool: FER2013 Training with {labels} labels by the Ada-CM protocol (fear {labels // 10}, other classes "
         f"{labels * 3 // 20}), split file `benchmarks/out/splits/`; test: PublicTest (3,589). Preset `fer2013_ssl`: "

@@ -46,7 +46,8 @@ def main() -> None:
         rows = [r for r in rows if r["setting"] != label]
         cfg = load_config("fer2013_small", [
             f"data.train=fer2013:{csv}?split=Training", f"data.test=fer2013:{csv}?split=PublicTest",
-            f"out_dir={args.out_dir}", f"name=supervised-{overrides[0].split('=')[1].replace(':', '')}", *overrides])
+            f"out_dir={args.out_dir}", f"name=supervised-{overrides[0].split('=')[1].replace(':', '')}",
+            "model.pretrained=none", *overrides])
         started = time.perf_counter()
         result = train(cfg)
         minutes = (time.perf_counter() - started) / 60
@@ -68,7 +69,7 @@ def report(blob: dict) -> None:
             r.update(throughput([json.loads(line) for line in metrics.read_text().splitlines()]))
     save_json("fer2013_supervised", blob)
     lines = [
-        "## Supervised baseline on FER2013 (CPU scale)", "",
+        "### Supervised baseline on FER2013 (CPU scale)", "",
         "Preset `fer2013_small`: small_cnn, 48 px, SGD 0.05 cosine, batch 64, EMA 0.999 (0.99 for the short "
         "400-label run).", header(blob["machine"]), "Test set: PublicTest (3,589 images); final-epoch EMA model. "
         "Wall minutes include time lost to other jobs sharing the two cores; the median img/s is the "

@@ -59,7 +59,7 @@ def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: s
     val = None if args.val == "none" else args.val
     started, previous, overrides = time.perf_counter(), None, []
     for stage, epochs in stages(method, args.epochs):  # Bridging: stage 2 continues stage 1's whole network
-        overrides = [f"method.name={stage}", *plain_head(stage), *args.extra]
+        overrides = [f"method.name={stage}", *plain_head(stage), "model.pretrained=none", *args.extra]
         if previous is not None:
             overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
         suffix = f"-{stage.split('_')[-1]}" if stage != method else ""
@@ -114,7 +114,7 @@ def table(blob: dict) -> str:
     """The BENCHMARKS.md section: semifer's rows beside Roy & Etemad's published FixMatch."""
     rows = sorted(blob["rows"], key=lambda r: (r["labels_per_class"], r["budget"], r["method"], r["seed"]))
     lines = [
-        "## FER+ by plurality: Roy & Etemad's FER13 protocol (CPU scale)", "",
+        "### FER+ by plurality: Roy & Etemad's FER13 protocol (CPU scale)", "",
         "FER2013 images with FER+ labels by plurality (`ferplus:...?classes=7&label=plurality`: the most-voted "
         "column, a tie to the first column of fer2013new.csv; contempt, unknown and not-a-face winners dropped), "
         "K labels per class, the unlabeled set = every Training image (labeled ones included, less the "

@@ -55,7 +55,7 @@ def measure(n_faces: int) -> dict:
 
 def report(blob: dict) -> None:
     r = blob["result"]
-    lines = ["## Haar face detection on FER2013 faces", "", f"Command: `{blob['command']}`.", header(blob["machine"]),
+    lines = ["### Haar face detection on FER2013 faces", "", f"Command: `{blob['command']}`.", header(blob["machine"]),
              "", f"{r['faces']} PublicTest faces, each upscaled to 96-200 px and pasted into a grey canvas: the "
              f"cascade found exactly one box in {r['one_box']}, none in {r['no_box']}, several in "
              f"{r['several_boxes']}. Box side / face side: median {r['side_ratio_median']:.3f} (quartiles "

@@ -61,7 +61,7 @@ def table(blob: dict[str, Any]) -> str:
             if r["scale"] == "cpu" and r["toolkit"] == "semifer" and r["torch"] == blob["machine"]["torch"]
             and r.get("precision", "fp32") == "fp32" and not r.get("compile")}
     lines = [
-        "## Training loop throughput (CPU scale)", "", f"`{blob['command']}`", header(blob["machine"]), "",
+        "### Training loop throughput (CPU scale)", "", f"`{blob['command']}`", header(blob["machine"]), "",
         "`semifer train -c fer2013_ssl` on in-memory 48 px synthetic faces, 3 x 40 steps of 64 + 64 images; "
         "median img/s of epochs 2-3 (labeled + unlabeled images, as the step table counts samples). "
         "threads = OMP_NUM_THREADS of the trainer; workers = loader processes per stream (0: augment in the "

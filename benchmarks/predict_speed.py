@@ -175,7 +175,7 @@ def peer_table(blob: dict[str, Any]) -> list[str]:
 
 def report(blob: dict[str, Any]) -> None:
     meta = blob["machine"]
-    lines = ["## Prediction throughput (CPU)", "",
+    lines = ["### Prediction throughput (CPU)", "",
              f"Command: `{blob['command']}`. Median and best of {blob['repeats']} timed repeats after one "
              "warm-up.",
              header(meta) + " " + load_note(blob["load_average"], meta["cores"], blob["threads"]), "",

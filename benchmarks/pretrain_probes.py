@@ -144,7 +144,7 @@ def table(rows: list[dict], validation: bool = False) -> str:
               if validation else "fitted on FER2013 Training's 28,540 labels, which only the probe sees; "
               "accuracy on PublicTest (3,589)")
     title = "probes on a validation split of Training" if validation else "probes before fine-tuning"
-    lines = [f"## Pretrained representations: {title} (FER2013)", "",
+    lines = [f"### Pretrained representations: {title} (FER2013)", "",
              rows_header([r["machine"] for r in rows]),
              "Frozen backbone features of the test view (48 px); k-NN (cosine, majority of k) and a linear probe "
              f"(logistic regression on standardised features) {scored}. Cost = the pretraining run's own steps and "

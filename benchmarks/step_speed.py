@@ -40,11 +40,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from record import OUT, command, header, machine, peak_rss_mb, write_section  # noqa: E402
+from record import OUT, command, header, machine, peak_rss_mb, rows_header, write_section  # noqa: E402
 
 SCALES: dict[str, tuple[str, list[str]]] = {
     "cpu": ("fer2013_ssl", []),
-    "r18": ("fer2013_ssl", ["model.arch=resnet18", "data.img_size=112", "train.batch_size=16"]),
+    "r18": ("fer2013_ssl", ["model.arch=resnet18", "model.pretrained=none", "data.img_size=112",
+                            "train.batch_size=16"]),
     "paper": ("adacm_rafdb_4000", []),
     "toy": ("fer2013_ssl", ["train.batch_size=8"]),
 }
@@ -332,7 +333,7 @@ def table(blob: dict[str, Any], usb: list[dict[str, Any]]) -> str:
     commands = sorted({r["command"] for r in interleaved})
     meta = max((r["machine"] for r in interleaved), key=lambda m: m["date"], default=blob.get("machine"))
     lines = [
-        "## Training-step speed against its bound", "",
+        "### Training-step speed against its bound", "",
         "Commands: " + "; ".join(f"`{c}`" for c in commands) + ".",
         header(meta) if meta else "", "",
         "Step = the trainer's whole iteration on pre-built batches (forward passes, losses, backward, optimizer, "
@@ -359,14 +360,19 @@ def table(blob: dict[str, Any], usb: list[dict[str, Any]]) -> str:
             f"{ms(r['bound_seconds_median'], r['bound_seconds_iqr'])} | {r['ratio_median']:.2f} "
             f"[{r['ratio_q1']:.2f}, {r['ratio_q3']:.2f}] | {rate(r['samples_per_s'])} | {up} | {up_c} | "
             f"{r['warmup_seconds']:.0f} | {r['peak_mem_mb']:.0f} | {r['threads']} | {r['device']} |")
+    older = [*earlier, *usb]
     lines += [
-        "", "Earlier step timings (fp32, eager; their bound was timed in a separate process and is superseded "
-        "by the interleaved one above, so no ratio is shown). USB's rows come from `usb_peer.py --speed`.", "",
+        "", "Step times without a bound (fp32, eager; these runs did not time the bound in the same process, "
+        "so no ratio is shown). USB's rows come from `usb_peer.py --speed`; semifer's rows with the same torch "
+        "ran in the same venv.",
+        rows_header([r["machine"] for r in older if "machine" in r]) if older else "",
+        "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in older if "command" in r))
+        + ".", "",
         "| scale | toolkit | method | images per step | step ms | samples/s | peak MB | torch |",
         "|---|---|---|---|---|---|---|---|",
     ]
     views = {(r["scale"], r["method"], r["torch"]): r["images_per_step"] for r in earlier}
-    for r in [*earlier, *usb]:
+    for r in older:
         # A peer's row counts its images its own way; the same algorithm feeds the same tensors as semifer's.
         images = views.get((r["scale"], r["method"], r["torch"])) or r.get("images_per_step") or "-"
         lines.append(f"| {r['scale']} | {r['toolkit']} | {r['method']} | {images} | "

@@ -178,7 +178,8 @@ def seed_like_usb(seed: int) -> None:
 
 def semifer_config(method: str, epochs: int, iters: int, seed: int) -> Config:
     """The `fer2013_ssl` preset as semifer's rows ran it (training settings, small_cnn with a plain head)."""
-    return load_config("fer2013_ssl", [f"method.name={method}", "model.dropout=0", "model.l2norm=false",
+    return load_config("fer2013_ssl", [f"method.name={method}", "model.pretrained=none", "model.dropout=0",
+                                        "model.l2norm=false",
                                        f"train.epochs={epochs}", f"train.iters_per_epoch={iters}", f"seed={seed}"])
 
 
@@ -489,7 +490,7 @@ def table(blob: dict[str, Any], labels: int) -> str:
     usb_rows = [r for r in blob["rows"] if r["labels"] == labels]
     schedule = "semifer's cosine 0.5 (1 + cos pi t) (rows tagged USB cosine: USB's cos(7 pi t / 16))"
     lines = [
-        f"## USB as a peer: FixMatch and FlexMatch on FER2013, {labels} labels (CPU scale)", "",
+        f"### USB as a peer: FixMatch and FlexMatch on FER2013, {labels} labels (CPU scale)", "",
         f"USB rows: {header(usb_rows[-1]['machine'])}" if usb_rows else "No USB rows yet.",
         "Microsoft's USB (`semilearn` 0.3.2, its algorithms, data pipeline, EMA and training loop, in its own venv) "
         "on the protocol of the FER2013 SSL table (`benchmarks/fer2013_ssl.py`): the same split file, PublicTest, "

@@ -92,13 +92,13 @@ def table(blob: dict) -> str:
     chosen = choose(rows, candidates)
     meta = (blob["rows"] or rows or [{}])[0]
     lines = [
-        f"## Chosen on validation: {blob['method']}, {blob['name']}", "",
+        f"### Chosen on validation: {blob['method']}, {blob['name']}", "",
         rows_header([r["machine"] for r in rows]) if rows else "No runs yet.",
         f"FER2013 Training, {blob['labels']} labels (Ada-CM protocol, the SSL table's split files, preset and "
         f"head), from {meta.get('start', '?')}, budget {meta.get('budget', '?')}; validation `data.val="
         f"{meta.get('val', '?')}`: extra Training images held out of the unlabeled pool, labeled for the choice "
-        "only. Rule, fixed before the runs: the highest mean final-epoch validation accuracy over the seeds "
-        "wins. Test accuracy (PublicTest, final epoch) is shown to check the choice and was not used by it."
+        "only. Choice: the candidate with the highest mean final-epoch validation accuracy over the seeds. "
+        "Test accuracy (PublicTest, final epoch) is shown for reference and is not used by the choice."
         + (f" The first candidate's rows are read from `val_selection_{blob['baseline'].partition(':')[0]}.json`, "
            "not re-run; listed first, it wins a tie." if blob.get("baseline") else ""), "",
         "| candidate | seed | val accuracy | test accuracy | subset I / mask rate | pseudo-label acc | minutes "

@@ -1,8 +1,9 @@
 """semifer: semi-supervised facial expression recognition (Ada-CM and its peers under one protocol).
 
-`semifer.load(path)` opens a trained model (run, checkpoint or export) for prediction, `semifer.train(preset,
-**overrides)` trains one and `semifer.evaluate(model, data_spec)` scores one; they are imported on first use so
-`import semifer` stays cheap.
+`semifer.load()` opens the built-in expression classifier (or a trained model: run, checkpoint, export) for
+prediction, `semifer.fit(labeled_dir, unlabeled_dir)` trains one on your own faces, `semifer.train(preset,
+**overrides)` runs any preset and `semifer.evaluate(model, data_spec)` scores a model; they are imported on
+first use so `import semifer` stays cheap.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "evaluate", "load", "train"]
+__all__ = ["__version__", "evaluate", "fit", "load", "train"]
 
-_API = frozenset({"evaluate", "load", "train"})
+_API = frozenset({"evaluate", "fit", "load", "train"})
 
 
 def __getattr__(name: str) -> Any:

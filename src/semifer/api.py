@@ -1,10 +1,11 @@
-"""The Python API `import semifer` exposes: `load` a trained model, `train` a run, `evaluate` a model.
+"""The Python API `import semifer` exposes: `load` a model, `train` a run, `fit` your own faces, `evaluate`.
 
     import semifer
+    model = semifer.load()                                # the built-in expression classifier
+    print(model.predict(["face.png"])[0].label)
+    run = semifer.fit("my_faces/labeled", "my_faces/unlabeled")   # your own faces, few labels
     run = semifer.train("demo", train__epochs=2)          # dotted keys as `section__key` or {"train.epochs": 2}
     print(semifer.evaluate(run.run_dir, "synthetic:?split=test&n=700").summary())
-    model = semifer.load(run.run_dir)
-    print(model.predict(["face.png"])[0].label)
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from .engine.run import RunResult, load_faces
 from .engine.run import train as train_run
 from .inference.loading import load, open_torch_model
 
-__all__ = ["evaluate", "load", "train"]
+__all__ = ["evaluate", "fit", "load", "train"]
+
+FIT_STAGES = ("bridging_stage1", "bridging_stage2")
 
 
 def train(config_or_preset: str | Path | Config | dict[str, Any] = "demo", resume: bool = False,
@@ -31,6 +34,28 @@ def train(config_or_preset: str | Path | Config | dict[str, Any] = "demo", resum
     cfg = load_config(str(base) if isinstance(base, Path) else base,
                       values={k.replace("__", "."): v for k, v in overrides.items()})
     return train_run(cfg, resume=resume, progress=progress, run_dir=Path(run_dir) if run_dir else None)
+
+
+def fit(labeled: str | Path, unlabeled: str | Path | None = None, out_dir: str | Path = "runs",
+        name: str = "my-faces", overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> RunResult:
+    """Train an expression model on your own faces: a class-folder tree of labeled faces (`happy/...`,
+    `sad/...`) plus, optionally, a folder of unlabeled faces. The best method measured at few labels runs from
+    the built-in face representation: Bridging the Gaps stage 1 (the labeled faces with face-aware mixup),
+    then stage 2 (FixMatch with an EMA teacher on the unlabeled faces) continuing stage 1's network. A tenth
+    of the labeled faces is held out as the validation set that picks `checkpoints/best.pt`. Returns the last
+    stage's run, which `semifer predict` / `semifer export` take; `overrides` apply to both stages."""
+    labeled_dir, runs = Path(labeled).resolve(), Path(out_dir)
+    data = {"data.train": f"folder:{labeled_dir}", "data.test": None}
+    stage1 = load_config(FIT_STAGES[0], ["data.split=fraction:0.9", "data.val=fraction:1.0", *overrides],
+                         values={**data, "out_dir": str(runs), "name": f"{name}-stage1"})
+    result = train_run(stage1, progress=progress)
+    if unlabeled is None:
+        return result
+    stage2 = load_config(FIT_STAGES[1], list(overrides), values={
+        **data, "data.split_file": str(result.run_dir / "split.json"),
+        "data.extra_unlabeled": [f"unlabeled:{Path(unlabeled).resolve()}"], "model.pretrained": None,
+        "model.init_from": str(result.run_dir / "checkpoints" / "last.pt"), "out_dir": str(runs), "name": name})
+    return train_run(stage2, progress=progress)
 
 
 def evaluate_with_faces(model: str | Path, data: str, use_ema: bool = True, batch_size: int = 256,

@@ -1,4 +1,5 @@
-"""`semifer` command line: train, pretrain, probe, eval, predict, export, compare, splits, demo, presets."""
+"""`semifer` command line: train, pretrain, probe, eval, predict, export, weights, compare, splits, demo,
+presets."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if result.final is not None:
         print(f"{cfg.method['name']} on {cfg.data.test}: {result.final.summary()}")
     print(f"run directory: {result.run_dir}")
+
+
+def _cmd_fit(args: argparse.Namespace) -> None:
+    from .api import fit
+
+    result = fit(args.labeled, args.unlabeled, args.out_dir, args.name, args.overrides)
+    print(f"model: {result.run_dir}  (semifer predict {result.run_dir} PHOTO; "
+          f"semifer export {result.run_dir} --format onnx)")
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
@@ -78,8 +87,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .inference.loading import load
     from .inference.output import write_rows
 
-    predictor = load(args.model, backend=args.backend, threads=args.threads, precision=args.precision)
-    report = predict_files(predictor, args.inputs, args.detect, args.every, args.batch_size, args.margin,
+    model, inputs = split_model_argument(args.model, args.items)
+    predictor = load(model, backend=args.backend, threads=args.threads, precision=args.precision)
+    report = predict_files(predictor, inputs, args.detect, args.every, args.batch_size, args.margin,
                            Path(args.annotate) if args.annotate else None,
                            on_error=lambda line: tqdm.write(f"semifer: error: {line}", file=sys.stderr))
     out = Path(args.out) if args.out else None
@@ -92,6 +102,39 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         summary += f"; {len(report.errors)} unreadable (listed above)"
     print(summary + (f" -> {out}" if out else ""), file=sys.stdout if out else sys.stderr)
     return 1 if report.errors else 0
+
+
+def split_model_argument(model: str | None, items: list[str]) -> tuple[str | None, list[str]]:
+    """`predict [MODEL] INPUT...`: the first item is the model when it names one (a built-in, a run, an
+    export, a model file) and inputs follow; otherwise every item is an input for the built-in classifier."""
+    from .inference.loading import looks_like_model
+
+    if model is None and items and looks_like_model(items[0]):
+        model, items = items[0], items[1:]
+    if not items:
+        raise SemiferError(f"no input images, folders or videos after the model {model}; e.g. "
+                           f"`semifer predict {model} photo.jpg` (or `semifer predict photo.jpg` for the built-in "
+                           "classifier)")
+    return model, items
+
+
+def _cmd_weights(args: argparse.Namespace) -> None:
+    from .weights import list_weights
+
+    shown = list_weights()
+    if args.json:
+        print(json.dumps([{"name": w.name, "size_bytes": w.size_bytes(), "arch": w.arch, **w.card,
+                           "files": w.files} for w in shown], indent=1))
+        return
+    for w in shown:
+        card = w.card
+        print(f"{w.name}  ({card.get('kind')}, {w.arch}, {w.size_bytes() / 1e6:.1f} MB)  {card.get('summary', '')}")
+        for key in ("data", "method"):
+            print(f"  {key}: {card.get(key, 'n/a')}")
+        for what, value in card.get("accuracy", {}).items():
+            print(f"  accuracy: {100 * value:.2f} % ({what})")
+        print(f"  licence: {card.get('licence', 'n/a')}")
+        print(f"  rebuild: {card.get('command', 'n/a')}")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -160,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. train.epochs=5 data.split=adacm:400")
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("fit", help="train on your own faces: a labeled class-folder tree (+ unlabeled faces), "
+                                   "from the built-in face representation")
+    p.add_argument("labeled", help="folder with one sub-folder per expression (happy/, sad/, ...) of face images")
+    p.add_argument("--unlabeled", help="folder of unlabeled face images (adds the semi-supervised stage)")
+    p.add_argument("--out-dir", default="runs")
+    p.add_argument("--name", default="my-faces", help="run name: OUT_DIR/NAME-stage1, then OUT_DIR/NAME")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides for both stages, e.g. train.epochs=10")
+    p.set_defaults(func=_cmd_fit)
+
     p = sub.add_parser("pretrain", help="pretrain a backbone on unlabeled faces (masked reconstruction or SimCLR)")
     p.add_argument("--config", "-c", help="preset name or YAML file (default pretrain_mae, MAE's recipe)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
@@ -188,9 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder to write metrics.json and confusion.png")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("predict", help="expression of every face in images, folders or videos (one row per face)")
-    p.add_argument("model", help="run directory, checkpoint, exported folder or .onnx file")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or videos")
+    p = sub.add_parser("predict", help="expression of every face in images, folders or videos (one row per face)",
+                       usage="semifer predict [MODEL] INPUT [INPUT ...] [options]")
+    p.add_argument("items", nargs="+", metavar="INPUT",
+                   help="image files, folders (recursive) or videos, optionally after a model (run directory, "
+                        "checkpoint, exported folder, .onnx file or built-in name; default: the built-in "
+                        "expression classifier)")
+    p.add_argument("--model", help="the model, when the first INPUT could be mistaken for one")
     p.add_argument("--out", help="write the rows to this .csv or .json file (default: CSV on stdout)")
     p.add_argument("--annotate", metavar="DIR", help="write every image/frame with boxes and labels drawn here")
     p.add_argument("--detect", default="auto", help=f"face detector: {DETECTORS_HELP}")
@@ -207,14 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "computes it natively: about 2x the faces/s on CPUs with AVX-512 BF16 or AMX)")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("export", help="a run as safetensors + model.json or ONNX, with a MODEL_CARD.md")
-    p.add_argument("run", help="run directory or checkpoint")
+    p = sub.add_parser("export", help="a run or built-in model as safetensors + model.json or ONNX, with a card")
+    p.add_argument("run", help="run directory, checkpoint or built-in name (`semifer weights`)")
     p.add_argument("--format", required=True, choices=("onnx", "safetensors"))
-    p.add_argument("--out", help="output folder (default: RUN/export)")
+    p.add_argument("--out", help="output folder (default: RUN/export, or NAME-export for a built-in)")
     p.add_argument("--eval", nargs="*", default=[], metavar="DIR",
                    help="`semifer eval --out` folders to report in the model card (RUN/*/ is searched anyway)")
     p.add_argument("--student", action="store_true", help="export the student weights instead of the EMA")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("weights", help="the built-in weights: face representation and expression classifier")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(func=_cmd_weights)
 
     p = sub.add_parser("compare", help="per-epoch comparison figure of several runs")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (each with metrics.jsonl)")

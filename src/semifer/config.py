@@ -20,6 +20,8 @@ from .errors import ConfigError
 class DataConfig:
     """Where the faces come from and how the labeled/unlabeled split is made.
 
+    Relative dataset paths are found in the current folder or else under `root` (None: $SEMIFER_DATA).
+
     `extra_ratio` is the fraction of every unlabeled batch drawn from the `extra_unlabeled` pools (the rest
     from the training pool's unlabeled part); None draws from the joined pools in proportion to their sizes.
     `balanced_labeled` draws labeled batches class-balanced; None takes the method's choice (DTA+SNL: on).
@@ -28,6 +30,7 @@ class DataConfig:
     from the training labels and the unlabeled set, evaluated every epoch to choose `checkpoints/best.pt`.
     """
 
+    root: str | None = None
     train: str = "synthetic:?n=4000"
     test: str | None = "synthetic:?split=test&n=1400"
     extra_unlabeled: list[str] = field(default_factory=list)
@@ -48,7 +51,9 @@ class DataConfig:
 class ModelConfig:
     """`dropout`, `l2norm`, `attention` and `feature_dropout` left at None take the method's head (Ada-CM:
     dropout 0.5 + unit feature; DTA+SNL: local attention + feature-map dropout 0.1). `pretrained` loads a
-    backbone; `init_from` loads a whole FERNet, head included (e.g. a run's `checkpoints/last.pt`, to
+    backbone: a file, or a built-in by name (`face-simclr-small`, which the presets that train the small CNN
+    on real faces start from; `none` = a random initialisation); `init_from` loads a whole FERNet, head
+    included (e.g. a run's `checkpoints/last.pt`, to
     continue Bridging stage 1 into stage 2).
 
     ViT archs only (`vit_tiny|vit_small|vit_base`; the input size is `data.img_size`): `patch_size` (None:
@@ -66,6 +71,10 @@ class ModelConfig:
     attention: bool | None = None
     feature_dropout: float | None = None
     channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pretrained, str) and self.pretrained.strip().lower() in ("none", ""):
+            self.pretrained = None  # `model.pretrained=none`: train from a random initialisation
 
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")

@@ -1,18 +1,22 @@
 """Dataset specs: one string names a format, a path and options, e.g.
 
-    fer2013:../shared/data/fer2013/fer2013.csv.gz?split=Training
-    ferplus:../shared/data/fer2013?split=PublicTest
+    fer2013:fer2013/fer2013.csv.gz?split=Training
+    ferplus:fer2013?split=PublicTest
     rafdb:/data/RAF-DB/basic?split=test
     affectnet:/data/AffectNet?split=validation&classes=8
     ckplus:/data/CK+          folder:/data/CK+48          sfew:/data/SFEW_2.0?split=Val
     unlabeled:/data/casia-webface                          synthetic:?n=2000&seed=0
 
 Each format module exposes a loader `load(path, **options) -> FaceSet`; options come from the query part.
+A relative path is found in the current folder or else under the data root (`data.root=`, or the
+`SEMIFER_DATA` environment variable), so the packaged presets name `fer2013/fer2013.csv.gz` and find it
+wherever the user keeps their datasets.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -35,6 +39,53 @@ FORMATS: dict[str, str] = {
 # Formats whose images are stored grayscale: a model trained on them sees grey faces, so a colour photo is
 # converted to grey before it reaches the model.
 GRAYSCALE_FORMATS = frozenset({"fer2013", "ferplus", "synthetic"})
+
+
+DATA_ROOT_ENV = "SEMIFER_DATA"
+
+# What each format expects on disk and where the dataset is published, for the error a missing one gives.
+LAYOUTS: dict[str, tuple[str, str]] = {
+    "fer2013": ("the Kaggle CSV fer2013.csv (or .csv.gz) with columns emotion,pixels,Usage",
+                "Kaggle, 'Challenges in Representation Learning: Facial Expression Recognition Challenge'"),
+    "ferplus": ("a folder holding the FER2013 CSV (fer2013.csv or .csv.gz) and FER+'s fer2013new.csv",
+                "Microsoft's FERPlus repository on GitHub (fer2013new.csv), with the Kaggle FER2013 CSV"),
+    "rafdb": ("RAF-DB's basic/ folder: EmoLabel/list_patition_label.txt and Image/aligned/",
+              "the RAF-DB authors, on request (whdeng.cn/RAF)"),
+    "affectnet": ("training.csv and validation.csv with Manually_Annotated_Images/, or train_set/images and "
+                  "annotations/*_exp.npy", "the AffectNet authors, on request (mohammadmahoor.com/affectnet)"),
+    "ckplus": ("cohn-kanade-images/ and Emotion/, or a CK+48 class-folder tree",
+               "the CK+ authors, on request (jeffcohn.net)"),
+    "sfew": ("SFEW 2.0 with Train/ and Val/ class folders", "the EmotiW challenge organisers, on request"),
+    "folder": ("one sub-folder per class (angry/, happy/, ...) holding its face images", "your own faces"),
+    "unlabeled": ("a folder of face images (sub-folders are searched)", "your own faces"),
+}
+
+
+def data_root(root: str | Path | None = None) -> Path | None:
+    """The data root: `root` (the `data.root` setting) or else $SEMIFER_DATA; None when neither is set."""
+    value = root or os.environ.get(DATA_ROOT_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def resolve_data_path(fmt: str, path: str, root: str | Path | None = None) -> Path:
+    """Where a spec's path is: as given when absolute or present from here, else under the data root.
+    A dataset found in neither place is one DataError naming the dataset, its layout, where it is published
+    and the setting that points at it."""
+    given, base = Path(path).expanduser(), data_root(root)
+    if given.exists():
+        return given
+    if not given.is_absolute() and base is not None and (base / given).exists():
+        return base / given
+    looked = "" if given.is_absolute() or base is None else f" (nor under the data root: {base / given})"
+    layout, published = LAYOUTS.get(fmt, ("", ""))
+    fix = (f"put the dataset at {given} under a data root and set data.root=DIR (or {DATA_ROOT_ENV}=DIR), "
+           "or give its full path in the dataset spec (data.train=... / data.test=...)")
+    if not given.is_absolute() and base is None:
+        fix = f"no data root is set: {fix}"
+    message = f"the {fmt} dataset does not exist at this path{looked}"
+    if layout:
+        message += f"; it should be {layout}; it is published by {published}"
+    raise DataError(path, message, fix=fix)
 
 
 def _loader(fmt: str) -> Callable[..., FaceSet]:
@@ -68,15 +119,16 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, object]]:
     return fmt, path, options
 
 
-def load_dataset(spec: str, **overrides: object) -> FaceSet:
-    """Parse the dataset a spec names; `overrides` win over the spec's own options."""
+def load_dataset(spec: str, root: str | Path | None = None, **overrides: object) -> FaceSet:
+    """Parse the dataset a spec names, a relative path found under `root` (else $SEMIFER_DATA) when not
+    here; `overrides` win over the spec's own options."""
     fmt, path, options = parse_spec(spec)
     options.update(overrides)
     loader = _loader(fmt)
-    if fmt != "synthetic" and not Path(path).exists():
-        raise DataError(path, f"{fmt} dataset path does not exist", fix="check the path in the dataset spec")
+    if fmt == "synthetic":
+        return loader(**options)
     try:
-        return loader(path, **options) if fmt != "synthetic" else loader(**options)
+        return loader(str(resolve_data_path(fmt, path, root)), **options)
     except TypeError as exc:
         raise DataError(spec, f"bad option for the {fmt} format ({exc})") from None
 

@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..methods import Method, build_method, method_class
 from ..models import FERNet, load_backbone_weights, load_model_weights
 from ..report.plots import plot_run
+from ..weights import get_weights, is_builtin
 from . import distributed as dist
 from .evaluate import Metrics, plot_confusion
 from .rundir import check_resume_config, claim_run_dir
@@ -59,7 +60,7 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
     The extra pools follow the training pool's unlabeled part in `unlabeled`; `extra_from` records where,
     so `data.extra_ratio` can draw each batch's share from them.
     """
-    pool = load_dataset(cfg.data.train).require_nonempty()
+    pool = load_dataset(cfg.data.train, cfg.data.root).require_nonempty()
     saved = run_dir / "split.json"  # a resumed run keeps its split, checked against the data
     source = cfg.data.split_file or (saved if saved.is_file() else None)
     if source:
@@ -72,13 +73,13 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
     labeled, unlabeled = apply_split(pool, split, str(source or "split"))
     if dist.is_main():
         split.save(saved)
-    extras = [load_dataset(spec).require_nonempty() for spec in cfg.data.extra_unlabeled]
+    extras = [load_dataset(spec, cfg.data.root).require_nonempty() for spec in cfg.data.extra_unlabeled]
     extra_from = len(unlabeled)
     if cfg.data.extra_ratio is not None and not extras:
         raise ConfigError("data.extra_ratio needs data.extra_unlabeled pools to draw from")
     if extras:
         unlabeled = concat([unlabeled, *[e.without_labels() for e in extras]], name="unlabeled")
-    test = load_dataset(cfg.data.test).require_nonempty() if cfg.data.test else None
+    test = load_dataset(cfg.data.test, cfg.data.root).require_nonempty() if cfg.data.test else None
     return TrainData(labeled.require_nonempty(), unlabeled if len(unlabeled) else None, test,
                      extra_from if extras else None, validation_part(pool, split, cfg.data.split_file or "split"))
 
@@ -139,9 +140,19 @@ def make_model(cfg: Config, num_classes: int) -> FERNet:
                   m.patch_size, m.drop_path)
 
 
+def check_pretrained_arch(cfg: Config) -> None:
+    """A built-in backbone named by `model.pretrained` fits one architecture; another one is a ConfigError."""
+    name = cfg.model.pretrained
+    if name and is_builtin(name) and (arch := get_weights(name).arch) != cfg.model.arch:
+        raise ConfigError(f"model.pretrained={name} is a {arch} backbone but model.arch={cfg.model.arch}; set "
+                          f"model.pretrained=none to train {cfg.model.arch} from scratch, or give a backbone file "
+                          f"for {cfg.model.arch}")
+
+
 def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> FERNet:
     """The model, its backbone from `model.pretrained` and then the whole net (head included) from
     `model.init_from` when given; each load's key report is printed and kept in the run directory."""
+    check_pretrained_arch(cfg)
     model = make_model(cfg, num_classes)
     loads = [(cfg.model.pretrained, model.backbone, load_backbone_weights, "pretrained_load.txt"),
              (cfg.model.init_from, model, load_model_weights, "init_load.txt")]

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import SemiferError
+from ..weights import is_builtin, sha256_file
 from .backends import ONNX_METADATA_KEY, OnnxBackend, PixelInputNet
 from .loading import MODEL_JSON, ONNX, WEIGHTS, open_torch_model
 from .model_card import write_model_card
@@ -30,6 +31,10 @@ class ExportResult:
 
 
 def _default_out(path: Path) -> Path:
+    """RUN/export for a run or checkpoint; NAME-export in the current folder for a built-in (never inside the
+    installed package)."""
+    if is_builtin(path):
+        return Path(f"{path}-export")
     run_dir = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else path.parent
     return run_dir / "export"
 
@@ -62,12 +67,14 @@ def export_onnx(model: torch.nn.Module, info: ModelInfo, path: Path, check_batch
 
 def export_model(source: str | Path, fmt: str, out: str | Path | None = None, eval_dirs: list[str] | None = None,
                  use_ema: bool = True) -> ExportResult:
-    """Export the model at `source` (run, checkpoint or safetensors export) in `fmt` to `out` (default:
-    RUN/export). `eval_dirs` are `semifer eval --out` folders whose metrics go into the model card."""
+    """Export the model at `source` (run, checkpoint, safetensors export or built-in name) in `fmt` to `out`
+    (default: RUN/export, or NAME-export for a built-in); model.json lists the sha256 of the weight file.
+    `eval_dirs` are `semifer eval --out` folders whose metrics go into the model card."""
     if fmt not in FORMATS:
         raise SemiferError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     source = Path(source)
     model, info = open_torch_model(source, use_ema=use_ema, device="cpu")
+    info.files = {}  # the source's hashes; this export's are added once its file is written
     for folder in eval_dirs or []:
         metrics = Path(folder) / "metrics.json"
         if not metrics.is_file():
@@ -75,17 +82,17 @@ def export_model(source: str | Path, fmt: str, out: str | Path | None = None, ev
         info.evaluations.append(json.loads(metrics.read_text()))
     out_dir = Path(out) if out else _default_out(source)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = [info.save(out_dir / MODEL_JSON)]
     diff = None
     if fmt == "safetensors":
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(out_dir / WEIGHTS), metadata={"format": "pt"})
-        files.append(out_dir / WEIGHTS)
+        written = out_dir / WEIGHTS
     else:
         diff = export_onnx(model, info, out_dir / ONNX)
-        files.append(out_dir / ONNX)
+        written = out_dir / ONNX
         if diff > ONNX_TOLERANCE:
             raise SemiferError(f"{out_dir / ONNX}: onnxruntime's logits differ from PyTorch's by {diff:.2e} "
                                f"(> {ONNX_TOLERANCE:.0e}); do not use this graph")
-    files.append(write_model_card(info, out_dir / "MODEL_CARD.md"))
+    info.files = {written.name: sha256_file(written)}
+    files = [info.save(out_dir / MODEL_JSON), written, write_model_card(info, out_dir / "MODEL_CARD.md")]
     return ExportResult(out_dir, files, diff)

@@ -21,7 +21,9 @@ HEAD_KEYS = ("dropout", "l2norm", "attention", "feature_dropout")
 @dataclass
 class ModelInfo:
     """`colour` is 'gray' for models trained on grey faces (FER2013): colour photos are converted to grey
-    (and repeated to 3 channels, as the data loaders do) before they reach such a model."""
+    (and repeated to 3 channels, as the data loaders do) before they reach such a model. `files` maps each
+    weight file of an export to its sha256, checked before the file is read; `builtin` describes a model
+    shipped inside the package (name, kind, data, licence, the command that rebuilds it)."""
 
     arch: str
     classes: list[str]
@@ -36,6 +38,8 @@ class ModelInfo:
     metrics: dict[str, Any] | None = None
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     source: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+    builtin: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT
     semifer_version: str = __version__
 

@@ -1,4 +1,5 @@
-"""Loading a user's local backbone checkpoint (nothing is ever downloaded) with a clear key report."""
+"""Loading a backbone checkpoint, a local file or a built-in by name (nothing is ever downloaded), with a clear
+key report."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from ..errors import SemiferError
 from ..tensorfile import load_safetensors, load_torch_file
+from ..weights import get_weights, is_builtin
 
 _PREFIXES = ("module.", "backbone.", "encoder.", "model.", "base.", "features.")
 
@@ -36,11 +38,20 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def weights_path(path_or_name: str | Path) -> Path:
+    """The file a `model.pretrained` value names: a built-in's verified weights file, or the path itself."""
+    if is_builtin(path_or_name):
+        return get_weights(str(path_or_name)).weights_file
+    return Path(path_or_name)
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a `.pth`/`.pt` (plain, or under 'state_dict'/'model') or `.safetensors` checkpoint."""
-    path = Path(path)
+    """Tensors of a `.pth`/`.pt` (plain, or under 'state_dict'/'model') or `.safetensors` checkpoint, or of a
+    built-in named by its name (`face-simclr-small`)."""
+    path = weights_path(path)
     if not path.is_file():
-        raise SemiferError(f"{path}: checkpoint not found; give the local path of the file you downloaded")
+        raise SemiferError(f"{path}: checkpoint not found; give the local path of the file you downloaded, or a "
+                           "built-in name (`semifer weights` lists them)")
     if path.suffix == ".safetensors":
         return load_safetensors(path, "pretrained weights file")
     blob = load_torch_file(path, "pretrained weights file")

@@ -133,8 +133,9 @@ def pretrain_view(size: int, scale: tuple[float, float] = (0.2, 1.0), bgr_quirk:
 
 def pretrain_pool(cfg: Config) -> tuple[FaceSet, int | None]:
     """`data.train` (labels dropped) followed by the `data.extra_unlabeled` pools, and where the extras start."""
-    pool = load_dataset(cfg.data.train).require_nonempty().without_labels()
-    extras = [load_dataset(spec).require_nonempty().without_labels() for spec in cfg.data.extra_unlabeled]
+    pool = load_dataset(cfg.data.train, cfg.data.root).require_nonempty().without_labels()
+    extras = [load_dataset(spec, cfg.data.root).require_nonempty().without_labels()
+              for spec in cfg.data.extra_unlabeled]
     if cfg.data.extra_ratio is not None and not extras:
         raise ConfigError("data.extra_ratio needs data.extra_unlabeled pools to draw from")
     if not extras:

@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from ..data.faceset import FaceSet
 from ..engine.evaluate import predict
 from ..errors import SemiferError
-from ..models import BACKBONES, FERNet, load_backbone_weights
+from ..models import BACKBONES, FERNet, load_backbone_weights, weights_path
 
 
 @dataclass
@@ -48,8 +48,9 @@ class ProbeResult:
 
 
 def backbone_arch(path: str | Path) -> str | None:
-    """The `arch` a `semifer pretrain` backbone file records in its safetensors metadata, if any."""
-    if Path(path).suffix != ".safetensors":
+    """The `arch` a `semifer pretrain` backbone file (or a built-in) records in its safetensors metadata, if any."""
+    path = weights_path(path)
+    if path.suffix != ".safetensors":
         return None
     from safetensors import safe_open
 

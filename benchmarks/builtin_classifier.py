@@ -1,0 +1,172 @@
+"""Package a trained run as the built-in expression classifier, with its model card, accuracy and speed.
+
+    SEMIFER_DATA=DIR python benchmarks/builtin_classifier.py RUN [RUN ...] [--preset expression_fer2013]
+
+Each RUN is a `semifer train -c PRESET` run, with or without overrides (each candidate's are read from its
+config.yaml and recorded, so the card's command rebuilds the packaged one). The candidate with the highest final-epoch validation accuracy is packaged: the
+test set chooses nothing. Packaging writes `src/semifer/weights/NAME/` (model.safetensors, model.json with the
+weights' sha256 and the `builtin` description, MODEL_CARD.md), measures crops/s of `semifer.load(NAME)` on
+FER2013 PublicTest faces (fp32, the threads torch has), and records every candidate in
+`benchmarks/out/builtin_classifier.json` and the "Built-in models" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from record import OUT, ROOT, command, data_root, header, machine, save_json, write_section
+from semifer.config import load_config
+from semifer.inference.export import export_model
+from semifer.inference.model_card import write_model_card
+from semifer.inference.model_info import ModelInfo
+from semifer.weights import CLASSIFIER, MODEL_JSON
+
+IGNORED = {"name", "out_dir", "data.root"}  # where a run wrote and read, not what it trained
+LICENCE = ("weights: MIT, as semifer; trained on FER2013, which its publishers release for research use only, so "
+           "use them for research")
+
+
+def flat(blob: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in blob.items():
+        if isinstance(value, dict) and key != "method":
+            out.update(flat(value, f"{prefix}{key}."))
+        elif isinstance(value, dict):
+            out.update({f"method.{k}": v for k, v in value.items()})
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def recipe_overrides(run: Path, preset: str) -> list[str]:
+    """The KEY=VALUE overrides that turn `preset` into the run's configuration (data paths compared by the
+    file name they end in, so a run given absolute paths matches the preset's root-relative ones)."""
+    ran = flat(load_config(str(run / "config.yaml")).to_dict())
+    wanted = flat(load_config(preset).to_dict())
+    same_file = {"data.train", "data.test"}
+    diff = []
+    for key in sorted(set(ran) | set(wanted)):
+        have, want = ran.get(key), wanted.get(key)
+        if key in IGNORED or have == want:
+            continue
+        if key in same_file and str(have).endswith(str(want).split(":", 1)[1]):
+            continue
+        if key == "model.pretrained" and Path(str(have)).name.startswith("simclr-prog-2"):
+            continue  # the built-in representation's file, as it was before it was packaged
+        diff.append(f"{key}={have}")
+    return diff
+
+
+def last_epoch(run: Path) -> dict[str, Any]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return rows[-1]
+
+
+def crops_per_second(name: str, repeats: int = 3, n: int = 2048) -> float:
+    """Median faces/s of `Predictor.probabilities` on `n` PublicTest crops (fp32)."""
+    import semifer
+    from semifer.data import load_dataset
+
+    faces = load_dataset(f"fer2013:{data_root() / 'fer2013' / 'fer2013.csv.gz'}?split=PublicTest")
+    crops = [np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in faces.pixels[:n]]
+    model = semifer.load(name)
+    model.probabilities(crops[:256])
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.probabilities(crops)
+        rates.append(len(crops) / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def package(run: Path, preset: str, name: str, overrides: list[str]) -> dict[str, Any]:
+    folder = ROOT / "src" / "semifer" / "weights" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    export_model(run, "safetensors", folder)
+    info = ModelInfo.load(folder / MODEL_JSON)
+    cfg = load_config(preset)
+    info.data.update({"train": cfg.data.train, "test": cfg.data.test})
+    info.source = ""
+    metrics = info.metrics or {}
+    info.builtin = {
+        "name": name, "kind": "classifier",
+        "summary": f"7-class expression classifier, {info.arch} at {info.img_size} px grey faces, fine-tuned from "
+                   "the built-in face representation",
+        "data": f"FER2013 Training, {info.data.get('labeled')} labeled faces ({info.data.get('split')}; "
+                f"{len(json.loads((run / 'split.json').read_text()).get('validation', []))} more held out for "
+                "validation); tested on PublicTest (3,589 faces)",
+        "method": f"supervised fine-tuning of face-simclr-small, {cfg.train.epochs} x {cfg.train.iters_per_epoch} "
+                  f"steps of {cfg.train.batch_size} faces, SGD {cfg.train.lr} cosine, EMA {cfg.train.ema}",
+        "accuracy": {"FER2013 PublicTest": metrics.get("accuracy"),
+                     "FER2013 PublicTest, mean per-class": metrics.get("mean_class_accuracy")},
+        "licence": LICENCE,
+        "command": " ".join(["semifer train -c", preset, *overrides]),
+    }
+    info.save(folder / MODEL_JSON)
+    rate = crops_per_second(name)
+    info.builtin["speed"] = f"{rate:.0f} face crops/s (fp32, PyTorch, {machine()['torch_threads']} CPU threads)"
+    info.save(folder / MODEL_JSON)
+    write_model_card(info, folder / "MODEL_CARD.md")
+    return {"crops_per_s": rate, "accuracy": metrics.get("accuracy"),
+            "mean_class_accuracy": metrics.get("mean_class_accuracy"), "macro_f1": metrics.get("macro_f1"),
+            "per_class_accuracy": metrics.get("per_class_accuracy"),
+            "bytes": sum(p.stat().st_size for p in folder.iterdir())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="*", type=Path, help="candidate runs (trained with --preset)")
+    parser.add_argument("--preset", default="expression_fer2013")
+    parser.add_argument("--name", default=CLASSIFIER)
+    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
+    args = parser.parse_args()
+    if args.report_only:
+        report(json.loads((OUT / "builtin_classifier.json").read_text()))
+        return
+    candidates = []
+    for run in args.runs:
+        last = last_epoch(run)
+        candidates.append({"run": run.name, "overrides": recipe_overrides(run, args.preset), "epochs": last["epoch"],
+                           "val_accuracy": last["val"]["accuracy"], "test_accuracy": last["test"]["accuracy"]})
+    chosen = max(range(len(candidates)), key=lambda i: candidates[i]["val_accuracy"])
+    packaged = package(args.runs[chosen], args.preset, args.name, candidates[chosen]["overrides"])
+    blob = {"machine": machine(), "command": command(), "preset": args.preset, "name": args.name,
+            "candidates": candidates, "chosen": candidates[chosen]["run"], "packaged": packaged}
+    save_json("builtin_classifier", blob)
+    report(blob)
+
+
+def report(blob: dict[str, Any]) -> None:
+    packaged = blob["packaged"]
+    lines = [
+        "### Built-in expression classifier", "",
+        f"`{blob['name']}`: `semifer.load()` and `semifer predict PHOTO` use it. Trained by `semifer train -c "
+        f"{blob['preset']}` (FER2013 Training less 5 % held out for validation, from the built-in face "
+        "representation); among the candidates below the highest final-epoch validation accuracy was packaged "
+        "(the test set chose nothing).", header(blob["machine"]), "",
+        "| candidate | overrides | validation | PublicTest | packaged |", "|---|---|---|---|---|"]
+    for c in blob["candidates"]:
+        lines.append(f"| {c['run']} | {' '.join(c['overrides']) or '(the preset)'} | {100 * c['val_accuracy']:.2f}% | "
+                     f"{100 * c['test_accuracy']:.2f}% | {'yes' if c['run'] == blob['chosen'] else ''} |")
+    per_class = ", ".join(f"{k} {100 * v:.1f}%" for k, v in (packaged.get("per_class_accuracy") or {}).items())
+    lines += ["", f"Packaged: PublicTest accuracy **{100 * packaged['accuracy']:.2f} %** (mean per-class "
+                  f"{100 * packaged['mean_class_accuracy']:.2f} %, macro-F1 {100 * packaged['macro_f1']:.2f} %); "
+                  f"per class: {per_class}. Speed: **{packaged['crops_per_s']:.0f} face crops/s** (fp32, "
+                  f"`semifer.load().probabilities` on 2,048 PublicTest crops, median of 3); files "
+                  f"{packaged['bytes'] / 1e6:.2f} MB.", "",
+              f"Command: `{blob['command']}`. Raw numbers: `benchmarks/out/builtin_classifier.json`; the card: "
+              f"`src/semifer/weights/{blob['name']}/MODEL_CARD.md`."]
+    write_section("builtin_classifier", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
