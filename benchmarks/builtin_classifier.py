@@ -3,11 +3,12 @@
     SEMIFER_DATA=DIR python benchmarks/builtin_classifier.py RUN [RUN ...] [--preset expression_fer2013]
 
 Each RUN is a `semifer train -c PRESET` run, with or without overrides (each candidate's are read from its
-config.yaml and recorded, so the card's command rebuilds the packaged one). The candidate with the highest final-epoch validation accuracy is packaged: the
-test set chooses nothing. Packaging writes `src/semifer/weights/NAME/` (model.safetensors, model.json with the
-weights' sha256 and the `builtin` description, MODEL_CARD.md), measures crops/s of `semifer.load(NAME)` on
-FER2013 PublicTest faces (fp32, the threads torch has), and records every candidate in
-`benchmarks/out/builtin_classifier.json` and the "Built-in models" section of BENCHMARKS.md.
+config.yaml and recorded, so the card's commands rebuild the packaged one, its distillation teachers first).
+The candidate with the highest final-epoch validation accuracy is packaged: the test set chooses nothing.
+Packaging writes `src/semifer/weights/NAME/` (model.safetensors, model.json with the weights' sha256 and the
+`builtin` description, MODEL_CARD.md), measures crops/s of `semifer.load(NAME)` on FER2013 PublicTest faces
+(fp32, the threads torch has), and records every candidate in `benchmarks/out/builtin_classifier.json` and the
+"Built-in models" section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from record import OUT, ROOT, command, data_root, header, machine, save_json, write_section
 from semifer.config import load_config
+from semifer.engine.run import resolve_method_defaults
 from semifer.inference.export import export_model
 from semifer.inference.model_card import write_model_card
 from semifer.inference.model_info import ModelInfo
@@ -48,10 +50,13 @@ def flat(blob: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def recipe_overrides(run: Path, preset: str) -> list[str]:
     """The KEY=VALUE overrides that turn `preset` into the run's configuration (data paths compared by the
     file name they end in, so a run given absolute paths matches the preset's root-relative ones)."""
-    ran = flat(load_config(str(run / "config.yaml")).to_dict())
-    wanted = flat(load_config(preset).to_dict())
+    ran_cfg = load_config(str(run / "config.yaml"))
+    wanted_cfg = load_config(preset, [f"method.name={ran_cfg.method['name']}"])
+    resolve_method_defaults(wanted_cfg)  # the head and mu the run's method fills in, as the run did
+    ran, wanted = flat(ran_cfg.to_dict()), flat(wanted_cfg.to_dict())
     same_file = {"data.train", "data.test"}
-    diff = []
+    method = ran_cfg.method["name"]
+    diff = [f"method.name={method}"] if method != load_config(preset).method["name"] else []
     for key in sorted(set(ran) | set(wanted)):
         have, want = ran.get(key), wanted.get(key)
         if key in IGNORED or have == want:
@@ -62,6 +67,17 @@ def recipe_overrides(run: Path, preset: str) -> list[str]:
             continue  # the built-in representation's file, as it was before it was packaged
         diff.append(f"{key}={have}")
     return diff
+
+
+def rebuild_commands(run: Path, preset: str) -> list[str]:
+    """The commands that rebuild `run`: each distillation teacher's (named as its run), then its own."""
+    overrides = recipe_overrides(run, preset)
+    teachers = [Path(t) for t in load_config(str(run / "config.yaml")).method.get("teachers", [])]
+    commands = [rebuild_commands(t, preset)[-1] + f" name={t.name}" for t in teachers]
+    if teachers:
+        listed = ", ".join(f"runs/{t.name}" for t in teachers)
+        overrides = [o for o in overrides if not o.startswith("method.teachers=")] + [f"'method.teachers=[{listed}]'"]
+    return [*commands, " ".join(["semifer train -c", preset, *overrides])]
 
 
 def last_epoch(run: Path) -> dict[str, Any]:
@@ -86,7 +102,19 @@ def crops_per_second(name: str, repeats: int = 3, n: int = 2048) -> float:
     return statistics.median(rates)
 
 
-def package(run: Path, preset: str, name: str, overrides: list[str]) -> dict[str, Any]:
+def method_summary(run: Path) -> str:
+    """The method, its options and the schedule of `run`, in one line."""
+    ran = load_config(str(run / "config.yaml"))
+    options = {k: v for k, v in ran.method.items() if k not in ("name", "teachers")}
+    teachers = ran.method.get("teachers", [])
+    what = ran.method["name"] + (f" from {len(teachers)} fine-tuned teachers (ensemble)" if teachers else "")
+    shown = ", ".join(f"{k} {v}" for k, v in options.items())
+    t = ran.train
+    return (f"{what}{f' ({shown})' if shown else ''}, from face-simclr-small; {t.epochs} x {t.iters_per_epoch} "
+            f"steps of {t.batch_size} faces, {t.optimizer.upper()} {t.lr} {t.schedule}, EMA {t.ema}")
+
+
+def package(run: Path, preset: str, name: str, commands: list[str]) -> dict[str, Any]:
     folder = ROOT / "src" / "semifer" / "weights" / name
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.iterdir():
@@ -104,12 +132,11 @@ def package(run: Path, preset: str, name: str, overrides: list[str]) -> dict[str
         "data": f"FER2013 Training, {info.data.get('labeled')} labeled faces ({info.data.get('split')}; "
                 f"{len(json.loads((run / 'split.json').read_text()).get('validation', []))} more held out for "
                 "validation); tested on PublicTest (3,589 faces)",
-        "method": f"supervised fine-tuning of face-simclr-small, {cfg.train.epochs} x {cfg.train.iters_per_epoch} "
-                  f"steps of {cfg.train.batch_size} faces, SGD {cfg.train.lr} cosine, EMA {cfg.train.ema}",
+        "method": method_summary(run),
         "accuracy": {"FER2013 PublicTest": metrics.get("accuracy"),
                      "FER2013 PublicTest, mean per-class": metrics.get("mean_class_accuracy")},
         "licence": LICENCE,
-        "command": " ".join(["semifer train -c", preset, *overrides]),
+        "command": "\n".join(commands),
     }
     info.save(folder / MODEL_JSON)
     rate = crops_per_second(name)
@@ -138,7 +165,7 @@ def main() -> None:
         candidates.append({"run": run.name, "overrides": recipe_overrides(run, args.preset), "epochs": last["epoch"],
                            "val_accuracy": last["val"]["accuracy"], "test_accuracy": last["test"]["accuracy"]})
     chosen = max(range(len(candidates)), key=lambda i: candidates[i]["val_accuracy"])
-    packaged = package(args.runs[chosen], args.preset, args.name, candidates[chosen]["overrides"])
+    packaged = package(args.runs[chosen], args.preset, args.name, rebuild_commands(args.runs[chosen], args.preset))
     blob = {"machine": machine(), "command": command(), "preset": args.preset, "name": args.name,
             "candidates": candidates, "chosen": candidates[chosen]["run"], "packaged": packaged}
     save_json("builtin_classifier", blob)

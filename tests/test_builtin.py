@@ -214,3 +214,12 @@ def test_the_wheel_holds_the_builtin_weights(tmp_path):
         for name in [*w.files, "model.json"]:
             assert f"semifer/weights/{w.name}/{name}" in names
     assert f"semifer/weights/{weights.CLASSIFIER}/MODEL_CARD.md" in names
+
+
+def test_probe_takes_the_builtin_representation_by_name():
+    from semifer.pretrain.probes import backbone_arch, frozen_model
+
+    assert backbone_arch(weights.REPRESENTATION) == "small_cnn"
+    shipped = load_safetensors(weights.get_weights(weights.REPRESENTATION).weights_file)
+    probed = frozen_model(weights.REPRESENTATION).backbone.state_dict()
+    assert all(torch.equal(probed[k], v) for k, v in shipped.items())

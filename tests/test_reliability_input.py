@@ -1,4 +1,4 @@
-"""Issue 13, defects 6 and 7: every bad input is one clear error naming the key or file, and data that trains
+"""Every bad input is one clear error naming the key or file, and data that trains
 but not as asked (a reordered copy, a short split, an empty class) is refused or warned about."""
 
 from __future__ import annotations

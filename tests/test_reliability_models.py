@@ -1,4 +1,4 @@
-"""Issue 13, defects 1 and 6 (files): model files load only tensors and plain data, never run code, and a
+"""Model files load only tensors and plain data, never run code, and a
 corrupt, truncated, empty or half-written file is an error that says so."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 13, defects 2-5: a diverged run stops, resume is refused unless it continues the same run on the
+"""A diverged run stops, resume is refused unless it continues the same run on the
 same data and is then exact (loader workers included, across a kill -9), and run directories are never
 overwritten by accident."""
 

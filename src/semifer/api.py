@@ -19,6 +19,7 @@ from .engine.evaluate import Metrics
 from .engine.evaluate import evaluate as evaluate_faces
 from .engine.run import RunResult, load_faces
 from .engine.run import train as train_run
+from .errors import SemiferError
 from .inference.loading import load, open_torch_model
 
 __all__ = ["evaluate", "fit", "load", "train"]
@@ -61,7 +62,10 @@ def fit(labeled: str | Path, unlabeled: str | Path | None = None, out_dir: str |
 def evaluate_with_faces(model: str | Path, data: str, use_ema: bool = True, batch_size: int = 256,
                         device: str = "auto", progress: bool = True) -> tuple[Metrics, FaceSet]:
     """Metrics of the model at `model` (run, checkpoint or safetensors export) on the dataset spec `data`,
-    and the parsed faces (for their drop counts)."""
+    and the parsed faces (for their drop counts). A damaged or mismatched model is one SemiferError naming the
+    file, raised before the dataset is read."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SemiferError(f"batch_size must be a whole number of 1 or more, got {batch_size!r}")
     net, info = open_torch_model(model, use_ema=use_ema, device=device)
     faces = load_faces(data)
     device_of = next(net.parameters()).device

@@ -55,18 +55,20 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
 def _cmd_probe(args: argparse.Namespace) -> None:
     from .engine.run import load_faces
     from .pretrain.probes import probe
+    from .tensorfile import write_atomically
 
     path = None if args.backbone == "random" else args.backbone
     result = probe(path, load_faces(args.train), load_faces(args.test), args.img_size, args.arch, args.k)
     print(result.summary())
     if args.out:
-        Path(args.out).write_text(json.dumps(result.to_dict(), indent=1))
+        write_atomically(Path(args.out), json.dumps(result.to_dict(), indent=1), "probe result")
         print(f"wrote {args.out}")
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from .api import evaluate_with_faces
     from .engine.evaluate import plot_confusion
+    from .tensorfile import write_atomically, write_error
 
     metrics, faces = evaluate_with_faces(args.checkpoint, args.data, not args.student, args.batch_size)
     print(f"{args.data}: {metrics.summary()}")
@@ -74,32 +76,47 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         print("  dropped while parsing: " + ", ".join(f"{k} {v}" for k, v in faces.dropped.items()))
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps({"data": args.data, **metrics.to_dict()}, indent=1))
-        plot_confusion(metrics, out / "confusion.png", title=f"{Path(args.checkpoint).name} on {args.data}")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            write_atomically(out / "metrics.json", json.dumps({"data": args.data, **metrics.to_dict()}, indent=1),
+                             "metrics")
+            plot_confusion(metrics, out / "confusion.png", title=f"{Path(args.checkpoint).name} on {args.data}")
+        except OSError as exc:
+            raise write_error(out, exc, "evaluation results") from None
         print(f"wrote {out / 'metrics.json'} and {out / 'confusion.png'}")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .inference.files import predict_files
+    from .inference.files import check_batch_size, check_margin, check_threads, predict_files
     from .inference.loading import load
-    from .inference.output import write_rows
+    from .inference.output import RowWriter, check_output
+    from .inference.sources import parse_every
 
-    model, inputs = split_model_argument(args.model, args.items)
-    predictor = load(model, backend=args.backend, threads=args.threads, precision=args.precision)
-    report = predict_files(predictor, inputs, args.detect, args.every, args.batch_size, args.margin,
-                           Path(args.annotate) if args.annotate else None,
-                           on_error=lambda line: tqdm.write(f"semifer: error: {line}", file=sys.stderr))
+    batch_size, margin, threads = (check_batch_size(args.batch_size), check_margin(args.margin),
+                                   check_threads(args.threads))
+    parse_every(args.every)
     out = Path(args.out) if args.out else None
-    write_rows(report.rows, predictor.classes, out)
-    summary = f"{len(report.rows)} faces in {report.frames} images/frames of {report.files} files"
+    annotate = Path(args.annotate) if args.annotate else None
+    if out is not None:
+        check_output(out, "--out")
+    if annotate is not None:
+        check_output(annotate, "--annotate", folder=True)
+    model, inputs = split_model_argument(args.model, args.items)
+    predictor = load(model, backend=args.backend, threads=threads, precision=args.precision)
+    with RowWriter(out, predictor.classes) as writer:
+        report = predict_files(predictor, inputs, args.detect, args.every, batch_size, margin, annotate,
+                               on_error=lambda line: tqdm.write(f"semifer: error: {line}", file=sys.stderr),
+                               on_rows=writer.write)
+    summary = f"{report.faces} faces in {report.frames} images/frames of {report.files} files"
     if report.without_faces:
         summary += (f"; no face found in {report.without_faces} images/frames (if they are face crops, "
                     "use --detect none)")
     if report.errors:
         summary += f"; {len(report.errors)} unreadable (listed above)"
+    if report.not_regular:
+        summary += f"; {report.not_regular} skipped: not regular files (FIFOs, sockets or devices)"
     print(summary + (f" -> {out}" if out else ""), file=sys.stdout if out else sys.stderr)
     return 1 if report.errors else 0
 
@@ -251,13 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", metavar="DIR", help="write every image/frame with boxes and labels drawn here")
     p.add_argument("--detect", default="auto", help=f"face detector: {DETECTORS_HELP}")
     p.add_argument("--every", default="1s", help="video sampling: every N frames (10) or seconds (0.5s)")
-    p.add_argument("--margin", type=float, default=None,
+    p.add_argument("--margin", default=None,
                    help="context added on each side of a face box, x its side (default: the detector's, "
                         "0.015 for haar, which then frames faces as FER2013's crops are)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", default=256, help="faces per network call (default 256)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
                    help="auto: PyTorch weights when present, else the ONNX graph")
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
+    p.add_argument("--threads", default=0, help="onnxruntime threads (0: its default)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
                    help="PyTorch backend: fp32 (same answers as eval), bf16, or auto (bf16 where the CPU/GPU "
                         "computes it natively: about 2x the faces/s on CPUs with AVX-512 BF16 or AMX)")

@@ -22,79 +22,142 @@ _EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 
 @dataclass(frozen=True)
 class Range:
-    """low <= value <= high, with either end open or absent."""
+    """low <= value <= high, with either end open or absent, and `limit`: an upper bound of sanity where the
+    meaning sets none (a batch size, a learning rate), so a typo or an overflow is an error naming the key
+    instead of a traceback or an absurd allocation deep in training."""
 
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    limit: float | None = None
 
-    def holds(self, value: float) -> bool:
+    @property
+    def highest(self) -> float | None:
+        return self.high if self.high is not None else self.limit
+
+    def within_meaning(self, value: float) -> bool:
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
 
+    def holds(self, value: float) -> bool:
+        return self.within_meaning(value) and (self.limit is None or value <= self.limit)
+
     def __str__(self) -> str:
-        low = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
-        high = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
+        low = "" if self.low is None else f"{'>' if self.low_open else '>='} {_number(self.low)}"
+        high = "" if self.high is None else f"{'<' if self.high_open else '<='} {_number(self.high)}"
         return " and ".join(p for p in (low, high) if p)
 
+    def interval(self) -> str:
+        """'[1, 65536]', '(0, 1000000]': the allowed values in interval notation."""
+        low = "(-inf" if self.low is None else f"{'(' if self.low_open else '['}{_number(self.low)}"
+        top = self.highest
+        high = "inf)" if top is None else f"{_number(top)}{')' if self.high is not None and self.high_open else ']'}"
+        return f"{low}, {high}"
 
-POSITIVE = Range(0, low_open=True)
-NON_NEGATIVE = Range(0)
-AT_LEAST_ONE = Range(1)
+    def error(self, key: str, value: Any, number: float) -> str | None:
+        """The message for `number` (one of `value`'s numbers) outside the range, or None when inside."""
+        whole = f" (allowed range {self.interval()})" if self.limit is not None else ""
+        if not self.within_meaning(number):
+            return f"{key} must be {self}; got {value!r}{whole}"
+        if self.limit is not None and number > self.limit:
+            return f"{key} must be <= {_number(self.limit)}; got {value!r}{whole}"
+        return None
+
+
+def _number(x: float) -> str:
+    """A bound as written: 65536 and 1000000 in full, 0.5 and 1e-06 short."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
 UNIT = Range(0, 1)
 UNIT_OPEN_TOP = Range(0, 1, high_open=True)
+UNIT_OPEN_BOTTOM = Range(0, 1, low_open=True)
+STEPS = 10**7  # epochs, iterations per epoch, milestones: far beyond any run, far below an overflow
+BATCH = 65536
+PIXELS = 1024  # image sides and patches
+WEIGHT = 1000.0  # loss weights (MixMatch's lambda_u is 75)
+SHAPE = 100.0  # temperatures, Beta distribution parameters, the margin's gamma
+
+
+def up_to(low: float, limit: float) -> Range:
+    return Range(low, limit=limit)
+
+
+def positive(limit: float) -> Range:
+    return Range(0, low_open=True, limit=limit)
+
 
 RANGES: dict[str, Range] = {
-    "seed": NON_NEGATIVE,
+    "seed": up_to(0, 2**31 - 1),  # numpy seeds stop at 2**32 - 1, and a run adds its rank
     "data.extra_ratio": UNIT,
-    "data.img_size": Range(8),
-    "data.crop_padding": NON_NEGATIVE,
-    "data.workers": NON_NEGATIVE,
+    "data.img_size": up_to(16, PIXELS),
+    "data.crop_padding": up_to(0, PIXELS),
+    "data.workers": up_to(0, 256),
+    "model.patch_size": up_to(1, PIXELS),
+    "model.drop_path": UNIT_OPEN_TOP,
     "model.dropout": UNIT_OPEN_TOP,
     "model.feature_dropout": UNIT_OPEN_TOP,
-    "train.epochs": AT_LEAST_ONE,
-    "train.iters_per_epoch": AT_LEAST_ONE,
-    "train.batch_size": AT_LEAST_ONE,
-    "train.unlabeled_ratio": NON_NEGATIVE,
-    "train.lr": NON_NEGATIVE,  # 0 freezes the weights (a probe of what a pretrained backbone holds)
+    "train.epochs": up_to(1, STEPS),
+    "train.iters_per_epoch": up_to(1, STEPS),
+    "train.batch_size": up_to(1, BATCH),
+    "train.unlabeled_ratio": up_to(0, 64),
+    # 0 freezes the weights (a probe of what a pretrained backbone holds); a rate far beyond any useful one
+    # still runs, so that the run stops at its first NaN loss (train.on_nonfinite) rather than here
+    "train.lr": up_to(0, 1e6),
     "train.momentum": UNIT_OPEN_TOP,
-    "train.weight_decay": NON_NEGATIVE,
-    "train.warmup_iters": NON_NEGATIVE,
-    "train.milestones": NON_NEGATIVE,
-    "train.gamma": POSITIVE,
+    "train.weight_decay": up_to(0, 1),
+    "train.layer_decay": UNIT_OPEN_BOTTOM,
+    "train.warmup_iters": up_to(0, STEPS * 100),
+    "train.milestones": up_to(0, STEPS),
+    "train.gamma": positive(10),
     "train.ema": UNIT_OPEN_TOP,
-    "train.ema_weight_decay": NON_NEGATIVE,
-    "train.eval_every": AT_LEAST_ONE,
-    "train.eval_batch_size": AT_LEAST_ONE,
+    "train.ema_weight_decay": up_to(0, 1),
+    "train.eval_every": up_to(1, STEPS),
+    "train.eval_batch_size": up_to(1, BATCH),
     "method.tau": UNIT,
-    "method.lambda_*": NON_NEGATIVE,
-    "method.T": POSITIVE,
-    "method.temperature": POSITIVE,
-    "method.*alpha": NON_NEGATIVE,
-    "method.*_weight": NON_NEGATIVE,
+    "method.lambda_*": up_to(0, WEIGHT),
+    "method.T": positive(SHAPE),
+    "method.temperature": positive(SHAPE),
+    "method.alpha": UNIT,
+    "method.*alpha": up_to(0, SHAPE),
+    "method.*_weight": up_to(0, WEIGHT),
     "method.rampup": UNIT,
     "method.unsup_warmup": UNIT,
     "method.label_smoothing": UNIT_OPEN_TOP,
-    "method.weak_views": AT_LEAST_ONE,
-    "method.strong_views": NON_NEGATIVE,
+    "method.weak_views": up_to(1, 16),
+    "method.strong_views": up_to(0, 16),
     "method.margin_B": UNIT,
-    "method.margin_gamma": POSITIVE,
+    "method.margin_gamma": positive(SHAPE),
     "method.margin_floor": UNIT,
     "method.margin_init": UNIT,
     "method.dyn_momentum": UNIT_OPEN_TOP,
     "method.dyn_floor": UNIT,
     "method.dyn_ceil": UNIT,
+    "method.dyn_warmup": UNIT_OPEN_BOTTOM,
     "method.snl_threshold": UNIT,
-    "method.snl_k": NON_NEGATIVE,
-    "method.history": AT_LEAST_ONE,
-    "pretrain.patch_size": AT_LEAST_ONE,
+    "method.snl_k": up_to(0, 8),  # classes, of 7 or 8
+    "method.history": up_to(1, 100_000),
+    "method.crop_p": UNIT,
+    "pretrain.patch_size": up_to(1, PIXELS),
     "pretrain.mask_ratio": Range(0, 1, low_open=True, high_open=True),
-    "pretrain.base_lr": POSITIVE,
-    "pretrain.decoder_dim": AT_LEAST_ONE,
-    "pretrain.decoder_depth": AT_LEAST_ONE,
-    "pretrain.preview": NON_NEGATIVE,
+    "pretrain.base_lr": positive(1e6),
+    "pretrain.betas": UNIT_OPEN_TOP,
+    "pretrain.crop_scale": UNIT_OPEN_BOTTOM,
+    "pretrain.decoder_dim": up_to(1, 8192),
+    "pretrain.decoder_depth": up_to(1, 64),
+    "pretrain.decoder_heads": up_to(1, 64),
+    "pretrain.preview": up_to(0, 64),
+    "pretrain.minutes": positive(STEPS),
+    "pretrain.temperature": positive(SHAPE),
+    "pretrain.proj_hidden": up_to(1, BATCH),
+    "pretrain.proj_dim": up_to(1, BATCH),
+    "pretrain.jitter": UNIT,
+    "pretrain.jitter_p": UNIT,
+    "pretrain.grayscale_p": UNIT,
+    "pretrain.low_res": up_to(1, PIXELS),
+    "pretrain.low_res_fraction": UNIT,
 }
 
 # Keys with a closed set of values; the set replaces the type check (train.amp is checked by config.amp_mode).
@@ -117,6 +180,11 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 def _lookup(table: dict[str, Any], key: str) -> Any:
     return table.get(key) or next((v for pattern, v in table.items() if fnmatchcase(key, pattern)), None)
+
+
+def bounds(key: str) -> Range | None:
+    """The range of a dotted config key (`train.lr`, `method.lambda_u`), or None for a key without one."""
+    return _lookup(RANGES, key)
 
 
 def describe(hint: Any) -> str:
@@ -159,9 +227,11 @@ def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is float:
         if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
             value = float(value)  # YAML 1.1 reads 5e-4 (no dot) as a string
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return True, float(value)
-        return False, value
+        try:
+            number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+        except OverflowError:  # an int beyond any float
+            number = math.nan
+        return (True, number) if math.isfinite(number) else (False, value)
     if hint is str:
         return isinstance(value, str), value
     return True, value
@@ -177,11 +247,12 @@ def check_value(key: str, value: Any, hint: Any) -> Any:
     ok, value = _conform(value, hint)
     if not ok:
         raise ConfigError(f"{key} must be {describe(hint)}; got {value!r}")
-    bounds = _lookup(RANGES, key)
+    allowed = bounds(key)
     numbers = value if isinstance(value, list | tuple) else [value]
     for number in numbers:
-        if bounds is not None and isinstance(number, int | float) and not bounds.holds(number):
-            raise ConfigError(f"{key} must be {bounds}; got {value!r}")
+        problem = allowed.error(key, value, number) if allowed is not None and isinstance(number, int | float) else None
+        if problem:
+            raise ConfigError(problem)
     if key == "train.device" and not _DEVICE.fullmatch(value):
         raise ConfigError(f"train.device must be auto, cpu, cuda, cuda:N or mps; got {value!r}")
     if key == "model.arch":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -10,12 +13,78 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms.v2.functional import pil_to_tensor
 
 from ..errors import DataError
 from ..labels import CANONICAL
 
 UNLABELED = -1
+EXIF_ORIENTATION = 0x0112
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as RGB uint8 (H, W, 3) pixels (see `rgb_pixels`): the one decoder that training and
+    `semifer predict` share, so a model never sees pixels decoded otherwise than those it learnt on.
+
+    Anything that would hang or exhaust memory is a DataError instead: a FIFO, socket or device (opened
+    without blocking, then refused), or an image above `PIL.Image.MAX_IMAGE_PIXELS` (checked on the header,
+    before any pixel is decoded)."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise DataError(path, f"cannot read image ({exc.strerror or exc})", fix="check the path") from None
+    with open(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(path, "not a regular file (a FIFO, socket or device)", fix="give image files")
+        try:
+            with Image.open(stream) as handle:
+                pixels = handle.size[0] * handle.size[1]
+                if Image.MAX_IMAGE_PIXELS is not None and pixels > Image.MAX_IMAGE_PIXELS:
+                    raise _too_large(path, pixels)
+                return rgb_pixels(handle)
+        except Image.DecompressionBombError as exc:
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            raise _too_large(path, int(found.group(1)) if found else None) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise DataError(path, f"cannot read image ({exc})", fix="replace or remove the file") from None
+
+
+def _too_large(path: Path, pixels: int | None) -> DataError:
+    size = f"{pixels:,} pixels" if pixels else "too many pixels"
+    return DataError(path, f"image too large to decode safely ({size}; the limit is {Image.MAX_IMAGE_PIXELS:,})",
+                     fix="downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS for files you trust")
+
+
+def rgb_pixels(image: Image.Image) -> np.ndarray:
+    """RGB uint8 (H, W, 3) pixels of a PIL image of any mode, turned upright by its EXIF orientation.
+
+    PIL's own `convert("RGB")` clips wide greys, so a 16-bit photo turns mostly white: 16/32-bit grey (I;16,
+    I) is scaled from 0..65535 instead, float grey (F) from 0..1 (or clipped to 0..255 when larger).
+    Transparent pixels are shown over white, as a viewer shows them, not as whatever colour is stored under
+    them."""
+    upright = _UPRIGHT.get(image.getexif().get(EXIF_ORIENTATION, 1))
+    if upright is not None:
+        image = image.transpose(upright)
+    if image.mode == "F" or image.mode.startswith("I"):
+        return np.repeat(_grey_to_uint8(np.asarray(image), image.mode)[:, :, None], 3, axis=2)
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[:, :, 3:] / 255.0
+        return np.round(rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return np.array(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def _grey_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "F":
+        values = np.nan_to_num(values.astype(np.float32), nan=0.0)
+        scale = 255.0 if values.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(values * scale, 0, 255).round().astype(np.uint8)
+    wide = np.clip(values, 0, 65535).astype(np.uint32)
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
 
 
 @dataclass
@@ -75,12 +144,7 @@ class FaceSet:
             image = torch.from_numpy(np.ascontiguousarray(self.pixels[index]))
             image = image.unsqueeze(0) if image.ndim == 2 else image.permute(2, 0, 1)
         else:
-            path = self.paths[index]  # type: ignore[index]
-            try:
-                with Image.open(path) as handle:
-                    image = pil_to_tensor(handle.convert("RGB"))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                raise DataError(path, f"cannot read image ({exc})", fix="replace or remove the file") from None
+            image = torch.from_numpy(read_image(self.paths[index])).permute(2, 0, 1)  # type: ignore[index]
         return image.expand(3, -1, -1) if image.shape[0] == 1 else image
 
     def subset(self, indices: Sequence[int] | np.ndarray, name: str | None = None) -> FaceSet:

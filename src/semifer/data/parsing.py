@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,28 @@ def find_images(root: Path, recursive: bool = True) -> list[Path]:
     """Image files under `root`, sorted by relative path so ids and order never depend on the file system."""
     if not recursive:
         return sorted(p for p in root.iterdir() if p.is_file() and is_image(p.name))
-    found = []
+    return sorted(walk_files(root, is_image), key=lambda p: p.relative_to(root).as_posix())
+
+
+def walk_files(root: Path, keep: Callable[[str], bool], seen_folders: set[tuple[int, int]] | None = None) -> list[Path]:
+    """Files under `root` whose names `keep` accepts, links followed, hidden files and folders skipped. Each real
+    folder is entered once (`seen_folders` carries that across calls), so a link to the folder itself or to a
+    parent ends the walk instead of looping."""
+    seen = set() if seen_folders is None else seen_folders
+    found: list[Path] = []
     for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(folder, f) for f in files if is_image(f)]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+        try:
+            status = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (status.st_dev, status.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(folder, name) for name in files if not name.startswith(".") and keep(name)]
+    return found
 
 
 def require_path(path: str | Path, what: str, folder: bool = False) -> Path:

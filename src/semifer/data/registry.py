@@ -125,9 +125,9 @@ def load_dataset(spec: str, root: str | Path | None = None, **overrides: object)
     fmt, path, options = parse_spec(spec)
     options.update(overrides)
     loader = _loader(fmt)
-    if fmt == "synthetic":
-        return loader(**options)
     try:
+        if fmt == "synthetic":
+            return loader(**options)
         return loader(str(resolve_data_path(fmt, path, root)), **options)
     except TypeError as exc:
         raise DataError(spec, f"bad option for the {fmt} format ({exc})") from None

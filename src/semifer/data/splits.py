@@ -10,6 +10,8 @@ Protocols (the `protocol` string):
     counts:a=1,b=2    explicit per-class counts by class name
 A class with fewer images than asked gets all of them, with a DataWarning; the split file records the counts
 actually drawn and a fingerprint of the pool (its ids and labels), so applying it to other data is an error.
+A run's own split.json also records one of the labeled images' pixels (`labeled_pixels`), so resuming the run
+on images edited in place is refused too.
 
 An optional validation set (`val`, any protocol above but `all`) is drawn after the labeled set from the
 images not labeled, with its own random stream, so adding it never changes which images are labeled; it is
@@ -20,15 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError, DataWarning
 from ..labels import canonical_name
-from .faceset import FaceSet
+from .faceset import FaceSet, MixedFaceSet
 
 ADACM_COUNTS: dict[int, tuple[int, int]] = {
     100: (10, 15), 400: (40, 60), 1000: (100, 150), 2000: (200, 300), 4000: (250, 625),
@@ -49,6 +54,7 @@ class Split:
     validation: list[str] = field(default_factory=list)
     val_protocol: str | None = None
     val_counts: dict[str, int] = field(default_factory=dict)
+    labeled_pixels: str = ""
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -78,7 +84,7 @@ class Split:
     def _check_types(self, path: Path) -> None:
         expected = {"protocol": str, "seed": int, "labeled": list, "unlabeled": list, "counts": dict,
                     "dataset": str, "fingerprint": str, "validation": list, "val_protocol": (str, type(None)),
-                    "val_counts": dict}
+                    "val_counts": dict, "labeled_pixels": str}
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, expected[f.name]) or isinstance(value, bool):
@@ -178,6 +184,51 @@ def pool_fingerprint(pool: FaceSet) -> str:
     names = (*pool.classes, "unlabeled")
     pairs = sorted(f"{sid}\t{names[label]}" for sid, label in zip(pool.ids, pool.labels.tolist(), strict=True))
     return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
+
+
+def pixels_fingerprint(faces: FaceSet) -> str:
+    """A hash of the images' content with their ids, in order: in-memory pixels as decoded (a CSV's pixel
+    strings), files by their bytes. It changes when an image is edited in place, which `pool_fingerprint`
+    (ids and labels) cannot see."""
+    digest = hashlib.sha256()
+    for index, sid in enumerate(faces.ids):
+        digest.update(f"{sid}\0".encode())
+        _feed_image(digest, faces, index)
+    return digest.hexdigest()[:16]
+
+
+def _feed_image(digest: Any, faces: FaceSet, index: int) -> None:
+    if isinstance(faces, MixedFaceSet):
+        _feed_image(digest, faces.parts[int(faces.part[index])], int(faces.row[index]))
+    elif faces.pixels is not None:
+        image = np.ascontiguousarray(faces.pixels[index])
+        digest.update(f"{image.dtype}{image.shape}\0".encode())
+        digest.update(image)
+    else:
+        path = faces.paths[index]  # type: ignore[index]
+        try:  # without blocking: a FIFO among the images must be an error, not a hang
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with open(fd, "rb") as stream:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise DataError(path, "not a regular file (a FIFO, socket or device)", fix="give image files")
+                while chunk := stream.read(1 << 20):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise DataError(path, f"cannot read image ({exc.strerror or exc})", fix="replace or remove the file") \
+                from None
+
+
+def check_labeled_pixels(labeled: FaceSet, recorded: Split | None, source: str | Path) -> str:
+    """The labeled images' `pixels_fingerprint`, refused when `recorded` (a run's saved split, on resume) has
+    another one: the same ids and labels now hold other images. Splits without one pass (older runs)."""
+    now = pixels_fingerprint(labeled)
+    if recorded is not None and recorded.labeled_pixels and recorded.labeled_pixels != now:
+        raise DataError(source, f"the pixels of the labeled images changed since the run started (the same ids and "
+                                f"labels of {labeled.source or labeled.name} now hold other image content), so the "
+                                "run cannot continue on them",
+                        fix="resume on the images the run was trained on, or start a new run on these (--overwrite "
+                            "or another --run-dir)")
+    return now
 
 
 def add_validation(pool: FaceSet, split: Split, val: str) -> Split:

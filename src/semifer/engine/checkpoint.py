@@ -2,11 +2,18 @@
 
 A checkpoint holds only tensors and plain Python data (the RNG states included), so it loads with
 `torch.load(weights_only=True)` and a doctored file cannot run code (`semifer.tensorfile`).
+
+Its `checksums` entry holds a sha256 of the content of each top-level part ('model', 'optimizer', 'config'...),
+checked at load: bytes that changed after the write (a failing disk, a bad copy) would otherwise load as
+silently altered weights. The checksums live in the file itself, so a checkpoint stays one file written by one
+rename; checkpoints written before semifer kept them load unchecked. Weights that hold NaN or inf are refused
+at load too: such a model predicts nothing but NaN, and resuming it trains nothing.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import random
 import tempfile
@@ -18,9 +25,16 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..tensorfile import load_torch_file
+from ..tensorfile import check_finite, load_torch_file
 
 PARTIAL_SUFFIX = ".partial"
+CHECKSUMS = "checksums"
+# Parts whose plain data is left out of their checksum (their tensors are in): the Python and numpy RNG states
+# decide only which random draws follow a resume, never a weight or a result, and checkpoints converted from
+# older versions hold them in another form.
+_TENSORS_ONLY = frozenset({"rng"})
+# The parts that hold weights a model is built from, checked for NaN and inf.
+_WEIGHTS = {"model": "checkpoint's model", "ema": "checkpoint's EMA model"}
 
 
 def atomic_write(path: Path, write: Callable[[Any], None], what: str = "checkpoint") -> Path:
@@ -39,8 +53,8 @@ def atomic_write(path: Path, write: Callable[[Any], None], what: str = "checkpoi
         os.replace(tmp, path)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise CheckpointError(f"{path}: disk full while writing the {what}; free space on that disk and "
-                                  "continue with --resume (the previous file is intact)") from None
+            raise CheckpointError(f"disk full while writing the {what} {path}; free space on that disk and "
+                                  f"continue with --resume (the previous {what}, if any, is intact)") from None
         raise
     finally:
         if os.path.exists(tmp):
@@ -56,11 +70,40 @@ def remove_partial_writes(folder: Path) -> list[Path]:
     return stale
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    return atomic_write(path, lambda fh: torch.save(state, fh))
+def save_checkpoint(state: dict[str, Any], path: Path, *copies: Path) -> Path:
+    """Write `state` with its checksums to `path`, and to each of `copies` (e.g. `best.pt`), each atomically."""
+    content = {k: v for k, v in state.items() if k != CHECKSUMS}
+    sealed = {**content, CHECKSUMS: content_checksums(content)}
+    for target in (path, *copies):
+        atomic_write(Path(target), lambda fh: _torch_save(sealed, fh))
+    return Path(path)
+
+
+def _torch_save(obj: Any, fh: Any) -> None:
+    """`torch.save`, raising the OSError (a full disk) that its zip writer wraps in a RuntimeError as itself,
+    so `atomic_write` reports it as one line instead of a traceback."""
+    try:
+        torch.save(obj, fh)
+    except RuntimeError as exc:
+        cause = _os_error_in(exc)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, OSError):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's state, its checksums verified (when it has them) and its weights finite."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
@@ -69,7 +112,61 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     state = load_torch_file(path)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not a semifer checkpoint (expected keys 'model' and 'config')")
+    verify_checksums(state, path)
+    state.pop(CHECKSUMS, None)
+    for part, what in _WEIGHTS.items():
+        if isinstance(state.get(part), dict):
+            check_finite(state[part], path, what)
     return state
+
+
+def content_checksums(state: dict[str, Any]) -> dict[str, str]:
+    """sha256 of each top-level part's content: tensors by dtype, shape and bytes, plain data by value."""
+    sums = {}
+    for key, value in state.items():
+        if key == CHECKSUMS:
+            continue
+        digest = hashlib.sha256()
+        _feed(digest, value, plain=key not in _TENSORS_ONLY)
+        sums[str(key)] = digest.hexdigest()
+    return sums
+
+
+def _feed(digest: Any, value: Any, plain: bool, where: str = "") -> None:
+    """Add `value` to `digest` in a form that a save and load round trip keeps (dict order aside); without
+    `plain`, only its tensors and where they sit."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{where}:T{flat.dtype}{tuple(value.shape)}\0".encode())
+        digest.update(flat.view(torch.uint8).numpy())
+    elif isinstance(value, dict | list | tuple):
+        items = sorted(value.items(), key=lambda kv: repr(kv[0])) if isinstance(value, dict) else enumerate(value)
+        if plain:
+            digest.update(f"{where}:{'{' if isinstance(value, dict) else '['}\0".encode())
+        for key, item in items:
+            _feed(digest, item, plain, f"{where}/{key!r}")
+    elif not plain:
+        return
+    elif isinstance(value, np.ndarray):
+        digest.update(f"{where}:A{value.dtype}{value.shape}\0".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    else:
+        digest.update(f"{where}:{type(value).__name__}:{value!r}\0".encode())
+
+
+def verify_checksums(state: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose content no longer matches the checksums written with it."""
+    recorded = state.get(CHECKSUMS)
+    if recorded is None:
+        return  # written before semifer kept checksums
+    now = content_checksums(state)
+    changed = sorted(k for k in set(now) | set(recorded if isinstance(recorded, dict) else {})
+                     if not isinstance(recorded, dict) or recorded.get(k) != now.get(k))
+    if changed:
+        parts = ", ".join(repr(k) for k in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise CheckpointError(f"{path}: checksum mismatch in {parts}: the file changed after semifer wrote it (a "
+                              "failing disk or a bad copy), so its contents cannot be trusted; restore it from a "
+                              "backup or copy it again, or train the run again (--overwrite)")
 
 
 def rng_state() -> dict[str, Any]:

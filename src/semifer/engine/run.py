@@ -15,7 +15,7 @@ import torch
 from ..config import Config, parse_override, preset_names, read_preset, save_config
 from ..data.faceset import FaceSet, concat
 from ..data.registry import load_dataset
-from ..data.splits import Split, add_validation, apply_split, make_split, validation_part
+from ..data.splits import Split, add_validation, apply_split, check_labeled_pixels, make_split, validation_part
 from ..errors import ConfigError
 from ..methods import Method, build_method, method_class
 from ..models import FERNet, load_backbone_weights, load_model_weights
@@ -58,7 +58,8 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
     """Parse the pool, make (or reload) the split, save it in the run directory, add extra unlabeled faces.
 
     The extra pools follow the training pool's unlabeled part in `unlabeled`; `extra_from` records where,
-    so `data.extra_ratio` can draw each batch's share from them.
+    so `data.extra_ratio` can draw each batch's share from them. The run's split.json also records a
+    fingerprint of the labeled images' pixels, so a resume on images edited in place is refused.
     """
     pool = load_dataset(cfg.data.train, cfg.data.root).require_nonempty()
     saved = run_dir / "split.json"  # a resumed run keeps its split, checked against the data
@@ -71,6 +72,8 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
         split = make_split(pool, cfg.data.split, cfg.seed, cfg.data.include_labeled_in_unlabeled, cfg.data.val)
         split.dataset = cfg.data.train
     labeled, unlabeled = apply_split(pool, split, str(source or "split"))
+    recorded = split if source == saved else Split.load(saved) if saved.is_file() else None
+    split.labeled_pixels = check_labeled_pixels(labeled, recorded, saved)
     if dist.is_main():
         split.save(saved)
     extras = [load_dataset(spec, cfg.data.root).require_nonempty() for spec in cfg.data.extra_unlabeled]
@@ -198,8 +201,11 @@ def _train_in(cfg: Config, run_dir: Path, resume: bool, progress: bool, stop_aft
     model = build_model(cfg, data.labeled.num_classes, run_dir)
     method = build_method(cfg.method, data.labeled.num_classes, len(data.unlabeled) if data.unlabeled else 0)
     trainer = Trainer(cfg, run_dir, method, model, data, device, rank, world, progress)
-    if resume and trainer.resume() and progress and rank == 0:
-        print(f"resumed {run_dir} at step {trainer.step}")
+    resumed = resume and trainer.resume()
+    if resume and progress and rank == 0:
+        print(f"resumed {run_dir} at step {trainer.step}" if resumed else
+              f"{run_dir}: no checkpoint to resume from (the run stopped before its first one): starting over "
+              "from step 0")
     history = trainer.fit(stop_after_epoch)
     final = trainer.evaluate() if trainer.history and "test" not in trainer.history[-1] else None
     if final is None and history and "test" in history[-1]:

@@ -51,6 +51,19 @@ def best_on_validation(history: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(scored, key=lambda r: r["val"]["accuracy"]) if scored else None
 
 
+def check_unlabeled(cfg: Config, method: Method, data: TrainData) -> None:
+    """A method that learns from unlabeled images needs some: say so before training, naming the split. (A
+    trainer built without data, to time steps on hand-made batches, is not checked.)"""
+    if data.labeled is None or not method.uses_unlabeled or (data.unlabeled is not None and len(data.unlabeled)):
+        return
+    d = cfg.data
+    split = f"data.split_file={d.split_file}" if d.split_file else f"data.split={d.split}"
+    held = f" and data.val={d.val}" if d.val else ""
+    raise ConfigError(f"method {method.name} learns from unlabeled images, but {split}{held} leaves no image of "
+                      f"{d.train} unlabeled; label fewer (e.g. data.split=per_class:20), set "
+                      "data.include_labeled_in_unlabeled=true, or add data.extra_unlabeled pools")
+
+
 def _to_batch(raw: dict[str, Any], device: torch.device, channels_last: bool) -> Batch:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     views = [v.to(device, non_blocking=True, memory_format=fmt) for v in raw["views"]]
@@ -62,6 +75,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: Path, method: Method, model: nn.Module, data: TrainData,
                  device: torch.device, rank: int = 0, world: int = 1, progress: bool = True):
+        check_unlabeled(cfg, method, data)
         self.cfg, self.run_dir, self.method, self.data = cfg, run_dir, method.to(device), data
         self.device, self.rank, self.world = device, rank, world
         self.progress = progress and rank == 0
@@ -112,9 +126,7 @@ class Trainer:
                                  start=self.step * tc.batch_size,
                                  balanced_labels=self.data.labeled.labels if balanced else None)
         unlabeled = None
-        if self.method.uses_unlabeled:
-            if self.data.unlabeled is None or not len(self.data.unlabeled):
-                raise ValueError(f"method {self.method.name} needs unlabeled images but the split left none")
+        if self.method.uses_unlabeled and self.data.unlabeled is not None:
             mu = self.method.unlabeled_ratio if tc.unlabeled_ratio is None else tc.unlabeled_ratio
             ub = max(1, round(tc.batch_size * mu))
             unlabeled = endless_loader(ViewDataset(self.data.unlabeled, self._views(self.method.unlabeled_views)),
@@ -146,12 +158,14 @@ class Trainer:
             "method": self.method.state_dict(), "rng": rng_state(), "history": self.history,
             "classes": list(self.data.labeled.classes), "arch": self.cfg.model.arch,
         }
-        save_checkpoint(state, self.checkpoint_path())
-        if best:
-            save_checkpoint(state, self.checkpoint_path("best"))
+        save_checkpoint(state, self.checkpoint_path(), *([self.checkpoint_path("best")] if best else []))
 
     def resume(self) -> bool:
+        """Continue from `checkpoints/last.pt`; False when the run stopped before writing one, after emptying
+        its metrics log, so the run that starts over does not log its epochs twice."""
         if not self.checkpoint_path().is_file():
+            if self.rank == 0:
+                rewrite_metrics(self.run_dir, [])
             return False
         state = load_checkpoint(self.checkpoint_path())
         self.model.load_state_dict(state["model"])

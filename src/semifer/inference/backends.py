@@ -17,7 +17,8 @@ from torch import nn
 
 from ..data.views import Normalize
 from ..engine.precision import autocast, autocast_dtype
-from ..errors import SemiferError
+from ..errors import CheckpointError, SemiferError
+from ..tensorfile import check_finite
 from .model_info import ModelInfo
 
 ONNX_METADATA_KEY = "semifer"
@@ -65,7 +66,8 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """An exported graph run by onnxruntime on the CPU (`threads` = 0 lets onnxruntime choose)."""
+    """An exported graph run by onnxruntime on the CPU (`threads` = 0 lets onnxruntime choose); `num_outputs` is
+    the number of logits per face when the graph states it (None for a symbolic axis)."""
 
     def __init__(self, path: Path, threads: int = 0):
         ort = import_onnxruntime()
@@ -75,23 +77,53 @@ class OnnxBackend:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
             raise SemiferError(f"{path}: onnxruntime cannot load this graph ({exc})") from None
-        self.input_name = self.session.get_inputs()[0].name
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if not inputs or not outputs:
+            raise SemiferError(f"{path}: this ONNX graph has no input or no output; make it with `semifer export`")
+        self.input_name = inputs[0].name
+        classes = outputs[0].shape[-1] if outputs[0].shape else None
+        self.num_outputs = classes if isinstance(classes, int) else None
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: pixels})[0]
 
 
-def onnx_model_info(path: Path) -> ModelInfo:
-    """The ModelInfo `semifer export` stores in the graph's metadata (so a lone .onnx file is enough)."""
-    ort = import_onnxruntime()
-    try:
-        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
-    except Exception as exc:  # see OnnxBackend
-        raise SemiferError(f"{path}: onnxruntime cannot load this graph ({exc})") from None
-    blob = meta.custom_metadata_map.get(ONNX_METADATA_KEY)
+def onnx_model_info(path: Path, session: object | None = None) -> ModelInfo:
+    """The ModelInfo `semifer export` stores in the graph's metadata (so a lone .onnx file is enough);
+    `session` is an InferenceSession of the graph already open."""
+    if session is None:
+        ort = import_onnxruntime()
+        try:
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # see OnnxBackend
+            raise SemiferError(f"{path}: onnxruntime cannot load this graph ({exc})") from None
+    blob = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)  # type: ignore[attr-defined]
     if blob is None:
         raise SemiferError(f"{path}: this ONNX graph has no semifer metadata; make it with `semifer export`")
-    return ModelInfo.from_dict(json.loads(blob), str(path))
+    try:
+        description = json.loads(blob)
+    except (ValueError, RecursionError) as exc:
+        raise SemiferError(f"{path}: the semifer metadata of this ONNX graph is not valid JSON ({exc}); export "
+                           "the model again") from None
+    return ModelInfo.from_dict(description, str(path))
+
+
+def check_onnx_initializers(path: Path) -> None:
+    """Refuse a graph whose weights (float initializers) hold NaN or inf, as `check_finite` does for safetensors;
+    skipped when the `onnx` package is not installed (onnxruntime alone runs graphs but cannot list them)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+        tensors = {init.name: numpy_helper.to_array(init) for init in graph.initializer
+                   if init.data_location != onnx.TensorProto.EXTERNAL}
+    except Exception as exc:  # protobuf's DecodeError and onnx's own errors share no base class
+        raise CheckpointError(f"{path}: not a readable ONNX graph, truncated or corrupt ({str(exc)[:200]}); "
+                              "export the model again") from None
+    check_finite(tensors, path, "ONNX graph")
 
 
 def import_onnxruntime():  # noqa: ANN201 - the module

@@ -18,6 +18,7 @@ Detector = Callable[[np.ndarray], list[Box]]
 
 DETECTORS_HELP = "auto (none for images of at most 64 px, else haar), haar, none or yunet:PATH.onnx"
 CROP_SIZE_LIMIT = 64  # FER-style crops are 48 px; no photo with a findable face is this small
+NESTED = 0.8  # a box with this share of its area inside a larger box is part of that face, not another face
 
 
 def _cv2():  # noqa: ANN202 - the module
@@ -26,6 +27,24 @@ def _cv2():  # noqa: ANN202 - the module
     except ImportError:
         raise SemiferError("face detection needs OpenCV: pip install 'opencv-python-headless>=4.8,<5'") from None
     return cv2
+
+
+def drop_nested(boxes: list[Box], inside: float = NESTED) -> list[Box]:
+    """`boxes` (in their order) less every box lying mostly (`inside` of its area or more) within a box at
+    least as large: Haar also fires on a mouth or an eye within a face, which is no second face."""
+    def area(box: Box) -> int:
+        return max(0, box[2]) * max(0, box[3])
+
+    def overlap(a: Box, b: Box) -> int:
+        w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+        h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+        return max(0, w) * max(0, h)
+
+    kept: list[int] = []
+    for i in sorted(range(len(boxes)), key=lambda k: -area(boxes[k])):
+        if not any(overlap(boxes[i], boxes[j]) >= inside * area(boxes[i]) for j in kept):
+            kept.append(i)
+    return [boxes[i] for i in sorted(kept)]
 
 
 def whole_image(image: np.ndarray) -> list[Box]:
@@ -57,7 +76,7 @@ class HaarDetector:
         grey = self.cv2.cvtColor(image, self.cv2.COLOR_RGB2GRAY)
         boxes = self.cascade.detectMultiScale(grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
                                               minSize=(self.min_size, self.min_size))
-        return [tuple(int(v) for v in box) for box in boxes]  # type: ignore[misc]
+        return drop_nested([tuple(int(v) for v in box) for box in boxes])  # type: ignore[misc]
 
 
 class YuNetDetector:
@@ -88,7 +107,9 @@ class YuNetDetector:
         except self.cv2.error as exc:
             raise SemiferError(f"{self.path}: YuNet detection failed ({exc.msg.strip()}); "
                                "is this a YuNet face-detection model?") from None
-        return [] if faces is None else [tuple(int(round(v)) for v in face[:4]) for face in faces]  # type: ignore[misc]
+        if faces is None:
+            return []
+        return drop_nested([tuple(int(round(v)) for v in face[:4]) for face in faces])  # type: ignore[misc]
 
 
 class AutoDetector:

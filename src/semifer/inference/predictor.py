@@ -19,7 +19,7 @@ from .detect import Box, Detector, crop_face, default_margin, make_detector
 from .model_info import ModelInfo
 from .sources import Frame, to_rgb
 
-PENDING_PIXELS = 50_000_000  # ~150 MB of RGB frames held while a batch of faces fills
+PENDING_BYTES = 150_000_000  # frames and prepared faces held while a batch of faces fills
 
 
 @dataclass
@@ -109,20 +109,22 @@ class Predictor:
                        ) -> Iterator[tuple[Frame, list[FacePrediction]]]:
         """Each frame (e.g. every image and sampled video frame of a `semifer predict` call) with the
         predictions for the faces detected in it, in input order. Faces of consecutive frames are classified
-        together, `batch_size` at a time; at most ~`PENDING_PIXELS` of frames wait for a batch to fill."""
+        together, `batch_size` at a time; at most `batch_size` frames and ~`PENDING_BYTES` of frames and faces
+        wait for a batch to fill, so memory stays flat however long the video."""
         detector = make_detector(detect) if isinstance(detect, str) else detect
         margin = default_margin(detector) if margin is None else margin
         pending: list[tuple[Frame, list[Box]]] = []
         prepared: list[np.ndarray] = []
-        pixels = 0
+        held = 0
         for frame in frames:
             boxes = detector(frame.image)
+            faces = [self.prepare(crop_face(frame.image, box, margin)) for box in boxes]
             pending.append((frame, boxes))
-            prepared += [self.prepare(crop_face(frame.image, box, margin)) for box in boxes]
-            pixels += frame.image.size
-            if len(prepared) >= batch_size or pixels >= PENDING_PIXELS:
+            prepared += faces
+            held += frame.image.nbytes + sum(face.nbytes for face in faces)
+            if len(prepared) >= batch_size or len(pending) >= batch_size or held >= PENDING_BYTES:
                 yield from self._flush(pending, prepared, batch_size)
-                pending, prepared, pixels = [], [], 0
+                pending, prepared, held = [], [], 0
         yield from self._flush(pending, prepared, batch_size)
 
     def _flush(self, pending: list[tuple[Frame, list[Box]]], prepared: list[np.ndarray], batch_size: int

@@ -1,18 +1,24 @@
 """What `semifer predict` reads: image files (EXIF orientation applied), folders of them (recursively) and videos
-(one frame every N frames or seconds), each turned into RGB uint8 frames."""
+(one frame every N frames or seconds), each turned into RGB uint8 frames.
+
+Folder walks follow symlinks but visit each real folder and file once (a link to a parent is no loop), and
+skip FIFOs, sockets and devices, which would block or never end."""
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
-from ..data.parsing import IMAGE_EXTENSIONS
+from ..data.faceset import read_image, rgb_pixels
+from ..data.parsing import IMAGE_EXTENSIONS, walk_files
 from ..errors import DataError, SemiferError
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -31,37 +37,78 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
+@dataclass
+class Inputs:
+    """The files to predict, each real file once, and how many entries were skipped as not regular files."""
+
+    paths: list[Path] = field(default_factory=list)
+    not_regular: int = 0
+    seen: set[tuple[int, int]] = field(default_factory=set, repr=False)
+
+    def add(self, path: Path, status: os.stat_result | None) -> None:
+        """Keep `path` unless its file was kept already (through a link) or it is no regular file; a path
+        that cannot be stat-ed (a broken link) is kept, so reading it reports the problem."""
+        if status is not None and not stat.S_ISREG(status.st_mode):
+            self.not_regular += 1
+        elif status is None or (status.st_dev, status.st_ino) not in self.seen:
+            if status is not None:
+                self.seen.add((status.st_dev, status.st_ino))
+            self.paths.append(path)
+
+
+def _stat(path: Path | str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _walk(root: Path, wanted: frozenset[str], seen_folders: set[tuple[int, int]]) -> list[Path]:
+    """Image and video files under `root`, sorted, each real folder entered once (`walk_files`)."""
+    return sorted(walk_files(root, lambda name: Path(name).suffix.lower() in wanted, seen_folders))
+
+
+def expand_inputs(inputs: list[str]) -> Inputs:
     """Files as given, folders replaced by the images and videos under them (sorted, recursively)."""
     wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-    paths: list[Path] = []
+    result = Inputs()
+    seen_folders: set[tuple[int, int]] = set()
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            found = [Path(folder, name) for folder, dirs, files in os.walk(path, followlinks=True)
-                     for name in files if not name.startswith(".") and Path(name).suffix.lower() in wanted]
+        status = _stat(path)
+        if status is None:
+            raise DataError(path, "no such file or folder", fix="check the input path")
+        if stat.S_ISDIR(status.st_mode):
+            if (status.st_dev, status.st_ino) in seen_folders:
+                continue  # walked already, as another input or through a link
+            found = _walk(path, wanted, seen_folders)
             if not found:
                 raise DataError(path, "no images or videos in this folder",
                                 fix=f"give image ({', '.join(sorted(IMAGE_EXTENSIONS))}) or video files")
-            paths += sorted(found)
-        elif path.is_file():
-            paths.append(path)
+            for file in found:
+                result.add(file, _stat(file))
         else:
-            raise DataError(path, "no such file or folder", fix="check the input path")
-    return paths
+            result.add(path, status)
+    return result
 
 
 def to_rgb(image: object) -> np.ndarray:
     """An RGB uint8 (H, W, 3) array from a path, a PIL image or an array ((H, W) grey or (H, W, 3|4) RGB[A];
-    floats in [0, 1] are scaled to 0-255). EXIF orientation is applied to files and PIL images."""
+    floats in [0, 1] are scaled to 0-255, uint16 from 0-65535, other integers clipped to 0-255). Files and PIL
+    images are decoded as training decodes them (`semifer.data.faceset.read_image`), EXIF orientation applied."""
     if isinstance(image, str | Path):
         return read_image(Path(image))
     if isinstance(image, Image.Image):
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        return rgb_pixels(image)
     if isinstance(image, np.ndarray):
         array = image
         if array.dtype.kind == "f":
+            array = np.nan_to_num(array, nan=0.0)
             array = np.clip(array * (255.0 if array.max(initial=0) <= 1.0 else 1.0), 0, 255).round()
+        elif array.dtype == np.uint16:
+            array = (array.astype(np.uint32) * 255 + 32767) // 65535
+        elif array.dtype.kind in "iu" and array.dtype.itemsize > 1:
+            array = np.clip(array, 0, 255)
         array = array.astype(np.uint8, copy=False)
         if array.ndim == 2:
             return np.repeat(array[:, :, None], 3, axis=2)
@@ -71,14 +118,6 @@ def to_rgb(image: object) -> np.ndarray:
     raise SemiferError(f"cannot use a {type(image).__name__} as an image; give a path, a PIL image or an array")
 
 
-def read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as handle:
-            return np.asarray(ImageOps.exif_transpose(handle).convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(path, f"cannot read image ({exc})", fix="replace or remove the file") from None
-
-
 def parse_every(text: str) -> tuple[float, bool]:
     """'5' -> every 5 frames; '0.5s' -> every half second. Returns (amount, in_seconds)."""
     seconds = text.endswith("s")
@@ -86,7 +125,7 @@ def parse_every(text: str) -> tuple[float, bool]:
         amount = float(text[:-1] if seconds else text)
     except ValueError:
         amount = -1.0
-    if amount <= 0 or (not seconds and amount != int(amount)):
+    if not math.isfinite(amount) or amount <= 0 or (not seconds and amount != int(amount)):
         raise SemiferError(f"--every {text!r}: give a whole number of frames (e.g. 10) or seconds (e.g. 0.5s)")
     return amount, seconds
 
@@ -100,11 +139,16 @@ def video_frames(path: Path, every: str, progress: bool = False) -> Iterator[Fra
     """Frames 0, k, 2k, ... of a video (k from `every` and the video's frame rate)."""
     import cv2
 
+    status = _stat(path)
+    if status is not None and not stat.S_ISREG(status.st_mode):  # OpenCV would block on a FIFO
+        raise DataError(path, "not a regular file (a FIFO, socket or device)", fix="give video files")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise DataError(path, "cannot open video", fix="check the file plays; OpenCV reads mp4, avi, mov, mkv")
-    step = frame_step(every, capture.get(cv2.CAP_PROP_FPS) or 25.0)
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    step = frame_step(every, fps if math.isfinite(fps) and 0 < fps < 10_000 else 25.0)
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    total = int(count) if math.isfinite(count) and count > 0 else None
     bar = tqdm(total=total and -(-total // step), desc=path.name, unit="frame", leave=False, disable=not progress)
     try:
         index, ok = 0, True

@@ -21,6 +21,7 @@ METHODS: dict[str, str] = {
     "confidence_ssl": "semifer.methods.confidence_ssl:ConfidenceSSL",
     "bridging_stage1": "semifer.methods.bridging:BridgingStage1",
     "bridging_stage2": "semifer.methods.bridging:BridgingStage2",
+    "distill": "semifer.methods.distill:Distill",
 }
 
 

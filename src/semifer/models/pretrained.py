@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import SemiferError
-from ..tensorfile import load_safetensors, load_torch_file
+from ..errors import CheckpointError, SemiferError
+from ..tensorfile import check_finite, load_safetensors, load_torch_file
 from ..weights import get_weights, is_builtin
 
 _PREFIXES = ("module.", "backbone.", "encoder.", "model.", "base.", "features.")
@@ -49,19 +49,28 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a `.pth`/`.pt` (plain, or under 'state_dict'/'model') or `.safetensors` checkpoint, or of a
     built-in named by its name (`face-simclr-small`)."""
     path = weights_path(path)
+    if path.is_dir():
+        raise SemiferError(f"{path}: a folder, not a weights file; give the backbone or checkpoint file itself "
+                           "(runs/NAME/backbone.safetensors, runs/NAME/checkpoints/last.pt)")
     if not path.is_file():
         raise SemiferError(f"{path}: checkpoint not found; give the local path of the file you downloaded, or a "
                            "built-in name (`semifer weights` lists them)")
     if path.suffix == ".safetensors":
-        return load_safetensors(path, "pretrained weights file")
-    blob = load_torch_file(path, "pretrained weights file")
-    for key in ("state_dict", "model", "ema"):
-        if isinstance(blob, dict) and isinstance(blob.get(key), dict):
-            blob = blob[key]
-            break
-    if not isinstance(blob, dict):
-        raise SemiferError(f"{path}: expected a state dict (or {{'state_dict': ...}}), found {type(blob).__name__}")
-    return {k: v for k, v in blob.items() if isinstance(v, torch.Tensor)}
+        tensors = load_safetensors(path, "pretrained weights file")
+    else:
+        blob = load_torch_file(path, "pretrained weights file")
+        for key in ("state_dict", "model", "ema"):
+            if isinstance(blob, dict) and isinstance(blob.get(key), dict):
+                blob = blob[key]
+                break
+        if not isinstance(blob, dict):
+            raise SemiferError(f"{path}: expected a state dict (or {{'state_dict': ...}}), found "
+                               f"{type(blob).__name__}")
+        tensors = {k: v for k, v in blob.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: the pretrained weights file holds no tensors; give a backbone or checkpoint")
+    check_finite(tensors, path, "pretrained weights file")  # NaN weights would train a model that predicts nothing
+    return tensors
 
 
 _WRAPPERS = ("module.", "model.")

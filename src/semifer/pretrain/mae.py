@@ -305,7 +305,13 @@ class Pretrainer:
         save_backbone(self.model.encoder_state_dict(), self.backbone_path(), self.cfg.model.arch)
 
     def resume(self) -> bool:
+        """Continue from `checkpoints/last.pt`; False when the run stopped before writing one, after emptying
+        its metrics log, so the run that starts over does not log its epochs twice."""
         if not self.checkpoint_path().is_file():
+            rewrite_metrics(self.run_dir, [])
+            if self.progress:
+                print(f"{self.run_dir}: no checkpoint to resume from (the run stopped before its first one): "
+                      "starting over from step 0")
             return False
         state = load_checkpoint(self.checkpoint_path())
         self.model.load_state_dict(state["model"])

@@ -21,8 +21,9 @@ from sklearn.preprocessing import StandardScaler
 
 from ..data.faceset import FaceSet
 from ..engine.evaluate import predict
-from ..errors import SemiferError
-from ..models import BACKBONES, FERNet, load_backbone_weights, weights_path
+from ..errors import CheckpointError, SemiferError
+from ..inference.model_info import IMG_SIZES
+from ..models import BACKBONES, FERNet, load_backbone_weights, read_state_dict, weights_path
 
 
 @dataclass
@@ -47,21 +48,43 @@ class ProbeResult:
                 f"images, {self.seconds:.0f} s)")
 
 
+def backbone_file(path: str | Path) -> Path:
+    """The backbone file `path` names (a built-in name or a file), refused with one clear error when it is
+    missing or a folder: a run or export folder is a classifier, not a backbone file."""
+    file = weights_path(path)
+    if file.is_dir():
+        raise SemiferError(f"{file}: a folder, not a backbone file; give the backbone.safetensors a `semifer "
+                           "pretrain` run wrote (or a .pt/.safetensors backbone), not a run or export folder")
+    if not file.is_file():
+        raise SemiferError(f"{file}: backbone file not found; give runs/NAME/backbone.safetensors, a built-in name "
+                           "(`semifer weights`) or 'random'")
+    return file
+
+
 def backbone_arch(path: str | Path) -> str | None:
     """The `arch` a `semifer pretrain` backbone file (or a built-in) records in its safetensors metadata, if any."""
-    path = weights_path(path)
+    path = backbone_file(path)
     if path.suffix != ".safetensors":
         return None
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        return (handle.metadata() or {}).get("arch")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            arch = (handle.metadata() or {}).get("arch")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a backbone file: the safetensors file is truncated or corrupt "
+                              f"({str(exc)[:200]})") from None
+    return arch if isinstance(arch, str) else None
 
 
 def frozen_model(path: str | Path | None, arch: str | None = None) -> FERNet:
     """A FERNet whose plain head is never used: the backbone of `path` (or a random one when None)."""
+    if path is not None:
+        backbone_file(path)
     arch = arch or (backbone_arch(path) if path else None)
     if arch is None:
+        if path is not None:
+            read_state_dict(path)  # a file that is no model at all says so rather than asking for --arch
         raise SemiferError(f"{path}: the file does not record its architecture; give it with --arch")
     if arch not in BACKBONES:
         raise SemiferError(f"unknown arch {arch!r}; choose one of {', '.join(BACKBONES)}")
@@ -93,11 +116,26 @@ def linear_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray
     return float((clf.predict(scaler.transform(test_x)) == test_y).mean())
 
 
+def check_probe_options(train_images: int, train_classes: int, img_size: int, k: int) -> None:
+    """Refuse, before any feature is extracted, what the probes cannot fit: the k-NN probe needs 1 <= k <= the
+    probe-train images, the linear probe two classes, and the input size must be a real face size."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= train_images:
+        raise SemiferError(f"--k {k}: the k-NN probe needs a whole number of neighbours from 1 to the "
+                           f"{train_images} probe-train images")
+    low, high = IMG_SIZES
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or not low <= img_size <= high:
+        raise SemiferError(f"--img-size {img_size}: expected a whole number of pixels from {low} to {high}")
+    if train_classes < 2:
+        raise SemiferError(f"the probe-train set has {train_classes} class; the linear probe needs faces of at "
+                           "least two expressions")
+
+
 def probe(path: str | Path | None, train: FaceSet, test: FaceSet, img_size: int, arch: str | None = None,
           k: int = 20, progress: bool = True) -> ProbeResult:
     """k-NN and linear-probe accuracy on `test` of the frozen backbone in `path` (None: random init)."""
     if not train.is_labeled or not test.is_labeled:
         raise SemiferError("probes need labeled probe-train and test sets (the labels are used by the probe only)")
+    check_probe_options(len(train), len(np.unique(train.labels)), img_size, k)
     started = time.perf_counter()
     model = frozen_model(path, arch)
     with torch.inference_mode():

@@ -1,0 +1,80 @@
+"""Knowledge distillation (Hinton, Vinyals & Dean, 2015): the student learns the averaged softened predictions
+of trained teachers besides the labels.
+
+Why it is here: an ensemble of fine-tuned networks is more accurate than any one of them, but costs one
+network's time per member at prediction; distillation moves much of that accuracy into one small network that
+keeps its speed (the deployable model).
+
+Loss: `alpha * T^2 * KL(mean_k softmax(t_k / T) || softmax(s / T)) + (1 - alpha) * CE(s, y)` on the labeled weak
+view; the teachers (EMA weights of finished runs, any architecture) see the same images and are never trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..config import Config, build_dataclass
+from ..errors import ConfigError
+from ..models import FERNet
+from ..tensorfile import check_finite, load_torch_file
+from .base import Batch, Method, StepOutput, TrainContext
+
+
+def load_teacher(path: str | Path, num_classes: int) -> nn.Module:
+    """The EMA network of a finished run (its directory or a checkpoint file), frozen and in eval mode."""
+    path = Path(path)
+    checkpoint = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    state = load_torch_file(checkpoint, "teacher checkpoint")
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ConfigError(f"method.teachers: {checkpoint} is not a semifer run checkpoint")
+    cfg = build_dataclass(Config, state["config"])
+    classes = list(state.get("classes", []))
+    if len(classes) != num_classes:
+        raise ConfigError(f"method.teachers: {checkpoint} predicts {len(classes)} classes, the student {num_classes}")
+    weights = state["ema"] if state.get("ema") else state["model"]
+    check_finite(weights, checkpoint, "teacher checkpoint")
+    m = cfg.model
+    teacher = FERNet(m.arch, num_classes, m.dropout, m.l2norm, m.attention, m.feature_dropout, cfg.data.img_size,
+                     m.patch_size, m.drop_path)
+    teacher.load_state_dict(weights)
+    return teacher.eval().requires_grad_(False)
+
+
+class Distill(Method):
+    """Labeled cross-entropy plus distillation from the averaged predictions of `teachers`."""
+
+    name = "distill"
+
+    @dataclass
+    class Options:
+        teachers: list[str] = field(default_factory=list)
+        temperature: float = 4.0
+        alpha: float = 0.9
+        label_smoothing: float = 0.0
+
+    def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
+        super().__init__(options, num_classes, num_unlabeled)
+        if not self.opts.teachers:
+            raise ConfigError("method.teachers: give the run directories of the trained teachers, e.g. "
+                              "method.teachers='[runs/a, runs/b]'")
+        self._teachers = [load_teacher(path, num_classes) for path in self.opts.teachers]  # not checkpointed
+
+    def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
+        self._teachers = [t.to(ctx.device) for t in self._teachers]
+        return {"teachers": len(self._teachers)}
+
+    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
+        x, y, temperature = labeled.views[0], labeled.label, self.opts.temperature
+        logits = model(x).float()
+        with torch.no_grad():
+            target = torch.stack([F.softmax(t(x).float() / temperature, dim=1) for t in self._teachers]).mean(0)
+        soft = F.kl_div(F.log_softmax(logits / temperature, dim=1), target, reduction="batchmean") * temperature**2
+        hard = F.cross_entropy(logits, y, label_smoothing=self.opts.label_smoothing)
+        loss = self.opts.alpha * soft + (1 - self.opts.alpha) * hard
+        return StepOutput(loss, {"loss_kd": soft.detach(), "loss_x": hard.detach()})
