@@ -31,8 +31,10 @@ from semifer.inference.model_info import ModelInfo
 from semifer.weights import CLASSIFIER, MODEL_JSON
 
 IGNORED = {"name", "out_dir", "data.root"}  # where a run wrote and read, not what it trained
-LICENCE = ("weights: MIT, as semifer; trained on FER2013, which its publishers release for research use only, so "
-           "use them for research")
+LICENCE = (
+    "weights: MIT, as semifer; trained on FER2013, which its publishers release for research use only, so "
+    "use them for research"
+)
 
 
 def flat(blob: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -110,8 +112,10 @@ def method_summary(run: Path) -> str:
     what = ran.method["name"] + (f" from {len(teachers)} fine-tuned teachers (ensemble)" if teachers else "")
     shown = ", ".join(f"{k} {v}" for k, v in options.items())
     t = ran.train
-    return (f"{what}{f' ({shown})' if shown else ''}, from face-simclr-small; {t.epochs} x {t.iters_per_epoch} "
-            f"steps of {t.batch_size} faces, {t.optimizer.upper()} {t.lr} {t.schedule}, EMA {t.ema}")
+    return (
+        f"{what}{f' ({shown})' if shown else ''}, from face-simclr-small; {t.epochs} x {t.iters_per_epoch} "
+        f"steps of {t.batch_size} faces, {t.optimizer.upper()} {t.lr} {t.schedule}, EMA {t.ema}"
+    )
 
 
 def package(run: Path, preset: str, name: str, commands: list[str]) -> dict[str, Any]:
@@ -126,15 +130,18 @@ def package(run: Path, preset: str, name: str, commands: list[str]) -> dict[str,
     info.source = ""
     metrics = info.metrics or {}
     info.builtin = {
-        "name": name, "kind": "classifier",
+        "name": name,
+        "kind": "classifier",
         "summary": f"7-class expression classifier, {info.arch} at {info.img_size} px grey faces, fine-tuned from "
-                   "the built-in face representation",
+        "the built-in face representation",
         "data": f"FER2013 Training, {info.data.get('labeled')} labeled faces ({info.data.get('split')}; "
-                f"{len(json.loads((run / 'split.json').read_text()).get('validation', []))} more held out for "
-                "validation); tested on PublicTest (3,589 faces)",
+        f"{len(json.loads((run / 'split.json').read_text()).get('validation', []))} more held out for "
+        "validation); tested on PublicTest (3,589 faces)",
         "method": method_summary(run),
-        "accuracy": {"FER2013 PublicTest": metrics.get("accuracy"),
-                     "FER2013 PublicTest, mean per-class": metrics.get("mean_class_accuracy")},
+        "accuracy": {
+            "FER2013 PublicTest": metrics.get("accuracy"),
+            "FER2013 PublicTest, mean per-class": metrics.get("mean_class_accuracy"),
+        },
         "licence": LICENCE,
         "command": "\n".join(commands),
     }
@@ -143,10 +150,14 @@ def package(run: Path, preset: str, name: str, commands: list[str]) -> dict[str,
     info.builtin["speed"] = f"{rate:.0f} face crops/s (fp32, PyTorch, {machine()['torch_threads']} CPU threads)"
     info.save(folder / MODEL_JSON)
     write_model_card(info, folder / "MODEL_CARD.md")
-    return {"crops_per_s": rate, "accuracy": metrics.get("accuracy"),
-            "mean_class_accuracy": metrics.get("mean_class_accuracy"), "macro_f1": metrics.get("macro_f1"),
-            "per_class_accuracy": metrics.get("per_class_accuracy"),
-            "bytes": sum(p.stat().st_size for p in folder.iterdir())}
+    return {
+        "crops_per_s": rate,
+        "accuracy": metrics.get("accuracy"),
+        "mean_class_accuracy": metrics.get("mean_class_accuracy"),
+        "macro_f1": metrics.get("macro_f1"),
+        "per_class_accuracy": metrics.get("per_class_accuracy"),
+        "bytes": sum(p.stat().st_size for p in folder.iterdir()),
+    }
 
 
 def main() -> None:
@@ -162,12 +173,26 @@ def main() -> None:
     candidates = []
     for run in args.runs:
         last = last_epoch(run)
-        candidates.append({"run": run.name, "overrides": recipe_overrides(run, args.preset), "epochs": last["epoch"],
-                           "val_accuracy": last["val"]["accuracy"], "test_accuracy": last["test"]["accuracy"]})
+        candidates.append(
+            {
+                "run": run.name,
+                "overrides": recipe_overrides(run, args.preset),
+                "epochs": last["epoch"],
+                "val_accuracy": last["val"]["accuracy"],
+                "test_accuracy": last["test"]["accuracy"],
+            }
+        )
     chosen = max(range(len(candidates)), key=lambda i: candidates[i]["val_accuracy"])
     packaged = package(args.runs[chosen], args.preset, args.name, rebuild_commands(args.runs[chosen], args.preset))
-    blob = {"machine": machine(), "command": command(), "preset": args.preset, "name": args.name,
-            "candidates": candidates, "chosen": candidates[chosen]["run"], "packaged": packaged}
+    blob = {
+        "machine": machine(),
+        "command": command(),
+        "preset": args.preset,
+        "name": args.name,
+        "candidates": candidates,
+        "chosen": candidates[chosen]["run"],
+        "packaged": packaged,
+    }
     save_json("builtin_classifier", blob)
     report(blob)
 
@@ -175,23 +200,34 @@ def main() -> None:
 def report(blob: dict[str, Any]) -> None:
     packaged = blob["packaged"]
     lines = [
-        "### Built-in expression classifier", "",
+        "### Built-in expression classifier",
+        "",
         f"`{blob['name']}`: `semifer.load()` and `semifer predict PHOTO` use it. Trained by `semifer train -c "
         f"{blob['preset']}` (FER2013 Training less 5 % held out for validation, from the built-in face "
         "representation); among the candidates below the highest final-epoch validation accuracy was packaged "
-        "(the test set chose nothing).", header(blob["machine"]), "",
-        "| candidate | overrides | validation | PublicTest | packaged |", "|---|---|---|---|---|"]
+        "(the test set chose nothing).",
+        header(blob["machine"]),
+        "",
+        "| candidate | overrides | validation | PublicTest | packaged |",
+        "|---|---|---|---|---|",
+    ]
     for c in blob["candidates"]:
-        lines.append(f"| {c['run']} | {' '.join(c['overrides']) or '(the preset)'} | {100 * c['val_accuracy']:.2f}% | "
-                     f"{100 * c['test_accuracy']:.2f}% | {'yes' if c['run'] == blob['chosen'] else ''} |")
+        lines.append(
+            f"| {c['run']} | {' '.join(c['overrides']) or '(the preset)'} | {100 * c['val_accuracy']:.2f}% | "
+            f"{100 * c['test_accuracy']:.2f}% | {'yes' if c['run'] == blob['chosen'] else ''} |"
+        )
     per_class = ", ".join(f"{k} {100 * v:.1f}%" for k, v in (packaged.get("per_class_accuracy") or {}).items())
-    lines += ["", f"Packaged: PublicTest accuracy **{100 * packaged['accuracy']:.2f} %** (mean per-class "
-                  f"{100 * packaged['mean_class_accuracy']:.2f} %, macro-F1 {100 * packaged['macro_f1']:.2f} %); "
-                  f"per class: {per_class}. Speed: **{packaged['crops_per_s']:.0f} face crops/s** (fp32, "
-                  f"`semifer.load().probabilities` on 2,048 PublicTest crops, median of 3); files "
-                  f"{packaged['bytes'] / 1e6:.2f} MB.", "",
-              f"Command: `{blob['command']}`. Raw numbers: `benchmarks/out/builtin_classifier.json`; the card: "
-              f"`src/semifer/weights/{blob['name']}/MODEL_CARD.md`."]
+    lines += [
+        "",
+        f"Packaged: PublicTest accuracy **{100 * packaged['accuracy']:.2f} %** (mean per-class "
+        f"{100 * packaged['mean_class_accuracy']:.2f} %, macro-F1 {100 * packaged['macro_f1']:.2f} %); "
+        f"per class: {per_class}. Speed: **{packaged['crops_per_s']:.0f} face crops/s** (fp32, "
+        f"`semifer.load().probabilities` on 2,048 PublicTest crops, median of 3); files "
+        f"{packaged['bytes'] / 1e6:.2f} MB.",
+        "",
+        f"Command: `{blob['command']}`. Raw numbers: `benchmarks/out/builtin_classifier.json`; the card: "
+        f"`src/semifer/weights/{blob['name']}/MODEL_CARD.md`.",
+    ]
     write_section("builtin_classifier", "\n".join(lines))
 
 

@@ -48,8 +48,9 @@ def jpeg_folder(root: Path, n: int) -> FaceSet:
 
 def rate(faces: FaceSet, kinds: tuple[str, ...], size: int, batch: int, workers: int, batches: int) -> float:
     """Samples per second out of the endless loader, after two warm-up batches (worker start-up excluded)."""
-    loader = iter(endless_loader(ViewDataset(faces, [build_view(k, size) for k in kinds]), batch, seed=0,
-                                 workers=workers))
+    loader = iter(
+        endless_loader(ViewDataset(faces, [build_view(k, size) for k in kinds]), batch, seed=0, workers=workers)
+    )
     for _ in range(2):
         next(loader)
     start = time.perf_counter()
@@ -74,11 +75,19 @@ def main() -> None:
         sets = {"paper": jpeg_folder(Path(tmp), args.images), "cpu": load_synthetic(args.images, size=48)}
         for scale, (size, batch) in SCALES.items():
             for workers in args.workers:
-                rates = {name: rate(sets[scale], kinds, size, batch, workers, args.batches)
-                         for name, kinds in PIPELINES.items()}
+                rates = {
+                    name: rate(sets[scale], kinds, size, batch, workers, args.batches)
+                    for name, kinds in PIPELINES.items()
+                }
                 fed = 1.0 / sum(batch / r for r in rates.values())
-                row = {"scale": scale, "size": size, "batch": batch, "workers": workers,
-                       "samples_per_s": rates, "steps_per_s_fed": fed}
+                row = {
+                    "scale": scale,
+                    "size": size,
+                    "batch": batch,
+                    "workers": workers,
+                    "samples_per_s": rates,
+                    "steps_per_s_fed": fed,
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     blob = {"command": command(), "machine": machine(), "rows": rows}
@@ -88,15 +97,23 @@ def main() -> None:
 
 def table(blob: dict[str, Any]) -> str:
     steps = json.loads((OUT / "step_speed.json").read_text()) if (OUT / "step_speed.json").exists() else {"rows": []}
-    consumed = {(r["scale"], r.get("precision", "fp32")): r for r in steps["rows"]
-                if r["method"] == "adacm" and r["toolkit"] == "semifer" and not r.get("compile")}
+    consumed = {
+        (r["scale"], r.get("precision", "fp32")): r
+        for r in steps["rows"]
+        if r["method"] == "adacm" and r["toolkit"] == "semifer" and not r.get("compile")
+    }
     lines = [
-        "### Data pipeline", "", f"`{blob['command']}`", header(blob["machine"]), "",
+        "### Data pipeline",
+        "",
+        f"`{blob['command']}`",
+        header(blob["machine"]),
+        "",
         "Samples/s of decoded + augmented images out of semifer's loader (views as Ada-CM uses them). "
         "paper = 100 px JPEGs from disk -> 224 px, batch 16; cpu = 48 px faces in memory, batch 64. "
         "steps/s fed = one labeled + one unlabeled batch per step; Ada-CM steps/s = what the training step "
         "itself runs at in fp32 and in bf16 (step-speed table, same scale, eager, its latest run, whose machine "
-        "may differ; - where not measured). The pipeline keeps up where steps/s fed exceeds the step's.", "",
+        "may differ; - where not measured). The pipeline keeps up where steps/s fed exceeds the step's.",
+        "",
         "| scale | workers | labeled samples/s | unlabeled samples/s (3 views) | steps/s fed | "
         "Ada-CM steps/s fp32 | Ada-CM steps/s bf16 |",
         "|---|---|---|---|---|---|---|",
@@ -105,8 +122,10 @@ def table(blob: dict[str, Any]) -> str:
         lab, unl = r["samples_per_s"].values()
         need = [consumed.get((r["scale"], p)) for p in ("fp32", "bf16")]
         need_s = [f"{1 / n['step_seconds_median']:.2f}" if n else "-" for n in need]
-        lines.append(f"| {r['scale']} | {r['workers']} | {lab:.0f} | {unl:.0f} | {r['steps_per_s_fed']:.2f} | "
-                     f"{need_s[0]} | {need_s[1]} |")
+        lines.append(
+            f"| {r['scale']} | {r['workers']} | {lab:.0f} | {unl:.0f} | {r['steps_per_s_fed']:.2f} | "
+            f"{need_s[0]} | {need_s[1]} |"
+        )
     lines += ["", "Raw numbers: `benchmarks/out/data_pipeline.json`."]
     return "\n".join(lines)
 

@@ -33,33 +33,52 @@ def gains(rows: list[dict], variant: str) -> dict[str, dict[int, float]]:
 
 def table(blob: dict) -> str:
     rows = blob["rows"]
-    lines = ["### `semifer demo` across seeds", "", rows_header([r["machine"] for r in rows]),
-             "Each seed is a full `semifer demo --seed S` (the `demo` preset plus the variant's overrides; one "
-             "thread per process, two processes side by side unless the command says otherwise). Accuracy: "
-             "final-epoch EMA model on the 1,400 synthetic test faces; gain: minus supervised on the same seed.",
-             "", "| variant | overrides | seed | method | accuracy | gain over supervised | minutes |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "### `semifer demo` across seeds",
+        "",
+        rows_header([r["machine"] for r in rows]),
+        "Each seed is a full `semifer demo --seed S` (the `demo` preset plus the variant's overrides; one "
+        "thread per process, two processes side by side unless the command says otherwise). Accuracy: "
+        "final-epoch EMA model on the 1,400 synthetic test faces; gain: minus supervised on the same seed.",
+        "",
+        "| variant | overrides | seed | method | accuracy | gain over supervised | minutes |",
+        "|---|---|---|---|---|---|---|",
+    ]
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     for variant in variants:
-        mine = sorted((r for r in rows if r["variant"] == variant),
-                      key=lambda r: (r["seed"], r["method"] != "supervised"))
+        mine = sorted(
+            (r for r in rows if r["variant"] == variant), key=lambda r: (r["seed"], r["method"] != "supervised")
+        )
         by_seed = gains(rows, variant)
         for r in mine:
             gain = by_seed.get(r["method"], {}).get(r["seed"])
-            lines.append(f"| {variant} | `{' '.join(r['overrides']) or '-'}` | {r['seed']} | {r['method']} | "
-                         f"{100 * r['accuracy']:.2f}% | {'-' if gain is None else f'{100 * gain:+.2f}'} | "
-                         f"{r['minutes']:.1f} |")
-    lines += ["", "| variant | method | seeds | mean gain | worst gain | seeds with a gain |",
-              "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {variant} | `{' '.join(r['overrides']) or '-'}` | {r['seed']} | {r['method']} | "
+                f"{100 * r['accuracy']:.2f}% | {'-' if gain is None else f'{100 * gain:+.2f}'} | "
+                f"{r['minutes']:.1f} |"
+            )
+    lines += [
+        "",
+        "| variant | method | seeds | mean gain | worst gain | seeds with a gain |",
+        "|---|---|---|---|---|---|",
+    ]
     for variant in variants:
         for method, per_seed in gains(rows, variant).items():
             values = [per_seed[s] for s in sorted(per_seed)]
-            lines.append(f"| {variant} | {method} | {', '.join(map(str, sorted(per_seed)))} | "
-                         f"{100 * statistics.mean(values):+.2f} | {100 * min(values):+.2f} | "
-                         f"{sum(v > 0 for v in values)} of {len(values)} |")
+            lines.append(
+                f"| {variant} | {method} | {', '.join(map(str, sorted(per_seed)))} | "
+                f"{100 * statistics.mean(values):+.2f} | {100 * min(values):+.2f} | "
+                f"{sum(v > 0 for v in values)} of {len(values)} |"
+            )
     commands = list(dict.fromkeys(r["command"] for r in rows))
-    lines += ["", "Commands:", "", *(f"- `{c}`" for c in commands), "",
-              "Raw numbers: `benchmarks/out/demo_seeds.json`."]
+    lines += [
+        "",
+        "Commands:",
+        "",
+        *(f"- `{c}`" for c in commands),
+        "",
+        "Raw numbers: `benchmarks/out/demo_seeds.json`.",
+    ]
     return "\n".join(lines)
 
 
@@ -76,16 +95,30 @@ def main() -> None:
     if not args.report_only:
         for seed in args.seeds:
             started = time.perf_counter()
-            demo = run_demo(out_dir=f"{args.out_dir}/{args.variant}/seed{seed}", methods=args.methods,
-                            overrides=(f"seed={seed}", *args.overrides))
+            demo = run_demo(
+                out_dir=f"{args.out_dir}/{args.variant}/seed{seed}",
+                methods=args.methods,
+                overrides=(f"seed={seed}", *args.overrides),
+            )
             total = (time.perf_counter() - started) / 60
             meta = machine()
             blob = json.loads(path.read_text()) if path.exists() else {"rows": []}
             keys = {(args.variant, seed, r.method) for r in demo}
             blob["rows"] = [r for r in blob["rows"] if (r["variant"], r["seed"], r["method"]) not in keys]
-            blob["rows"] += [{"variant": args.variant, "overrides": args.overrides, "seed": seed, "method": r.method,
-                              "accuracy": r.accuracy, "minutes": r.minutes, "demo_minutes": total,
-                              "command": command(), "machine": meta} for r in demo]
+            blob["rows"] += [
+                {
+                    "variant": args.variant,
+                    "overrides": args.overrides,
+                    "seed": seed,
+                    "method": r.method,
+                    "accuracy": r.accuracy,
+                    "minutes": r.minutes,
+                    "demo_minutes": total,
+                    "command": command(),
+                    "machine": meta,
+                }
+                for r in demo
+            ]
             save_json(path.stem, blob)
     blob = json.loads(path.read_text()) if path.exists() else {"rows": []}
     write_section("demo_seeds", table(blob))

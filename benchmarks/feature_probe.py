@@ -40,25 +40,31 @@ def structure(feats: torch.Tensor, labels: torch.Tensor, k: int = 20) -> dict[st
     off_diagonal = ~torch.eye(len(labels), dtype=torch.bool)
     neighbours = sim.masked_fill(~off_diagonal, -2).topk(k, dim=1).indices
     votes = F.one_hot(labels[neighbours], int(labels.max()) + 1).sum(1)
-    return {"cos_same_class": float(sim[same & off_diagonal].mean()), "cos_other_class": float(sim[~same].mean()),
-            "knn_accuracy": float((votes.argmax(1) == labels).float().mean())}
+    return {
+        "cos_same_class": float(sim[same & off_diagonal].mean()),
+        "cos_other_class": float(sim[~same].mean()),
+        "knn_accuracy": float((votes.argmax(1) == labels).float().mean()),
+    }
 
 
 def probe(run_dir: Path, pool: FaceSet, test: FaceSet, sample: np.ndarray) -> dict[str, float]:
     model, cfg, _ = load_model(run_dir / "checkpoints" / "last.pt", device="cpu")
     result: dict[str, float] = {}
     for name, faces in (("pool", pool.subset(sample)), ("test", test)):
-        probs, feats = predict(model, faces, cfg.data.img_size, torch.device("cpu"), batch_size=512, progress=False,
-                               features=True)
+        probs, feats = predict(
+            model, faces, cfg.data.img_size, torch.device("cpu"), batch_size=512, progress=False, features=True
+        )
         probs, feats = torch.from_numpy(probs), F.normalize(torch.from_numpy(feats), dim=1)
         labels = torch.as_tensor(faces.labels, dtype=torch.long)
         confidence, predicted = probs.max(1)
         confident = confidence >= CONFIDENT
-        result |= {f"{name}_accuracy": float((predicted == labels).float().mean()),
-                   f"{name}_mean_confidence": float(confidence.mean()),
-                   f"{name}_confident_fraction": float(confident.float().mean()),
-                   f"{name}_confident_accuracy": float((predicted == labels)[confident].float().mean()),
-                   **{f"{name}_{key}": value for key, value in structure(feats, labels).items()}}
+        result |= {
+            f"{name}_accuracy": float((predicted == labels).float().mean()),
+            f"{name}_mean_confidence": float(confidence.mean()),
+            f"{name}_confident_fraction": float(confident.float().mean()),
+            f"{name}_confident_accuracy": float((predicted == labels)[confident].float().mean()),
+            **{f"{name}_{key}": value for key, value in structure(feats, labels).items()},
+        }
     return result
 
 
@@ -72,21 +78,31 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = json.loads((OUT / f"fer2013_ssl_{args.labels}.json").read_text())["rows"]
-    run_dirs = {r["method"]: Path(r["run_dir"]) for r in rows
-                if r["budget"] == args.budget and r.get("seed", 0) == args.seed}
+    run_dirs = {
+        r["method"]: Path(r["run_dir"]) for r in rows if r["budget"] == args.budget and r.get("seed", 0) == args.seed
+    }
     missing = [m for m in args.methods if m not in run_dirs or not (run_dirs[m] / "checkpoints").is_dir()]
     if missing:
-        raise SystemExit(f"no run directory for {missing} at {args.budget}, seed {args.seed}: run "
-                         f"benchmarks/fer2013_ssl.py --labels {args.labels} --seed {args.seed} for them first")
+        raise SystemExit(
+            f"no run directory for {missing} at {args.budget}, seed {args.seed}: run "
+            f"benchmarks/fer2013_ssl.py --labels {args.labels} --seed {args.seed} for them first"
+        )
     csv = data_root() / "fer2013" / "fer2013.csv.gz"
     split = Split.load(OUT / "splits" / f"fer2013_adacm{args.labels}_seed{args.seed}.json")
     _, pool = apply_split(load_dataset(f"fer2013:{csv}?split=Training"), split)
     test = load_dataset(f"fer2013:{csv}?split=PublicTest")
     sample = np.random.default_rng(0).choice(len(pool), min(args.sample, len(pool)), replace=False)
 
-    entry = {"command": command(), "machine": machine(), "labels": args.labels, "budget": args.budget,
-             "seed": args.seed, "pool_sample": len(sample), "confident": CONFIDENT,
-             "probes": {m: probe(run_dirs[m], pool, test, sample) for m in args.methods}}
+    entry = {
+        "command": command(),
+        "machine": machine(),
+        "labels": args.labels,
+        "budget": args.budget,
+        "seed": args.seed,
+        "pool_sample": len(sample),
+        "confident": CONFIDENT,
+        "probes": {m: probe(run_dirs[m], pool, test, sample) for m in args.methods},
+    }
     path = OUT / "feature_probe.json"
     entries = json.loads(path.read_text())["entries"] if path.exists() else []
     key = ("labels", "budget", "seed")
@@ -98,22 +114,36 @@ def main() -> None:
 def table(entries: list[dict]) -> str:
     pct = "{:.1f}%".format
     lines = [
-        "### What the InfoNCE term does to the model (FER2013, CPU scale)", "",
+        "### What the InfoNCE term does to the model (FER2013, CPU scale)",
+        "",
         rows_header([e["machine"] for e in entries]),
         "Final EMA models of `fer2013_ssl.py` rows, each run over a fixed sample of its unlabeled pool (true "
         "labels for diagnosis only) and over PublicTest. Confident = max softmax >= "
         f"{entries[-1]['confident']}. Cosine = mean over pairs of L2-normalised features; k-NN = leave-one-out "
-        "20-nearest-neighbour accuracy on those features.", "",
+        "20-nearest-neighbour accuracy on those features.",
+        "",
         "| labels | budget | seed | model | set | accuracy | mean confidence | confident | accuracy of confident "
-        "| cos same class | cos other class | k-NN acc | command |", "|---" * 13 + "|",
+        "| cos same class | cos other class | k-NN acc | command |",
+        "|---" * 13 + "|",
     ]
     for e in sorted(entries, key=lambda e: (e["labels"], e["budget"], e["seed"])):
         for method, p in e["probes"].items():
             for s in ("pool", "test"):
-                cells = [e["labels"], e["budget"], e["seed"], method, s, pct(100 * p[f"{s}_accuracy"]),
-                         f"{p[f'{s}_mean_confidence']:.3f}", pct(100 * p[f"{s}_confident_fraction"]),
-                         pct(100 * p[f"{s}_confident_accuracy"]), f"{p[f'{s}_cos_same_class']:.3f}",
-                         f"{p[f'{s}_cos_other_class']:.3f}", pct(100 * p[f"{s}_knn_accuracy"]), f"`{e['command']}`"]
+                cells = [
+                    e["labels"],
+                    e["budget"],
+                    e["seed"],
+                    method,
+                    s,
+                    pct(100 * p[f"{s}_accuracy"]),
+                    f"{p[f'{s}_mean_confidence']:.3f}",
+                    pct(100 * p[f"{s}_confident_fraction"]),
+                    pct(100 * p[f"{s}_confident_accuracy"]),
+                    f"{p[f'{s}_cos_same_class']:.3f}",
+                    f"{p[f'{s}_cos_other_class']:.3f}",
+                    pct(100 * p[f"{s}_knn_accuracy"]),
+                    f"`{e['command']}`",
+                ]
                 lines.append("| " + " | ".join(map(str, cells)) + " |")
     lines += ["", "Raw numbers: `benchmarks/out/feature_probe.json`."]
     return "\n".join(lines)

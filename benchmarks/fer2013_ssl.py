@@ -33,8 +33,20 @@ from semifer.methods import method_class, plain_head
 from semifer.pretrain.mae import pretrain
 from semifer.report.plots import plot_comparison
 
-METHODS = ("supervised", "pseudolabel", "mixmatch", "remixmatch", "fixmatch", "flexmatch", "adacm",
-           "dta_snl", "dtm", "bridging", "pretrain+finetune", "pretrain+adacm")
+METHODS = (
+    "supervised",
+    "pseudolabel",
+    "mixmatch",
+    "remixmatch",
+    "fixmatch",
+    "flexmatch",
+    "adacm",
+    "dta_snl",
+    "dtm",
+    "bridging",
+    "pretrain+finetune",
+    "pretrain+adacm",
+)
 PRETRAINED = ("pretrain+finetune", "pretrain+adacm")
 
 
@@ -62,10 +74,20 @@ def fer2013_protocol(labels: int, seed: int) -> tuple[str, str, Path]:
     return train_spec, test_spec, split_file
 
 
-def train_stages(method: str, seed: int, labels: int, epochs: int, iters: int, out_dir: str,
-                 name_of: Callable[[str], str], extra: list[str], start_file: str | None = None,
-                 stage1_epochs: int | None = None, pretrained: Path | None = None,
-                 own: bool = False) -> tuple[Any, list[str]]:
+def train_stages(
+    method: str,
+    seed: int,
+    labels: int,
+    epochs: int,
+    iters: int,
+    out_dir: str,
+    name_of: Callable[[str], str],
+    extra: list[str],
+    start_file: str | None = None,
+    stage1_epochs: int | None = None,
+    pretrained: Path | None = None,
+    own: bool = False,
+) -> tuple[Any, list[str]]:
     """Train one row on the table's protocol, stage by stage (`record.stages`): a later stage continues the
     whole network of the one before, and only the first starts from `start_file`. Returns the last stage's
     result and overrides; `name_of(stage)` names each run."""
@@ -79,10 +101,22 @@ def train_stages(method: str, seed: int, labels: int, epochs: int, iters: int, o
             overrides.append(f"model.pretrained={start_file}")
         elif not any(o.startswith("model.pretrained=") for o in overrides):
             overrides.append("model.pretrained=none")  # a scratch row
-        result = train(load_config("fer2013_ssl", [
-            f"data.train={train_spec}", f"data.test={test_spec}", f"data.split_file={split_file}",
-            f"train.epochs={stage_epochs}", f"train.iters_per_epoch={iters}", f"seed={seed}", f"out_dir={out_dir}",
-            f"name={name_of(stage)}", *overrides]))
+        result = train(
+            load_config(
+                "fer2013_ssl",
+                [
+                    f"data.train={train_spec}",
+                    f"data.test={test_spec}",
+                    f"data.split_file={split_file}",
+                    f"train.epochs={stage_epochs}",
+                    f"train.iters_per_epoch={iters}",
+                    f"seed={seed}",
+                    f"out_dir={out_dir}",
+                    f"name={name_of(stage)}",
+                    *overrides,
+                ],
+            )
+        )
     return result, overrides
 
 
@@ -91,9 +125,15 @@ def pretrained_backbone(args: argparse.Namespace, train_spec: str) -> Path:
     run_dir = Path(args.out_dir) / f"pretrain-{args.pretrain_epochs}x{args.pretrain_iters}"
     checkpoint = run_dir / "backbone.safetensors"
     if not checkpoint.is_file():
-        cfg = load_config("pretrain_fer2013_small", [
-            f"data.train={train_spec}", f"train.epochs={args.pretrain_epochs}",
-            f"train.iters_per_epoch={args.pretrain_iters}", f"seed={args.seed}"])
+        cfg = load_config(
+            "pretrain_fer2013_small",
+            [
+                f"data.train={train_spec}",
+                f"train.epochs={args.pretrain_epochs}",
+                f"train.iters_per_epoch={args.pretrain_iters}",
+                f"seed={args.seed}",
+            ],
+        )
         checkpoint = pretrain(cfg, run_dir=run_dir).checkpoint
     return checkpoint
 
@@ -113,11 +153,16 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
     parser.add_argument("--tag", default="", help="names an ablation row, e.g. --tag 'plain head' (kept apart)")
     parser.add_argument("--stage1-epochs", type=int, help="Bridging: stage 1's share of --epochs (default half)")
-    parser.add_argument("--own-recipe", action="store_true",
-                        help="each method's own head and optimiser (Ada-CM: the authors') instead of the table's")
-    parser.add_argument("--start", metavar="NAME=BACKBONE",
-                        help="start every method from a pretrained backbone file; rows record start=NAME "
-                             "(default: scratch)")
+    parser.add_argument(
+        "--own-recipe",
+        action="store_true",
+        help="each method's own head and optimiser (Ada-CM: the authors') instead of the table's",
+    )
+    parser.add_argument(
+        "--start",
+        metavar="NAME=BACKBONE",
+        help="start every method from a pretrained backbone file; rows record start=NAME (default: scratch)",
+    )
     args = parser.parse_args()
     start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
 
@@ -136,8 +181,11 @@ def main() -> None:
     def label(method: str) -> str:
         return f"{method} ({tag})" if tag else method
 
-    done = {r["method"] for r in blob["rows"]
-            if r["budget"] == budget and r.get("seed", 0) == args.seed and start_of(r) == start_name}
+    done = {
+        r["method"]
+        for r in blob["rows"]
+        if r["budget"] == budget and r.get("seed", 0) == args.seed and start_of(r) == start_name
+    }
     meta = machine()
     for method in args.methods:
         if args.skip_done and label(method) in done:
@@ -147,16 +195,37 @@ def main() -> None:
 
         def name_of(stage: str, method: str = method) -> str:  # binds this iteration's method
             suffix = f"-{stage.split('_')[-1]}" if stage != method else ""
-            return (f"{label(method).replace('+', '-').replace(' ', '-')}{suffix}-{args.labels}-{start_name}"
-                    f"-seed{args.seed}")
+            return (
+                f"{label(method).replace('+', '-').replace(' ', '-')}{suffix}-{args.labels}-{start_name}"
+                f"-seed{args.seed}"
+            )
 
-        result, overrides = train_stages(method, args.seed, args.labels, args.epochs, args.iters, args.out_dir,
-                                         name_of, args.extra, start_file, args.stage1_epochs, pretrained,
-                                         args.own_recipe)
-        row = {"method": label(method), "start": start_name, "command": command(), "budget": budget,
-               "labels": args.labels, "seed": args.seed, **run_row(result, started), "overrides": overrides,
-               "stages": dict(stages(method, args.epochs, args.stage1_epochs)),
-               "machine": meta}
+        result, overrides = train_stages(
+            method,
+            args.seed,
+            args.labels,
+            args.epochs,
+            args.iters,
+            args.out_dir,
+            name_of,
+            args.extra,
+            start_file,
+            args.stage1_epochs,
+            pretrained,
+            args.own_recipe,
+        )
+        row = {
+            "method": label(method),
+            "start": start_name,
+            "command": command(),
+            "budget": budget,
+            "labels": args.labels,
+            "seed": args.seed,
+            **run_row(result, started),
+            "overrides": overrides,
+            "stages": dict(stages(method, args.epochs, args.stage1_epochs)),
+            "machine": meta,
+        }
         blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
         blob["rows"] = [r for r in blob["rows"] if row_key(r) != row_key(row)]
         blob["rows"].append(row)
@@ -194,8 +263,11 @@ def report(blob: dict, labels: int) -> None:
         if shown:
             suffix = "" if start == "scratch" else f"_{start}"
             figure = OUT / f"fer2013_ssl_{labels}{suffix}_curves.png"
-            plot_comparison({r["method"]: r["history"] for r in shown}, figure,
-                            f"FER2013, {labels} labels, {longest} steps, seed 0, from {start}")
+            plot_comparison(
+                {r["method"]: r["history"] for r in shown},
+                figure,
+                f"FER2013, {labels} labels, {longest} steps, seed 0, from {start}",
+            )
             figures.append(figure)
     write_section(f"fer2013_ssl_{labels}", table(blob, labels, figures))
 
@@ -203,13 +275,20 @@ def report(blob: dict, labels: int) -> None:
 def table(blob: dict, labels: int, figures: list[Path] = ()) -> str:
     def order(row: dict) -> tuple[int, str, int, str, int]:
         base = row["method"].split(" (")[0]
-        return (-steps(row["budget"]), start_of(row) != "scratch", METHODS.index(base) if base in METHODS else 99,
-                row["method"], row.get("seed", 0))
+        return (
+            -steps(row["budget"]),
+            start_of(row) != "scratch",
+            METHODS.index(base) if base in METHODS else 99,
+            row["method"],
+            row.get("seed", 0),
+        )
 
     rows = sorted(blob["rows"], key=order)
     lines = [
-        f"### SSL methods on FER2013, {labels} labels (CPU scale)", "",
-        "Each row's command is in the last column.", rows_header([r["machine"] for r in rows]),
+        f"### SSL methods on FER2013, {labels} labels (CPU scale)",
+        "",
+        "Each row's command is in the last column.",
+        rows_header([r["machine"] for r in rows]),
         f"Pool: FER2013 Training with {labels} labels by the Ada-CM protocol (fear {labels // 10}, other classes "
         f"{labels * 3 // 20}), split file `benchmarks/out/splits/`; test: PublicTest (3,589). Preset `fer2013_ssl`: "
         "small_cnn 48 px with a plain linear head, 64 labeled + 64 unlabeled per step, SGD 0.03 Nesterov, cosine, "
@@ -224,7 +303,8 @@ def table(blob: dict, labels: int, figures: list[Path] = ()) -> str:
         "an extra pool (FER2013 Training without labels, standing in for a face-recognition set). The pretrain "
         "rows start from a backbone pretrained by masked face reconstruction on FER2013 Training without labels "
         f"(`semifer pretrain -c pretrain_fer2013_small`, {blob.get('pretrain', 'not run')}), a cost outside "
-        "the table's budget. Budgets are epochs x iterations; compare rows within one budget.", "",
+        "the table's budget. Budgets are epochs x iterations; compare rows within one budget.",
+        "",
         "| method | start | budget (epochs x iters) | seed | accuracy | mean-class acc | macro-F1 "
         "| best over epochs (test-selected) | subset I / mask rate | pseudo-label acc (subset I) | median img/s "
         "| minutes | command |",
@@ -238,7 +318,8 @@ def table(blob: dict, labels: int, figures: list[Path] = ()) -> str:
             f"{100 * r['mean_class_accuracy']:.2f}% | "
             f"{100 * r['macro_f1']:.2f}% | {100 * r['best_over_epochs_test_selected']:.2f}% | {frac} | "
             f"{'-' if pl is None else f'{100 * pl:.1f}%'} | {r['images_per_s_median']:.0f} | {r['minutes']:.1f} | "
-            f"`{r['command']}` |")
+            f"`{r['command']}` |"
+        )
     lines += seed_summary(rows) + start_summary(rows)
     for figure in figures:
         lines += ["", f"![Test accuracy and pseudo-label use per epoch](benchmarks/out/{figure.name})"]
@@ -252,22 +333,29 @@ def seed_summary(rows: list[dict]) -> list[str]:
     acc = {(r["method"], r["budget"], r.get("seed", 0), start_of(r)): 100 * r["accuracy"] for r in rows}
     lines = []
     for method, budget, start in dict.fromkeys((r["method"], r["budget"], start_of(r)) for r in rows):
-        seeds = sorted(s for m, b, s, st in acc
-                       if (m, b, st) == (method, budget, start) and ("supervised", b, s, st) in acc)
+        seeds = sorted(
+            s for m, b, s, st in acc if (m, b, st) == (method, budget, start) and ("supervised", b, s, st) in acc
+        )
         if method == "supervised" or len(seeds) < 2:
             continue
         gains = [acc[method, budget, s, start] - acc["supervised", budget, s, start] for s in seeds]
         mine = [acc[method, budget, s, start] for s in seeds]
-        lines.append(f"| {method} | {start} | {budget} | {', '.join(map(str, seeds))} | {statistics.mean(mine):.2f} "
-                     f"± {statistics.stdev(mine):.2f}% | {', '.join(f'{g:+.2f}' for g in gains)} | "
-                     f"**{statistics.mean(gains):+.2f}** ± {statistics.stdev(gains):.2f} | {min(gains):+.2f} |")
+        lines.append(
+            f"| {method} | {start} | {budget} | {', '.join(map(str, seeds))} | {statistics.mean(mine):.2f} "
+            f"± {statistics.stdev(mine):.2f}% | {', '.join(f'{g:+.2f}' for g in gains)} | "
+            f"**{statistics.mean(gains):+.2f}** ± {statistics.stdev(gains):.2f} | {min(gains):+.2f} |"
+        )
     if not lines:
         return []
-    return ["", "Across seeds (each seed its own split and initialisation; gain = method minus supervised on the "
-            "same seed; ± is the sample standard deviation):", "",
-            "| method | start | budget | seeds | accuracy (mean ± sd) | gain per seed (points) | mean gain "
-            "| worst gain |",
-            "|---|---|---|---|---|---|---|---|", *lines]
+    return [
+        "",
+        "Across seeds (each seed its own split and initialisation; gain = method minus supervised on the "
+        "same seed; ± is the sample standard deviation):",
+        "",
+        "| method | start | budget | seeds | accuracy (mean ± sd) | gain per seed (points) | mean gain | worst gain |",
+        "|---|---|---|---|---|---|---|---|",
+        *lines,
+    ]
 
 
 def start_summary(rows: list[dict]) -> list[str]:
@@ -295,9 +383,15 @@ def start_summary(rows: list[dict]) -> list[str]:
                     text += f", {statistics.mean(mine[s] - sup[s] for s in both):+.2f} vs sup."
                 row.append(text)
             block.append("| " + " | ".join(row) + " |")
-        lines += ["", f"Scratch vs pretrained start ({budget}; mean over the seeds run; gain over supervised from "
-                  "the same start, paired by seed):", "", "| method | budget | " + " | ".join(starts) + " |",
-                  "|---|---|" + "---|" * len(starts), *block]
+        lines += [
+            "",
+            f"Scratch vs pretrained start ({budget}; mean over the seeds run; gain over supervised from "
+            "the same start, paired by seed):",
+            "",
+            "| method | budget | " + " | ".join(starts) + " |",
+            "|---|---|" + "---|" * len(starts),
+            *block,
+        ]
     return lines
 
 

@@ -30,8 +30,14 @@ def main() -> None:
     csv = data_root() / "fer2013" / "fer2013.csv.gz"
     settings = {
         "all labels": (["data.split=all", f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}"]),
-        "400 labels (adacm:400)": (["data.split=adacm:400", f"train.epochs={args.few_epochs}",
-                                    f"train.iters_per_epoch={args.few_iters}", "train.ema=0.99"]),
+        "400 labels (adacm:400)": (
+            [
+                "data.split=adacm:400",
+                f"train.epochs={args.few_epochs}",
+                f"train.iters_per_epoch={args.few_iters}",
+                "train.ema=0.99",
+            ]
+        ),
     }
     if args.report_only:
         report(json.loads((OUT / "fer2013_supervised.json").read_text()))
@@ -44,19 +50,35 @@ def main() -> None:
     for label in chosen:
         overrides = settings[label]
         rows = [r for r in rows if r["setting"] != label]
-        cfg = load_config("fer2013_small", [
-            f"data.train=fer2013:{csv}?split=Training", f"data.test=fer2013:{csv}?split=PublicTest",
-            f"out_dir={args.out_dir}", f"name=supervised-{overrides[0].split('=')[1].replace(':', '')}",
-            "model.pretrained=none", *overrides])
+        cfg = load_config(
+            "fer2013_small",
+            [
+                f"data.train=fer2013:{csv}?split=Training",
+                f"data.test=fer2013:{csv}?split=PublicTest",
+                f"out_dir={args.out_dir}",
+                f"name=supervised-{overrides[0].split('=')[1].replace(':', '')}",
+                "model.pretrained=none",
+                *overrides,
+            ],
+        )
         started = time.perf_counter()
         result = train(cfg)
         minutes = (time.perf_counter() - started) / 60
         final = result.final
-        rows.append({"setting": label, "command": command(), "overrides": overrides, "minutes": minutes,
-                     "run_dir": str(result.run_dir),
-                     "accuracy": final.accuracy, "mean_class_accuracy": final.mean_class_accuracy,
-                     "macro_f1": final.macro_f1, "per_class_accuracy": final.per_class_accuracy,
-                     **throughput(result.history)})
+        rows.append(
+            {
+                "setting": label,
+                "command": command(),
+                "overrides": overrides,
+                "minutes": minutes,
+                "run_dir": str(result.run_dir),
+                "accuracy": final.accuracy,
+                "mean_class_accuracy": final.mean_class_accuracy,
+                "macro_f1": final.macro_f1,
+                "per_class_accuracy": final.per_class_accuracy,
+                **throughput(result.history),
+            }
+        )
         save_json("fer2013_supervised", {"machine": meta, "rows": rows})
     report({"machine": meta, "rows": rows})
 
@@ -69,22 +91,29 @@ def report(blob: dict) -> None:
             r.update(throughput([json.loads(line) for line in metrics.read_text().splitlines()]))
     save_json("fer2013_supervised", blob)
     lines = [
-        "### Supervised baseline on FER2013 (CPU scale)", "",
+        "### Supervised baseline on FER2013 (CPU scale)",
+        "",
         "Preset `fer2013_small`: small_cnn, 48 px, SGD 0.05 cosine, batch 64, EMA 0.999 (0.99 for the short "
-        "400-label run).", header(blob["machine"]), "Test set: PublicTest (3,589 images); final-epoch EMA model. "
+        "400-label run).",
+        header(blob["machine"]),
+        "Test set: PublicTest (3,589 images); final-epoch EMA model. "
         "Wall minutes include time lost to other jobs sharing the two cores; the median img/s is the "
-        "uncontended rate.", "",
+        "uncontended rate.",
+        "",
         "| labels | iterations | wall minutes | accuracy | mean-class acc | macro-F1 | median train img/s | command |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in blob["rows"]:
         epochs = r["overrides"][1].split("=")[1]
         iters = r["overrides"][2].split("=")[1]
-        lines.append(f"| {r['setting']} | {epochs}x{iters} | {r['minutes']:.1f} | {100 * r['accuracy']:.2f}% | "
-                     f"{100 * r['mean_class_accuracy']:.2f}% | {100 * r['macro_f1']:.2f}% | "
-                     f"{r['images_per_s_median']:.0f} | `{r['command']}` |")
+        lines.append(
+            f"| {r['setting']} | {epochs}x{iters} | {r['minutes']:.1f} | {100 * r['accuracy']:.2f}% | "
+            f"{100 * r['mean_class_accuracy']:.2f}% | {100 * r['macro_f1']:.2f}% | "
+            f"{r['images_per_s_median']:.0f} | `{r['command']}` |"
+        )
     lines += ["", "Raw numbers: `benchmarks/out/fer2013_supervised.json`."]
     write_section("fer2013_supervised", "\n".join(lines))
+
 
 if __name__ == "__main__":
     main()

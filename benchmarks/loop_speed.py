@@ -26,11 +26,28 @@ from record import OUT, command, header, machine, save_json, write_section
 
 def loop_rate(method: str, threads: int, workers: int, out_dir: Path) -> float:
     run = out_dir / f"{method}-t{threads}-w{workers}"
-    subprocess.run([sys.executable, "-m", "semifer", "train", "-c", "fer2013_ssl", "data.train=synthetic:?n=4000",
-                    "data.test=synthetic:?split=test&n=200", "data.split=per_class:40", f"data.workers={workers}",
-                    "train.epochs=3", "train.iters_per_epoch=40", f"method.name={method}", f"out_dir={out_dir}",
-                    f"name={run.name}"],
-                   env={**os.environ, "OMP_NUM_THREADS": str(threads)}, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "semifer",
+            "train",
+            "-c",
+            "fer2013_ssl",
+            "data.train=synthetic:?n=4000",
+            "data.test=synthetic:?split=test&n=200",
+            "data.split=per_class:40",
+            f"data.workers={workers}",
+            "train.epochs=3",
+            "train.iters_per_epoch=40",
+            f"method.name={method}",
+            f"out_dir={out_dir}",
+            f"name={run.name}",
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+        check=True,
+        capture_output=True,
+    )
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return statistics.median(r["images_per_s"] for r in history[1:])
 
@@ -57,24 +74,37 @@ def main() -> None:
 def table(blob: dict[str, Any]) -> str:
     steps_path = OUT / "step_speed.json"
     steps = json.loads(steps_path.read_text())["rows"] if steps_path.exists() else []
-    bare = {r["method"]: r["samples_per_s"] for r in steps
-            if r["scale"] == "cpu" and r["toolkit"] == "semifer" and r["torch"] == blob["machine"]["torch"]
-            and r.get("precision", "fp32") == "fp32" and not r.get("compile")}
+    bare = {
+        r["method"]: r["samples_per_s"]
+        for r in steps
+        if r["scale"] == "cpu"
+        and r["toolkit"] == "semifer"
+        and r["torch"] == blob["machine"]["torch"]
+        and r.get("precision", "fp32") == "fp32"
+        and not r.get("compile")
+    }
     lines = [
-        "### Training loop throughput (CPU scale)", "", f"`{blob['command']}`", header(blob["machine"]), "",
+        "### Training loop throughput (CPU scale)",
+        "",
+        f"`{blob['command']}`",
+        header(blob["machine"]),
+        "",
         "`semifer train -c fer2013_ssl` on in-memory 48 px synthetic faces, 3 x 40 steps of 64 + 64 images; "
         "median img/s of epochs 2-3 (labeled + unlabeled images, as the step table counts samples). "
         "threads = OMP_NUM_THREADS of the trainer; workers = loader processes per stream (0: augment in the "
         "training process). bare step = the step-speed table's samples/s for the same method (2 threads, "
-        "pre-built batches).", "",
+        "pre-built batches).",
+        "",
         "| method | threads | workers | loop img/s | bare step samples/s | loop / bare |",
         "|---|---|---|---|---|---|",
     ]
     for r in blob["rows"]:
         b = bare.get(r["method"])
         ratio = f"{r['images_per_s'] / b:.2f}" if b else "-"
-        lines.append(f"| {r['method']} | {r['threads']} | {r['workers']} | {r['images_per_s']:.0f} | "
-                     f"{'-' if b is None else f'{b:.0f}'} | {ratio} |")
+        lines.append(
+            f"| {r['method']} | {r['threads']} | {r['workers']} | {r['images_per_s']:.0f} | "
+            f"{'-' if b is None else f'{b:.0f}'} | {ratio} |"
+        )
     lines += ["", "Raw numbers: `benchmarks/out/loop_speed.json`."]
     return "\n".join(lines)
 

@@ -36,8 +36,14 @@ class OfficialStyleAdaCM:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.margins = torch.full((num_classes,), 0.8, device=next(model.parameters()).device)
 
-    def step(self, labeled: torch.Tensor, labels: torch.Tensor, weak1: torch.Tensor, weak2: torch.Tensor,
-             strong: torch.Tensor) -> torch.Tensor:
+    def step(
+        self,
+        labeled: torch.Tensor,
+        labels: torch.Tensor,
+        weak1: torch.Tensor,
+        weak2: torch.Tensor,
+        strong: torch.Tensor,
+    ) -> torch.Tensor:
         model = self.model
         model.train()
         logits_w1, feat_w1 = model(weak1, features=True)

@@ -48,16 +48,23 @@ def pretraining_cost(backbone: Path) -> dict | None:
         return None
     history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     cfg = yaml.safe_load(config.read_text()) if config.is_file() else {}
-    return {"steps": history[-1]["step"], "batch_size": cfg.get("train", {}).get("batch_size"),
-            "minutes": sum(r["epoch_seconds"] for r in history) / 60,
-            "images_per_s_median": statistics.median(r["images_per_s"] for r in history),
-            "final_loss": history[-1]["train/loss"], "pretrain": cfg.get("pretrain")}
+    return {
+        "steps": history[-1]["step"],
+        "batch_size": cfg.get("train", {}).get("batch_size"),
+        "minutes": sum(r["epoch_seconds"] for r in history) / 60,
+        "images_per_s_median": statistics.median(r["images_per_s"] for r in history),
+        "final_loss": history[-1]["train/loss"],
+        "pretrain": cfg.get("pretrain"),
+    }
 
 
 def labeled_ids(seeds: list[int]) -> set[str]:
     """The face ids labeled in any of these seeds' SSL-table splits."""
-    return {face_id for seed in seeds
-            for face_id in json.loads((OUT / "splits" / f"fer2013_adacm400_seed{seed}.json").read_text())["labeled"]}
+    return {
+        face_id
+        for seed in seeds
+        for face_id in json.loads((OUT / "splits" / f"fer2013_adacm400_seed{seed}.json").read_text())["labeled"]
+    }
 
 
 def validation_split(train: FaceSet, size: int, keep_out: set[str]) -> tuple[FaceSet, FaceSet]:
@@ -84,8 +91,14 @@ def few_label_probe(path: Path | None, arch: str, train: FaceSet, test: FaceSet,
         search = LogisticRegressionCV(Cs=np.logspace(-3, 1, 9).tolist(), cv=5, scoring="accuracy", max_iter=2000)
         clf = make_pipeline(StandardScaler(), search)
         clf.fit(train_x, labeled.labels)
-        rows.append({"seed": seed, "labels": len(labeled), "C": float(np.ravel(search.C_)[0]),
-                     "accuracy": float((clf.predict(test_x) == test.labels).mean())})
+        rows.append(
+            {
+                "seed": seed,
+                "labels": len(labeled),
+                "C": float(np.ravel(search.C_)[0]),
+                "accuracy": float((clf.predict(test_x) == test.labels).mean()),
+            }
+        )
     return rows
 
 
@@ -95,10 +108,21 @@ def main() -> None:
     parser.add_argument("--random", action="store_true", help="also probe a randomly initialised backbone")
     parser.add_argument("--arch", default="small_cnn", help="architecture of the random-init row")
     parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--few-labels", type=int, nargs="*", default=[], metavar="SEED",
-                        help="also probe on the 400 labels of these seeds' SSL-table splits")
-    parser.add_argument("--val", type=int, default=0, metavar="N",
-                        help="score on N held-out Training faces instead of PublicTest (to choose a recipe)")
+    parser.add_argument(
+        "--few-labels",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="SEED",
+        help="also probe on the 400 labels of these seeds' SSL-table splits",
+    )
+    parser.add_argument(
+        "--val",
+        type=int,
+        default=0,
+        metavar="N",
+        help="score on N held-out Training faces instead of PublicTest (to choose a recipe)",
+    )
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
 
@@ -119,8 +143,13 @@ def main() -> None:
         for name, path in jobs:
             result = probe(path, train, test, 48, args.arch if path is None else None, args.k)
             print(f"{name}: {result.summary()}")
-            row = {"pretraining": name, "command": command(), **result.to_dict(), "machine": machine(),
-                   "scored_on": f"{args.val} held-out Training faces" if args.val else "PublicTest"}
+            row = {
+                "pretraining": name,
+                "command": command(),
+                **result.to_dict(),
+                "machine": machine(),
+                "scored_on": f"{args.val} held-out Training faces" if args.val else "PublicTest",
+            }
             if args.few_labels:
                 row["few_labels"] = few_label_probe(path, args.arch, train, test, args.few_labels)
             if path is not None:
@@ -138,33 +167,48 @@ def main() -> None:
 
 
 def table(rows: list[dict], validation: bool = False) -> str:
-    scored = (f"fitted on the other {rows[0]['train_images']:,} Training labels, which only the probe sees; "
-              f"accuracy on {rows[0]['test_images']:,} held-out Training faces (stratified, seed 0, none of them "
-              "labeled in the seeds' splits; PublicTest is not read), so a recipe can be chosen on it"
-              if validation else "fitted on FER2013 Training's 28,540 labels, which only the probe sees; "
-              "accuracy on PublicTest (3,589)")
+    scored = (
+        f"fitted on the other {rows[0]['train_images']:,} Training labels, which only the probe sees; "
+        f"accuracy on {rows[0]['test_images']:,} held-out Training faces (stratified, seed 0, none of them "
+        "labeled in the seeds' splits; PublicTest is not read), so a recipe can be chosen on it"
+        if validation
+        else "fitted on FER2013 Training's 28,540 labels, which only the probe sees; accuracy on PublicTest (3,589)"
+    )
     title = "probes on a validation split of Training" if validation else "probes before fine-tuning"
-    lines = [f"### Pretrained representations: {title} (FER2013)", "",
-             rows_header([r["machine"] for r in rows]),
-             "Frozen backbone features of the test view (48 px); k-NN (cosine, majority of k) and a linear probe "
-             f"(logistic regression on standardised features) {scored}. Cost = the pretraining run's own steps and "
-             "time (faces/s; SimCLR draws two views of each face). *linear, 400 labels* = the same probe fitted on "
-             "only the 400 labeled faces of the SSL table's split of each seed (C by 5-fold CV on them), mean over "
-             "the seeds listed: the frozen backbone with the fine-tuning rows' labels.", "",
-             "| pretraining | arch | k-NN acc | linear acc | linear, 400 labels (per seed) | pretraining steps x batch "
-             "| minutes | median faces/s | backbone file | command |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### Pretrained representations: {title} (FER2013)",
+        "",
+        rows_header([r["machine"] for r in rows]),
+        "Frozen backbone features of the test view (48 px); k-NN (cosine, majority of k) and a linear probe "
+        f"(logistic regression on standardised features) {scored}. Cost = the pretraining run's own steps and "
+        "time (faces/s; SimCLR draws two views of each face). *linear, 400 labels* = the same probe fitted on "
+        "only the 400 labeled faces of the SSL table's split of each seed (C by 5-fold CV on them), mean over "
+        "the seeds listed: the frozen backbone with the fine-tuning rows' labels.",
+        "",
+        "| pretraining | arch | k-NN acc | linear acc | linear, 400 labels (per seed) | pretraining steps x batch "
+        "| minutes | median faces/s | backbone file | command |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         cost = r.get("cost") or {}
         steps = f"{cost['steps']} x {cost['batch_size']}" if cost else "-"
         minutes = f"{cost['minutes']:.1f}" if cost else "-"
         rate = f"{cost['images_per_s_median']:.0f}" if cost else "-"
         few = r.get("few_labels") or []
-        few_text = (f"{100 * np.mean([f['accuracy'] for f in few]):.2f}% ("
-                    + ", ".join(f"s{f['seed']} {100 * f['accuracy']:.2f}" for f in few) + ")") if few else "-"
-        lines.append(f"| {r['pretraining']} | {r['arch']} | {100 * r['knn_accuracy']:.2f}% | "
-                     f"{100 * r['linear_accuracy']:.2f}% | {few_text} | {steps} | {minutes} | {rate} | "
-                     f"{r.get('committed_backbone', '-')} | `{r['command']}` |")
+        few_text = (
+            (
+                f"{100 * np.mean([f['accuracy'] for f in few]):.2f}% ("
+                + ", ".join(f"s{f['seed']} {100 * f['accuracy']:.2f}" for f in few)
+                + ")"
+            )
+            if few
+            else "-"
+        )
+        lines.append(
+            f"| {r['pretraining']} | {r['arch']} | {100 * r['knn_accuracy']:.2f}% | "
+            f"{100 * r['linear_accuracy']:.2f}% | {few_text} | {steps} | {minutes} | {rate} | "
+            f"{r.get('committed_backbone', '-')} | `{r['command']}` |"
+        )
     lines += ["", f"Raw numbers: `benchmarks/out/pretrain_probes{'_val' if validation else ''}.json`."]
     return "\n".join(lines)
 

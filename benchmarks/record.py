@@ -31,8 +31,11 @@ def cpu_name() -> str:
     """The CPU model as /proc/cpuinfo names it (torch-free, so peer scripts in other venvs can use it)."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration):
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     return cpu
 
 
@@ -44,10 +47,17 @@ def machine() -> dict[str, Any]:
     cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    return {"cpu": cpu, "cores": os.cpu_count(), "cpu_native_bf16": cpu_has_native_bf16(),
-            "torch_threads": torch.get_num_threads(), "gpu": gpu,
-            "python": platform.python_version(), "torch": torch.__version__, "commit": commit.strip(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "commit": commit.strip(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def command(interpreter: str = "python") -> str:
@@ -100,8 +110,10 @@ def write_section(name: str, markdown: str) -> None:
 
 
 def header(meta: dict[str, Any]) -> str:
-    return (f"Machine: {meta['cpu']}, {meta['cores']} cores, GPU: {meta['gpu'] or 'none'}; "
-            f"Python {meta['python']}, torch {meta['torch']}; commit {meta['commit']}; {meta['date']}.")
+    return (
+        f"Machine: {meta['cpu']}, {meta['cores']} cores, GPU: {meta['gpu'] or 'none'}; "
+        f"Python {meta['python']}, torch {meta['torch']}; commit {meta['commit']}; {meta['date']}."
+    )
 
 
 def rows_header(metas: list[dict[str, Any]]) -> str:
@@ -109,16 +121,21 @@ def rows_header(metas: list[dict[str, Any]]) -> str:
     line = header(max(metas, key=lambda meta: meta["date"]))
     cpus = Counter(meta["cpu"] for meta in metas)
     if len(cpus) > 1:
-        line += (" Rows per machine: " + ", ".join(f"{cpu} {n}" for cpu, n in cpus.items())
-                 + " (each row's JSON names its own).")
+        line += (
+            " Rows per machine: "
+            + ", ".join(f"{cpu} {n}" for cpu, n in cpus.items())
+            + " (each row's JSON names its own)."
+        )
     return line
 
 
 def throughput(history: list[dict[str, Any]]) -> dict[str, float]:
     """Median images/s over epochs (robust to epochs slowed by other jobs) and the total training seconds."""
     rates = sorted(r["images_per_s"] for r in history)
-    return {"images_per_s_median": rates[len(rates) // 2] if rates else 0.0,
-            "train_seconds": sum(r["epoch_seconds"] for r in history)}
+    return {
+        "images_per_s_median": rates[len(rates) // 2] if rates else 0.0,
+        "train_seconds": sum(r["epoch_seconds"] for r in history),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -134,8 +151,14 @@ def peak_rss_mb() -> float:
 
 def curve_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The per-epoch numbers the comparison figure plots, kept in metrics.jsonl form."""
-    return [{"epoch": r["epoch"], "unlabeled/subset1_fraction": r.get("unlabeled/subset1_fraction"),
-             **({"test": {"accuracy": r["test"]["accuracy"]}} if "test" in r else {})} for r in history]
+    return [
+        {
+            "epoch": r["epoch"],
+            "unlabeled/subset1_fraction": r.get("unlabeled/subset1_fraction"),
+            **({"test": {"accuracy": r["test"]["accuracy"]}} if "test" in r else {}),
+        }
+        for r in history
+    ]
 
 
 def run_row(result: Any, started: float) -> dict[str, Any]:
@@ -143,10 +166,17 @@ def run_row(result: Any, started: float) -> dict[str, Any]:
     (a `time.perf_counter()` reading): final EMA metrics, throughput, pseudo-label use, per-epoch curve."""
     last = result.history[-1]
     accs = [r["test"]["accuracy"] for r in result.history if "test" in r]
-    return {"minutes": (time.perf_counter() - started) / 60, "run_dir": str(result.run_dir),
-            "accuracy": result.final.accuracy, "mean_class_accuracy": result.final.mean_class_accuracy,
-            "macro_f1": result.final.macro_f1, "best_over_epochs_test_selected": max(accs),
-            "per_class_accuracy": result.final.per_class_accuracy, **throughput(result.history),
-            "subset1_fraction": last.get("unlabeled/subset1_fraction"),
-            "pseudo_label_accuracy_subset1": last.get("unlabeled/pseudo_label_accuracy_subset1"),
-            "thresholds": last.get("thresholds"), "history": curve_history(result.history)}
+    return {
+        "minutes": (time.perf_counter() - started) / 60,
+        "run_dir": str(result.run_dir),
+        "accuracy": result.final.accuracy,
+        "mean_class_accuracy": result.final.mean_class_accuracy,
+        "macro_f1": result.final.macro_f1,
+        "best_over_epochs_test_selected": max(accs),
+        "per_class_accuracy": result.final.per_class_accuracy,
+        **throughput(result.history),
+        "subset1_fraction": last.get("unlabeled/subset1_fraction"),
+        "pseudo_label_accuracy_subset1": last.get("unlabeled/pseudo_label_accuracy_subset1"),
+        "thresholds": last.get("thresholds"),
+        "history": curve_history(result.history),
+    }

@@ -44,8 +44,10 @@ from record import OUT, command, header, machine, peak_rss_mb, rows_header, writ
 
 SCALES: dict[str, tuple[str, list[str]]] = {
     "cpu": ("fer2013_ssl", []),
-    "r18": ("fer2013_ssl", ["model.arch=resnet18", "model.pretrained=none", "data.img_size=112",
-                            "train.batch_size=16"]),
+    "r18": (
+        "fer2013_ssl",
+        ["model.arch=resnet18", "model.pretrained=none", "data.img_size=112", "train.batch_size=16"],
+    ),
     "paper": ("adacm_rafdb_4000", []),
     "toy": ("fer2013_ssl", ["train.batch_size=8"]),
 }
@@ -104,8 +106,12 @@ class NetworkCalls:
         compiled, self.model._compiled_call_impl = self.model._compiled_call_impl, None  # record eagerly
 
         def hook(_module: Any, args: tuple, kwargs: dict, out: Any) -> None:
-            call = {"x": args[0].detach(), "kwargs": dict(kwargs), "grad": torch.is_grad_enabled(),
-                    "reached": [False] * (len(out) if isinstance(out, tuple) else 1)}
+            call = {
+                "x": args[0].detach(),
+                "kwargs": dict(kwargs),
+                "grad": torch.is_grad_enabled(),
+                "reached": [False] * (len(out) if isinstance(out, tuple) else 1),
+            }
             for i, tensor in enumerate(out if isinstance(out, tuple) else (out,)):
                 if tensor.requires_grad:
                     tensor.register_hook(lambda g, i=i, call=call: call["reached"].__setitem__(i, True))
@@ -162,8 +168,16 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
 
     method_name, overrides = CASES[case]
     preset, scale_overrides = SCALES[scale]
-    cfg = load_config(preset, [f"method.name={method_name}", *scale_overrides, *overrides,
-                               f"train.amp={PRECISIONS[precision]}", f"train.compile={compiled}"])
+    cfg = load_config(
+        preset,
+        [
+            f"method.name={method_name}",
+            *scale_overrides,
+            *overrides,
+            f"train.amp={PRECISIONS[precision]}",
+            f"train.compile={compiled}",
+        ],
+    )
     device = local_device("auto")
     torch.manual_seed(0)
     model = make_model(cfg, 7)
@@ -172,15 +186,25 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
     b_u = max(1, round(b_l * cfg.train.unlabeled_ratio))
     size = cfg.data.img_size
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp), method, model, TrainData(None, None, None), device,  # type: ignore[arg-type]
-                          progress=False)
+        trainer = Trainer(
+            cfg,
+            Path(tmp),
+            method,
+            model,
+            TrainData(None, None, None),
+            device,  # type: ignore[arg-type]
+            progress=False,
+        )
 
     def batch(n: int, kinds: tuple[str, ...]) -> Batch:
         raw = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
         views = [torch.stack([view(img) for img in raw]) for view in trainer._views(kinds)]
         fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
-        return Batch([v.to(device, memory_format=fmt) for v in views], torch.randint(0, 7, (n,), device=device),
-                     torch.randperm(POOL, device=device)[:n])
+        return Batch(
+            [v.to(device, memory_format=fmt) for v in views],
+            torch.randint(0, 7, (n,), device=device),
+            torch.randperm(POOL, device=device)[:n],
+        )
 
     labeled = batch(b_l, method.labeled_views)
     unlabeled = batch(b_u, method.unlabeled_views) if method.uses_unlabeled else None
@@ -230,25 +254,49 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()
     samples = b_l + (b_u if unlabeled else 0)
     step_spread, bound_spread = spread(steps), spread(bounds)
-    return {"toolkit": "official style" if "official" in case else "semifer", "method": case, "scale": scale,
-            "precision": precision, "compile": compiled, "labeled": b_l, "unlabeled": b_u if unlabeled else 0,
-            "images_per_step": sum(len(v) for v in images), "network_calls": len(calls.calls),
-            "step_seconds_median": step_spread["median"], "step_seconds_iqr": step_spread["iqr"],
-            "bound_seconds_median": bound_spread["median"], "bound_seconds_iqr": bound_spread["iqr"],
-            "ratio_median": spread(ratios)["median"], "ratio_q1": spread(ratios)["q1"],
-            "ratio_q3": spread(ratios)["q3"], "step_seconds": steps, "bound_seconds": bounds,
-            "warmup_seconds": warmup_seconds, "samples_per_s": samples / step_spread["median"],
-            "bound_samples_per_s": samples / bound_spread["median"], "peak_mem_mb": peak,
-            "peak_mem_kind": "cuda allocated" if device.type == "cuda" else "process peak RSS (VmHWM)",
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
-            "autocast": str(dtype).removeprefix("torch.") if dtype else "none", "host_syncs_per_step": syncs}
+    return {
+        "toolkit": "official style" if "official" in case else "semifer",
+        "method": case,
+        "scale": scale,
+        "precision": precision,
+        "compile": compiled,
+        "labeled": b_l,
+        "unlabeled": b_u if unlabeled else 0,
+        "images_per_step": sum(len(v) for v in images),
+        "network_calls": len(calls.calls),
+        "step_seconds_median": step_spread["median"],
+        "step_seconds_iqr": step_spread["iqr"],
+        "bound_seconds_median": bound_spread["median"],
+        "bound_seconds_iqr": bound_spread["iqr"],
+        "ratio_median": spread(ratios)["median"],
+        "ratio_q1": spread(ratios)["q1"],
+        "ratio_q3": spread(ratios)["q3"],
+        "step_seconds": steps,
+        "bound_seconds": bounds,
+        "warmup_seconds": warmup_seconds,
+        "samples_per_s": samples / step_spread["median"],
+        "bound_samples_per_s": samples / bound_spread["median"],
+        "peak_mem_mb": peak,
+        "peak_mem_kind": "cuda allocated" if device.type == "cuda" else "process peak RSS (VmHWM)",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "autocast": str(dtype).removeprefix("torch.") if dtype else "none",
+        "host_syncs_per_step": syncs,
+    }
 
 
 def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
     """Rows of another run replace only the same case on the same torch (a venv run adds its own rows);
     rows from before the precision and compile columns were fp32 and eager."""
-    return (row["scale"], row["toolkit"], row["method"], row["torch"], row.get("precision", "fp32"),
-            bool(row.get("compile")))
+    return (
+        row["scale"],
+        row["toolkit"],
+        row["method"],
+        row["torch"],
+        row.get("precision", "fp32"),
+        bool(row.get("compile")),
+    )
 
 
 def main() -> None:
@@ -256,8 +304,13 @@ def main() -> None:
     parser.add_argument("--scales", nargs="+", default=["cpu", "r18"], choices=list(SCALES))
     parser.add_argument("--cases", nargs="+", default=["supervised", "fixmatch", "adacm"], choices=list(CASES))
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
-    parser.add_argument("--compile", nargs="+", default=["off"], choices=["off", "on"],
-                        help="eager, compiled or both (compiled rows spend their compilation in the warm-up)")
+    parser.add_argument(
+        "--compile",
+        nargs="+",
+        default=["off"],
+        choices=["off", "on"],
+        help="eager, compiled or both (compiled rows spend their compilation in the warm-up)",
+    )
     parser.add_argument("--reps", type=int, default=10, help="timed step + bound repetitions")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch threads of the children (default: torch's own)")
@@ -288,8 +341,9 @@ def main() -> None:
                         if "official" in case and (precision != "fp32" or compiled == "on"):
                             continue  # the authors' code: fp32, eager
                         row = {**child(args, scale, case, precision, compiled), **meta}
-                        kept = [r for r in blob["rows"]
-                                if row_key(r) != row_key(row) and r["toolkit"] != "bare network"]
+                        kept = [
+                            r for r in blob["rows"] if row_key(r) != row_key(row) and r["toolkit"] != "bare network"
+                        ]
                         blob = {**meta, "rows": [*kept, row]}
                         path.write_text(json.dumps(blob, indent=1))  # after every row: a cut-off run keeps them
     # USB's rows (usb_peer.py --speed) belong with this repository's own table only.
@@ -302,15 +356,30 @@ def main() -> None:
 
 
 def child(args: argparse.Namespace, scale: str, case: str, precision: str, compiled: str) -> dict[str, Any]:
-    cmd = [args.python, __file__, "--child", scale, case, precision, compiled, "--reps", str(args.reps),
-           "--warmup", str(args.warmup), *(["--threads", str(args.threads)] if args.threads else [])]
+    cmd = [
+        args.python,
+        __file__,
+        "--child",
+        scale,
+        case,
+        precision,
+        compiled,
+        "--reps",
+        str(args.reps),
+        "--warmup",
+        str(args.warmup),
+        *(["--threads", str(args.threads)] if args.threads else []),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if out.returncode:
         sys.exit(f"{scale} {case} {precision} compile={compiled} failed:\n{out.stderr[-3000:]}")
     row = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{scale:5s} {case:28s} {precision} compile={compiled:3s} step {1000 * row['step_seconds_median']:8.1f} ms "
-          f"bound {1000 * row['bound_seconds_median']:8.1f} ms  ratio {row['ratio_median']:.2f} "
-          f"[{row['ratio_q1']:.2f}, {row['ratio_q3']:.2f}]  warm-up {row['warmup_seconds']:.0f} s", flush=True)
+    print(
+        f"{scale:5s} {case:28s} {precision} compile={compiled:3s} step {1000 * row['step_seconds_median']:8.1f} ms "
+        f"bound {1000 * row['bound_seconds_median']:8.1f} ms  ratio {row['ratio_median']:.2f} "
+        f"[{row['ratio_q1']:.2f}, {row['ratio_q3']:.2f}]  warm-up {row['warmup_seconds']:.0f} s",
+        flush=True,
+    )
     return row
 
 
@@ -324,18 +393,26 @@ def ms(seconds: float, iqr: float | None = None) -> str:
 
 def table(blob: dict[str, Any], usb: list[dict[str, Any]]) -> str:
     rows = [r for r in blob["rows"] if r["toolkit"] != "bare network"]
-    fp32 = {(r["scale"], r["toolkit"], r["method"], r["torch"], bool(r.get("compile"))): r for r in rows
-            if r.get("precision", "fp32") == "fp32"}
-    eager = {(r["scale"], r["toolkit"], r["method"], r["torch"], r.get("precision", "fp32")): r for r in rows
-             if not r.get("compile")}
+    fp32 = {
+        (r["scale"], r["toolkit"], r["method"], r["torch"], bool(r.get("compile"))): r
+        for r in rows
+        if r.get("precision", "fp32") == "fp32"
+    }
+    eager = {
+        (r["scale"], r["toolkit"], r["method"], r["torch"], r.get("precision", "fp32")): r
+        for r in rows
+        if not r.get("compile")
+    }
     interleaved = [r for r in rows if "bound_seconds_median" in r]
     earlier = [r for r in rows if "bound_seconds_median" not in r]
     commands = sorted({r["command"] for r in interleaved})
     meta = max((r["machine"] for r in interleaved), key=lambda m: m["date"], default=blob.get("machine"))
     lines = [
-        "### Training-step speed against its bound", "",
+        "### Training-step speed against its bound",
+        "",
         "Commands: " + "; ".join(f"`{c}`" for c in commands) + ".",
-        header(meta) if meta else "", "",
+        header(meta) if meta else "",
+        "",
         "Step = the trainer's whole iteration on pre-built batches (forward passes, losses, backward, optimizer, "
         "EMA). Bound = the bare network replaying the step's own network calls on the same tensors, memory "
         "format, autocast dtype, compiled network and threads, back-propagating through the outputs the "
@@ -344,7 +421,8 @@ def table(blob: dict[str, Any], usb: list[dict[str, Any]]) -> str:
         "[first, third quartile]. samples/s = labeled + unlabeled images per step / median step. x fp32 = "
         "step speed-up over the fp32 row with the same compile setting; x eager = over the eager row of the "
         "same precision. cpu = small CNN, 48 px, 64 + 64; r18 = ResNet-18, 112 px, 16 + 16; paper = ResNet-18, "
-        "224 px, 16 + 16. Peak memory on CPU is the child process's peak RSS (VmHWM).", "",
+        "224 px, 16 + 16. Peak memory on CPU is the child process's peak RSS (VmHWM).",
+        "",
         "| scale | method | precision | compile | images per step | step ms | bound ms | ratio to bound | "
         "samples/s | x fp32 | x eager | warm-up s | peak MB | threads | device |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -359,15 +437,17 @@ def table(blob: dict[str, Any], usb: list[dict[str, Any]]) -> str:
             f"{r['images_per_step']} | {ms(r['step_seconds_median'], r['step_seconds_iqr'])} | "
             f"{ms(r['bound_seconds_median'], r['bound_seconds_iqr'])} | {r['ratio_median']:.2f} "
             f"[{r['ratio_q1']:.2f}, {r['ratio_q3']:.2f}] | {rate(r['samples_per_s'])} | {up} | {up_c} | "
-            f"{r['warmup_seconds']:.0f} | {r['peak_mem_mb']:.0f} | {r['threads']} | {r['device']} |")
+            f"{r['warmup_seconds']:.0f} | {r['peak_mem_mb']:.0f} | {r['threads']} | {r['device']} |"
+        )
     older = [*earlier, *usb]
     lines += [
-        "", "Step times without a bound (fp32, eager; these runs did not time the bound in the same process, "
+        "",
+        "Step times without a bound (fp32, eager; these runs did not time the bound in the same process, "
         "so no ratio is shown). USB's rows come from `usb_peer.py --speed`; semifer's rows with the same torch "
         "ran in the same venv.",
         rows_header([r["machine"] for r in older if "machine" in r]) if older else "",
-        "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in older if "command" in r))
-        + ".", "",
+        "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in older if "command" in r)) + ".",
+        "",
         "| scale | toolkit | method | images per step | step ms | samples/s | peak MB | torch |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -375,9 +455,11 @@ def table(blob: dict[str, Any], usb: list[dict[str, Any]]) -> str:
     for r in older:
         # A peer's row counts its images its own way; the same algorithm feeds the same tensors as semifer's.
         images = views.get((r["scale"], r["method"], r["torch"])) or r.get("images_per_step") or "-"
-        lines.append(f"| {r['scale']} | {r['toolkit']} | {r['method']} | {images} | "
-                     f"{ms(r['step_seconds_median'])} | {rate(r['samples_per_s'])} | {r['peak_mem_mb']:.0f} | "
-                     f"{r['torch']} |")
+        lines.append(
+            f"| {r['scale']} | {r['toolkit']} | {r['method']} | {images} | "
+            f"{ms(r['step_seconds_median'])} | {rate(r['samples_per_s'])} | {r['peak_mem_mb']:.0f} | "
+            f"{r['torch']} |"
+        )
     raw = "`benchmarks/out/step_speed.json`" + (", `benchmarks/out/usb_speed.json`" if usb else "")
     lines += ["", f"Raw numbers: {raw}."]
     return "\n".join(lines)

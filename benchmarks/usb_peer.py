@@ -96,18 +96,48 @@ TOOLKIT = "USB (semilearn 0.3.2)"
 TORCH_PINS = ("torch==2.9.1", "torchvision==0.24.1", "torchaudio==2.9.1")
 # What `import semilearn` and its CV algorithms import (its metadata also lists aim and wandb, see
 # `stand_in_trackers`), then what semifer needs beyond them. ruamel.yaml < 0.18 keeps USB's YAML config reader.
-USB_DEPS = ("matplotlib==3.11.2", "numpy==2.4.6", "pillow==13.0.0", "progress==1.6.1", "ruamel.yaml==0.17.40",
-            "scikit-image==0.26.0", "scikit-learn==1.9.1", "scipy==1.17.1", "tensorboard==2.21.0", "timm==1.0.31",
-            "tqdm==4.70.1", "transformers==5.23.0")
+USB_DEPS = (
+    "matplotlib==3.11.2",
+    "numpy==2.4.6",
+    "pillow==13.0.0",
+    "progress==1.6.1",
+    "ruamel.yaml==0.17.40",
+    "scikit-image==0.26.0",
+    "scikit-learn==1.9.1",
+    "scipy==1.17.1",
+    "tensorboard==2.21.0",
+    "timm==1.0.31",
+    "tqdm==4.70.1",
+    "transformers==5.23.0",
+)
 SEMIFER_DEPS = ("pyyaml==6.0.3", "safetensors==0.8.0")
 ACCURACY_METHODS = ("fixmatch", "flexmatch")
 SPEED_METHODS = ("fixmatch", "flexmatch", "mixmatch", "remixmatch", "pseudolabel")
 SEMIFER_PEERS = ("fixmatch", "flexmatch", "adacm")
 USB_CROP_RATIO = 0.875
 # The USB settings a result records (what the preset fixes, and the algorithm's own knobs).
-USB_KEYS = ("epoch", "num_train_iter", "batch_size", "uratio", "optim", "lr", "momentum", "weight_decay", "ema_m",
-            "ulb_loss_ratio", "p_cutoff", "T", "hard_label", "thresh_warmup", "use_cat", "amp", "img_size",
-            "crop_ratio", "num_workers", "seed")
+USB_KEYS = (
+    "epoch",
+    "num_train_iter",
+    "batch_size",
+    "uratio",
+    "optim",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "ema_m",
+    "ulb_loss_ratio",
+    "p_cutoff",
+    "T",
+    "hard_label",
+    "thresh_warmup",
+    "use_cat",
+    "amp",
+    "img_size",
+    "crop_ratio",
+    "num_workers",
+    "seed",
+)
 
 
 def ensure_venv(path: Path) -> Path:
@@ -136,8 +166,9 @@ class USBNet(nn.Module):
         self.net = net
         self.num_features = net.head.in_features
 
-    def forward(self, x: torch.Tensor, only_fc: bool = False, only_feat: bool = False,
-                **kwargs: Any) -> torch.Tensor | dict[str, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, only_fc: bool = False, only_feat: bool = False, **kwargs: Any
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
         if only_fc:
             return self.net.head(x)
         feat = self.net.embed(x)
@@ -178,9 +209,18 @@ def seed_like_usb(seed: int) -> None:
 
 def semifer_config(method: str, epochs: int, iters: int, seed: int) -> Config:
     """The `fer2013_ssl` preset as semifer's rows ran it (training settings, small_cnn with a plain head)."""
-    return load_config("fer2013_ssl", [f"method.name={method}", "model.pretrained=none", "model.dropout=0",
-                                        "model.l2norm=false",
-                                       f"train.epochs={epochs}", f"train.iters_per_epoch={iters}", f"seed={seed}"])
+    return load_config(
+        "fer2013_ssl",
+        [
+            f"method.name={method}",
+            "model.pretrained=none",
+            "model.dropout=0",
+            "model.l2norm=false",
+            f"train.epochs={epochs}",
+            f"train.iters_per_epoch={iters}",
+            f"seed={seed}",
+        ],
+    )
 
 
 def usb_config(method: str, cfg: Config, num_labels: int, workers: int, gpu: int | None) -> argparse.Namespace:
@@ -192,17 +232,48 @@ def usb_config(method: str, cfg: Config, num_labels: int, workers: int, gpu: int
         raise ValueError("USB's optimiser is Nesterov SGD with an integer uratio; the preset must match that")
     budget = f"{tc.epochs}x{tc.iters_per_epoch}"
     options: dict[str, Any] = {
-        "algorithm": method, "net": f"semifer_{cfg.model.arch}", "use_pretrain": False, "pretrain_path": "",
-        "save_dir": str(RUN_DIR), "save_name": f"{method}-{budget}", "overwrite": True, "resume": False,
-        "epoch": tc.epochs, "num_train_iter": tc.epochs * tc.iters_per_epoch, "num_warmup_iter": 0,
-        "num_eval_iter": tc.iters_per_epoch * tc.eval_every, "num_log_iter": max(1, tc.iters_per_epoch // 3),
-        "batch_size": tc.batch_size, "uratio": round(tc.unlabeled_ratio), "eval_batch_size": tc.eval_batch_size,
-        "ema_m": tc.ema, "ulb_loss_ratio": 1.0, "optim": "SGD", "lr": tc.lr, "momentum": tc.momentum,
-        "weight_decay": tc.weight_decay, "layer_decay": 1.0, "use_cat": True, "amp": False, "clip_grad": 0.0,
-        "dataset": "fer2013", "num_classes": 7, "num_labels": num_labels, "train_sampler": "RandomSampler",
-        "num_workers": workers, "include_lb_to_ulb": False, "img_size": cfg.data.img_size,
-        "crop_ratio": USB_CROP_RATIO, "seed": cfg.seed, "gpu": gpu, "world_size": 1, "rank": 0,
-        "distributed": False, "multiprocessing_distributed": False, "use_tensorboard": False, "use_wandb": False,
+        "algorithm": method,
+        "net": f"semifer_{cfg.model.arch}",
+        "use_pretrain": False,
+        "pretrain_path": "",
+        "save_dir": str(RUN_DIR),
+        "save_name": f"{method}-{budget}",
+        "overwrite": True,
+        "resume": False,
+        "epoch": tc.epochs,
+        "num_train_iter": tc.epochs * tc.iters_per_epoch,
+        "num_warmup_iter": 0,
+        "num_eval_iter": tc.iters_per_epoch * tc.eval_every,
+        "num_log_iter": max(1, tc.iters_per_epoch // 3),
+        "batch_size": tc.batch_size,
+        "uratio": round(tc.unlabeled_ratio),
+        "eval_batch_size": tc.eval_batch_size,
+        "ema_m": tc.ema,
+        "ulb_loss_ratio": 1.0,
+        "optim": "SGD",
+        "lr": tc.lr,
+        "momentum": tc.momentum,
+        "weight_decay": tc.weight_decay,
+        "layer_decay": 1.0,
+        "use_cat": True,
+        "amp": False,
+        "clip_grad": 0.0,
+        "dataset": "fer2013",
+        "num_classes": 7,
+        "num_labels": num_labels,
+        "train_sampler": "RandomSampler",
+        "num_workers": workers,
+        "include_lb_to_ulb": False,
+        "img_size": cfg.data.img_size,
+        "crop_ratio": USB_CROP_RATIO,
+        "seed": cfg.seed,
+        "gpu": gpu,
+        "world_size": 1,
+        "rank": 0,
+        "distributed": False,
+        "multiprocessing_distributed": False,
+        "use_tensorboard": False,
+        "use_wandb": False,
         "use_aim": False,
     }
     if method in ACCURACY_METHODS:
@@ -221,8 +292,13 @@ def face_arrays(faces: FaceSet) -> tuple[np.ndarray, np.ndarray]:
     return images, faces.labels
 
 
-def peer_algorithm(config: argparse.Namespace, cfg: Config, data: dict[str, tuple[np.ndarray, np.ndarray]],
-                   semifer_schedule: bool, pool_size: int | None = None) -> Any:
+def peer_algorithm(
+    config: argparse.Namespace,
+    cfg: Config,
+    data: dict[str, tuple[np.ndarray, np.ndarray]],
+    semifer_schedule: bool,
+    pool_size: int | None = None,
+) -> Any:
     """USB's `config.algorithm`, fed the split's images through its dataset hook and semifer's net through its
     builder. `pool_size` sizes FlexMatch's per-image state when only a few images are given (throughput)."""
     from semilearn import BasicDataset
@@ -233,8 +309,11 @@ def peer_algorithm(config: argparse.Namespace, cfg: Config, data: dict[str, tupl
 
     size = config.img_size
     pad = int(size * (1 - config.crop_ratio))
-    crop = [transforms.Resize(size), transforms.RandomCrop(size, padding=pad, padding_mode="reflect"),
-            transforms.RandomHorizontalFlip()]
+    crop = [
+        transforms.Resize(size),
+        transforms.RandomCrop(size, padding=pad, padding_mode="reflect"),
+        transforms.RandomHorizontalFlip(),
+    ]
     norm = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     weak = transforms.Compose([*crop, *norm])
     strong = transforms.Compose([*crop, RandAugment(3, 5), *norm])
@@ -262,13 +341,21 @@ def peer_algorithm(config: argparse.Namespace, cfg: Config, data: dict[str, tupl
             seconds = time.perf_counter() - self.started - (algorithm.off_clock - self.off)
             args, log = algorithm.args, algorithm.log_dict
             images = (algorithm.it - self.first) * args.batch_size * (1 + args.uratio)
-            record = {"epoch": algorithm.epoch + 1, "step": algorithm.it, "epoch_seconds": seconds,
-                      "images_per_s": images / max(seconds, 1e-9), "lr": algorithm.optimizer.param_groups[0]["lr"],
-                      "train/total_loss": log.get("train/total_loss"),
-                      "mask_rate": statistics.fmean(self.masks) if self.masks else None}
+            record = {
+                "epoch": algorithm.epoch + 1,
+                "step": algorithm.it,
+                "epoch_seconds": seconds,
+                "images_per_s": images / max(seconds, 1e-9),
+                "lr": algorithm.optimizer.param_groups[0]["lr"],
+                "train/total_loss": log.get("train/total_loss"),
+                "mask_rate": statistics.fmean(self.masks) if self.masks else None,
+            }
             if "eval/top-1-acc" in log:
-                record["test"] = {"accuracy": log["eval/top-1-acc"], "mean_class_accuracy": log["eval/balanced_acc"],
-                                  "macro_f1": log["eval/F1"]}
+                record["test"] = {
+                    "accuracy": log["eval/top-1-acc"],
+                    "mean_class_accuracy": log["eval/balanced_acc"],
+                    "macro_f1": log["eval/F1"],
+                }
             self.history.append(record)
 
     class Peer(name2alg[config.algorithm]):  # type: ignore[misc,valid-type]
@@ -281,9 +368,12 @@ def peer_algorithm(config: argparse.Namespace, cfg: Config, data: dict[str, tupl
             self.args.lb_dest_len = len(lb_x)
             self.args.ulb_dest_len = pool_size or len(ulb_x)
             alg, n = self.args.algorithm, self.num_classes
-            return {"train_lb": BasicDataset(alg, lb_x, lb_y, n, weak, is_ulb=False),
-                    "train_ulb": BasicDataset(alg, ulb_x, None, n, weak, is_ulb=True, strong_transform=strong),
-                    "eval": BasicDataset(alg, test_x, test_y, n, test, is_ulb=False), "test": None}
+            return {
+                "train_lb": BasicDataset(alg, lb_x, lb_y, n, weak, is_ulb=False),
+                "train_ulb": BasicDataset(alg, ulb_x, None, n, weak, is_ulb=True, strong_transform=strong),
+                "eval": BasicDataset(alg, test_x, test_y, n, test, is_ulb=False),
+                "test": None,
+            }
 
         def set_optimizer(self) -> tuple[torch.optim.Optimizer, Any]:
             optimizer, scheduler = super().set_optimizer()
@@ -324,8 +414,11 @@ def train_worker(args: argparse.Namespace) -> dict[str, Any]:
     cfg = semifer_config(method, args.epochs, args.iters, args.seed)
     pool = load_dataset(f"fer2013:{args.csv}?split=Training")
     labeled, unlabeled = apply_split(pool, Split.load(args.split_file))
-    data = {"labeled": face_arrays(labeled), "unlabeled": face_arrays(unlabeled),
-            "test": face_arrays(load_dataset(f"fer2013:{args.csv}?split=PublicTest"))}
+    data = {
+        "labeled": face_arrays(labeled),
+        "unlabeled": face_arrays(unlabeled),
+        "test": face_arrays(load_dataset(f"fer2013:{args.csv}?split=PublicTest")),
+    }
     config = usb_config(method, cfg, len(labeled), args.workers, gpu)
     seed_like_usb(cfg.seed)
     algorithm = peer_algorithm(config, cfg, data, not args.usb_schedule)
@@ -338,10 +431,15 @@ def train_worker(args: argparse.Namespace) -> dict[str, Any]:
     per_class = recall_score(truth, predicted, labels=list(range(7)), average=None, zero_division=0)
     history = algorithm.hooks_dict["EpochClock"].history
     result: dict[str, Any] = {
-        "accuracy": final["eval/top-1-acc"], "mean_class_accuracy": final["eval/balanced_acc"],
-        "macro_f1": final["eval/F1"], "per_class_accuracy": dict(zip(CANONICAL, per_class.tolist(), strict=False)),
-        "minutes": minutes, "history": history, "mask_rate": history[-1]["mask_rate"],
-        "unlabeled": len(unlabeled), "device": "cpu" if gpu is None else torch.cuda.get_device_name(gpu),
+        "accuracy": final["eval/top-1-acc"],
+        "mean_class_accuracy": final["eval/balanced_acc"],
+        "macro_f1": final["eval/F1"],
+        "per_class_accuracy": dict(zip(CANONICAL, per_class.tolist(), strict=False)),
+        "minutes": minutes,
+        "history": history,
+        "mask_rate": history[-1]["mask_rate"],
+        "unlabeled": len(unlabeled),
+        "device": "cpu" if gpu is None else torch.cuda.get_device_name(gpu),
         "usb_config": {k: getattr(config, k) for k in USB_KEYS if hasattr(config, k)},
     }
     if method == "flexmatch":
@@ -379,32 +477,55 @@ def speed_worker(args: argparse.Namespace) -> dict[str, Any]:
         if gpu is not None:
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - started)
-    step = statistics.median(seconds[args.warmup:])
+    step = statistics.median(seconds[args.warmup :])
     images = config.batch_size * (1 + config.uratio)
-    return {"step_seconds_median": step, "samples_per_s": images / step, "images_per_step": images,
-            "peak_mem_mb": peak_rss_mb(),
-            "rss_before_steps_mb": rss_before, "step_seconds": seconds, "warmup": args.warmup, "steps": args.steps,
-            "scale": "cpu" if gpu is None else "gpu"}
+    return {
+        "step_seconds_median": step,
+        "samples_per_s": images / step,
+        "images_per_step": images,
+        "peak_mem_mb": peak_rss_mb(),
+        "rss_before_steps_mb": rss_before,
+        "step_seconds": seconds,
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "scale": "cpu" if gpu is None else "gpu",
+    }
 
 
 def worker(args: argparse.Namespace) -> None:
     stand_in_trackers()
     result = train_worker(args) if args.worker == "train" else speed_worker(args)
-    result.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                  python=sys.version.split()[0])
+    result.update(torch=torch.__version__, torch_threads=torch.get_num_threads(), python=sys.version.split()[0])
     Path(args.result).write_text(json.dumps(result, indent=1))
 
 
 # ----------------------------------------------------------------------------------- driver (system python)
-def run_worker(python: Path, mode: str, method: str, args: argparse.Namespace, extra: list[str],
-               log: Path) -> dict[str, Any] | None:
+def run_worker(
+    python: Path, mode: str, method: str, args: argparse.Namespace, extra: list[str], log: Path
+) -> dict[str, Any] | None:
     """Run one worker in the USB venv (its output to `log`); its result, or None when it failed."""
     result = log.with_suffix(".json")
     result.unlink(missing_ok=True)
-    cmd = [str(python), str(Path(__file__).resolve()), "--worker", mode, "--methods", method,
-           "--epochs", str(args.epochs), "--iters", str(args.iters), "--seed", str(args.seed),
-           "--workers", str(args.workers), "--result", str(result), *extra,
-           *(["--usb-schedule"] if args.usb_schedule else [])]
+    cmd = [
+        str(python),
+        str(Path(__file__).resolve()),
+        "--worker",
+        mode,
+        "--methods",
+        method,
+        "--epochs",
+        str(args.epochs),
+        "--iters",
+        str(args.iters),
+        "--seed",
+        str(args.seed),
+        "--workers",
+        str(args.workers),
+        "--result",
+        str(result),
+        *extra,
+        *(["--usb-schedule"] if args.usb_schedule else []),
+    ]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, check=False)
@@ -413,8 +534,13 @@ def run_worker(python: Path, mode: str, method: str, args: argparse.Namespace, e
 
 def worker_meta(result: dict[str, Any]) -> dict[str, Any]:
     """The machine as this driver sees it, with the worker's torch and threads (the venv's, not the driver's)."""
-    return {**machine(), "torch": result["torch"], "torch_threads": result["torch_threads"],
-            "python": result["python"], "venv": str(VENV.relative_to(ROOT))}
+    return {
+        **machine(),
+        "torch": result["torch"],
+        "torch_threads": result["torch_threads"],
+        "python": result["python"],
+        "venv": str(VENV.relative_to(ROOT)),
+    }
 
 
 def last_line(log: Path) -> str:
@@ -431,17 +557,31 @@ def accuracy(args: argparse.Namespace, python: Path, csv: Path, split_file: Path
         if result is None:
             raise SystemExit(f"USB {method} failed ({last_line(log)}); log: {log}")
         history = result["history"]
-        row = {"method": label, "toolkit": TOOLKIT, "budget": budget, "labels": args.labels, "seed": args.seed,
-               "accuracy": result["accuracy"], "mean_class_accuracy": result["mean_class_accuracy"],
-               "macro_f1": result["macro_f1"], "per_class_accuracy": result["per_class_accuracy"],
-               "best_over_epochs_test_selected": max(r["test"]["accuracy"] for r in history if "test" in r),
-               "minutes": result["minutes"],
-               "images_per_s_median": statistics.median(r["images_per_s"] for r in history),
-               "train_seconds": sum(r["epoch_seconds"] for r in history), "mask_rate": result["mask_rate"],
-               "thresholds": result.get("thresholds"), "unlabeled": result["unlabeled"],
-               "device": result["device"], "torch": result["torch"], "usb_config": result["usb_config"],
-               "history": history, "command": command(), "log": str(log.relative_to(ROOT)),
-               "machine": worker_meta(result)}
+        row = {
+            "method": label,
+            "toolkit": TOOLKIT,
+            "budget": budget,
+            "labels": args.labels,
+            "seed": args.seed,
+            "accuracy": result["accuracy"],
+            "mean_class_accuracy": result["mean_class_accuracy"],
+            "macro_f1": result["macro_f1"],
+            "per_class_accuracy": result["per_class_accuracy"],
+            "best_over_epochs_test_selected": max(r["test"]["accuracy"] for r in history if "test" in r),
+            "minutes": result["minutes"],
+            "images_per_s_median": statistics.median(r["images_per_s"] for r in history),
+            "train_seconds": sum(r["epoch_seconds"] for r in history),
+            "mask_rate": result["mask_rate"],
+            "thresholds": result.get("thresholds"),
+            "unlabeled": result["unlabeled"],
+            "device": result["device"],
+            "torch": result["torch"],
+            "usb_config": result["usb_config"],
+            "history": history,
+            "command": command(),
+            "log": str(log.relative_to(ROOT)),
+            "machine": worker_meta(result),
+        }
         path = OUT / "usb_peer.json"
         blob = json.loads(path.read_text()) if path.exists() else {"rows": []}
         blob["rows"] = [r for r in blob["rows"] if not (r["method"] == label and r["budget"] == budget)]
@@ -463,21 +603,46 @@ def speed(args: argparse.Namespace, python: Path, csv: Path, split_file: Path) -
     blob = json.loads(path.read_text()) if path.exists() else {"rows": [], "failed": []}
     for method in args.methods:
         log = RUN_DIR / "logs" / f"speed-{method}.log"
-        extra = ["--batches", str(batches), "--pool-size", str(len(unlabeled)),
-                 "--warmup", str(args.warmup), "--steps", str(args.steps)]
+        extra = [
+            "--batches",
+            str(batches),
+            "--pool-size",
+            str(len(unlabeled)),
+            "--warmup",
+            str(args.warmup),
+            "--steps",
+            str(args.steps),
+        ]
         result = run_worker(python, "speed", method, args, extra, log)
         blob["failed"] = [f for f in blob.get("failed", []) if f["method"] != method]
         if result is None:
-            blob["failed"].append({"toolkit": TOOLKIT, "method": method, "error": last_line(log),
-                                   "log": str(log.relative_to(ROOT))})
+            blob["failed"].append(
+                {"toolkit": TOOLKIT, "method": method, "error": last_line(log), "log": str(log.relative_to(ROOT))}
+            )
         else:
-            row = {"toolkit": TOOLKIT, "method": method, "scale": result["scale"],
-                   "step_seconds_median": result["step_seconds_median"], "samples_per_s": result["samples_per_s"],
-                   "peak_mem_mb": result["peak_mem_mb"], "torch": result["torch"],
-                   **{k: result[k] for k in ("images_per_step", "rss_before_steps_mb", "step_seconds", "warmup",
-                                             "steps", "torch_threads")},
-                   "timed": "train_step + ParamUpdateHook (backward, SGD, scheduler) + EMAHook; data loading excluded",
-                   "command": command(), "machine": worker_meta(result)}
+            row = {
+                "toolkit": TOOLKIT,
+                "method": method,
+                "scale": result["scale"],
+                "step_seconds_median": result["step_seconds_median"],
+                "samples_per_s": result["samples_per_s"],
+                "peak_mem_mb": result["peak_mem_mb"],
+                "torch": result["torch"],
+                **{
+                    k: result[k]
+                    for k in (
+                        "images_per_step",
+                        "rss_before_steps_mb",
+                        "step_seconds",
+                        "warmup",
+                        "steps",
+                        "torch_threads",
+                    )
+                },
+                "timed": "train_step + ParamUpdateHook (backward, SGD, scheduler) + EMAHook; data loading excluded",
+                "command": command(),
+                "machine": worker_meta(result),
+            }
             blob["rows"] = [r for r in blob["rows"] if not (r["method"] == method and r["scale"] == row["scale"])]
             blob["rows"].append(row)
         save_json("usb_speed", blob)
@@ -490,7 +655,8 @@ def table(blob: dict[str, Any], labels: int) -> str:
     usb_rows = [r for r in blob["rows"] if r["labels"] == labels]
     schedule = "semifer's cosine 0.5 (1 + cos pi t) (rows tagged USB cosine: USB's cos(7 pi t / 16))"
     lines = [
-        f"### USB as a peer: FixMatch and FlexMatch on FER2013, {labels} labels (CPU scale)", "",
+        f"### USB as a peer: FixMatch and FlexMatch on FER2013, {labels} labels (CPU scale)",
+        "",
         f"USB rows: {header(usb_rows[-1]['machine'])}" if usb_rows else "No USB rows yet.",
         "Microsoft's USB (`semilearn` 0.3.2, its algorithms, data pipeline, EMA and training loop, in its own venv) "
         "on the protocol of the FER2013 SSL table (`benchmarks/fer2013_ssl.py`): the same split file, PublicTest, "
@@ -513,24 +679,31 @@ def table(blob: dict[str, Any], labels: int) -> str:
         return entry[1]["method"]
 
     for budget in sorted({r["budget"] for r in usb_rows}):
-        peers = [("semifer", r, r.get("subset1_fraction")) for r in semifer_rows
-                 if r["budget"] == budget and r["method"].split(" (")[0] in SEMIFER_PEERS]
+        peers = [
+            ("semifer", r, r.get("subset1_fraction"))
+            for r in semifer_rows
+            if r["budget"] == budget and r["method"].split(" (")[0] in SEMIFER_PEERS
+        ]
         ours = [("USB", r, r.get("mask_rate")) for r in usb_rows if r["budget"] == budget]
         for toolkit, r, mask in sorted(peers, key=by_method) + sorted(ours, key=by_method):
             lines.append(
                 f"| {toolkit} | {r['method']} | {r['budget']} | {pct(r['accuracy'])} | "
                 f"{pct(r['mean_class_accuracy'])} | {pct(r['macro_f1'])} | "
                 f"{pct(r.get('best_over_epochs_test_selected'))} | {pct(mask)} | {r['images_per_s_median']:.0f} | "
-                f"{r['minutes']:.1f} | {r.get('torch') or r['machine']['torch']} | `{r['command']}` |")
-    lines += ["", f"Raw numbers: `benchmarks/out/usb_peer.json` (USB), `benchmarks/out/fer2013_ssl_{labels}.json` "
-              "(semifer)."]
+                f"{r['minutes']:.1f} | {r.get('torch') or r['machine']['torch']} | `{r['command']}` |"
+            )
+    lines += [
+        "",
+        f"Raw numbers: `benchmarks/out/usb_peer.json` (USB), `benchmarks/out/fer2013_ssl_{labels}.json` (semifer).",
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", help=f"default: {' '.join(ACCURACY_METHODS)} "
-                        f"(with --speed: {' '.join(SPEED_METHODS)})")
+    parser.add_argument(
+        "--methods", nargs="+", help=f"default: {' '.join(ACCURACY_METHODS)} (with --speed: {' '.join(SPEED_METHODS)})"
+    )
     parser.add_argument("--labels", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--iters", type=int, default=60)

@@ -75,16 +75,34 @@ def run_candidate(args: argparse.Namespace, candidate: str, seed: int) -> dict:
     split = [int(t.partition("=")[2]) for t in tokens if t.startswith("stage1_epochs=")]
     settings = [t for t in tokens if not t.startswith("stage1_epochs=")]
     tag = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in candidate)
-    result, _ = train_stages(args.method, seed, args.labels, args.epochs, args.iters, args.out_dir,
-                             lambda stage: f"{args.name}-{stage}-{tag}-seed{seed}", [f"data.val={args.val}", *settings],
-                             start_file, split[-1] if split else None)
+    result, _ = train_stages(
+        args.method,
+        seed,
+        args.labels,
+        args.epochs,
+        args.iters,
+        args.out_dir,
+        lambda stage: f"{args.name}-{stage}-{tag}-seed{seed}",
+        [f"data.val={args.val}", *settings],
+        start_file,
+        split[-1] if split else None,
+    )
     last = result.history[-1]
-    return {"candidate": candidate, "seed": seed, "start": start_name, "budget": f"{args.epochs}x{args.iters}",
-            "val": args.val, "val_accuracy": final_val_accuracy(result.history),
-            "test_accuracy": result.final.accuracy, "subset1_fraction": last.get("unlabeled/subset1_fraction"),
-            "pseudo_label_accuracy_subset1": last.get("unlabeled/pseudo_label_accuracy_subset1"),
-            "minutes": (time.perf_counter() - started) / 60, "run_dir": str(result.run_dir),
-            "command": command(), "machine": machine()}
+    return {
+        "candidate": candidate,
+        "seed": seed,
+        "start": start_name,
+        "budget": f"{args.epochs}x{args.iters}",
+        "val": args.val,
+        "val_accuracy": final_val_accuracy(result.history),
+        "test_accuracy": result.final.accuracy,
+        "subset1_fraction": last.get("unlabeled/subset1_fraction"),
+        "pseudo_label_accuracy_subset1": last.get("unlabeled/pseudo_label_accuracy_subset1"),
+        "minutes": (time.perf_counter() - started) / 60,
+        "run_dir": str(result.run_dir),
+        "command": command(),
+        "machine": machine(),
+    }
 
 
 def table(blob: dict) -> str:
@@ -92,32 +110,42 @@ def table(blob: dict) -> str:
     chosen = choose(rows, candidates)
     meta = (blob["rows"] or rows or [{}])[0]
     lines = [
-        f"### Chosen on validation: {blob['method']}, {blob['name']}", "",
+        f"### Chosen on validation: {blob['method']}, {blob['name']}",
+        "",
         rows_header([r["machine"] for r in rows]) if rows else "No runs yet.",
         f"FER2013 Training, {blob['labels']} labels (Ada-CM protocol, the SSL table's split files, preset and "
         f"head), from {meta.get('start', '?')}, budget {meta.get('budget', '?')}; validation `data.val="
         f"{meta.get('val', '?')}`: extra Training images held out of the unlabeled pool, labeled for the choice "
         "only. Choice: the candidate with the highest mean final-epoch validation accuracy over the seeds. "
         "Test accuracy (PublicTest, final epoch) is shown for reference and is not used by the choice."
-        + (f" The first candidate's rows are read from `val_selection_{blob['baseline'].partition(':')[0]}.json`, "
-           "not re-run; listed first, it wins a tie." if blob.get("baseline") else ""), "",
+        + (
+            f" The first candidate's rows are read from `val_selection_{blob['baseline'].partition(':')[0]}.json`, "
+            "not re-run; listed first, it wins a tie."
+            if blob.get("baseline")
+            else ""
+        ),
+        "",
         "| candidate | seed | val accuracy | test accuracy | subset I / mask rate | pseudo-label acc | minutes "
         "| command |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (candidates.index(r["candidate"]), r["seed"])):
         frac, pl = r.get("subset1_fraction"), r.get("pseudo_label_accuracy_subset1")
-        lines.append(f"| `{r['candidate']}` | {r['seed']} | {100 * r['val_accuracy']:.2f}% | "
-                     f"{100 * r['test_accuracy']:.2f}% | {'-' if frac is None else f'{100 * frac:.1f}%'} | "
-                     f"{'-' if pl is None else f'{100 * pl:.1f}%'} | {r['minutes']:.1f} | `{r['command']}` |")
+        lines.append(
+            f"| `{r['candidate']}` | {r['seed']} | {100 * r['val_accuracy']:.2f}% | "
+            f"{100 * r['test_accuracy']:.2f}% | {'-' if frac is None else f'{100 * frac:.1f}%'} | "
+            f"{'-' if pl is None else f'{100 * pl:.1f}%'} | {r['minutes']:.1f} | `{r['command']}` |"
+        )
     lines += ["", "| candidate | seeds | mean val accuracy | mean test accuracy |", "|---|---|---|---|"]
     for c in candidates:
         mine = [r for r in rows if r["candidate"] == c]
         if mine:
             mark = " **(chosen)**" if c == chosen else ""
-            lines.append(f"| `{c}`{mark} | {', '.join(str(r['seed']) for r in sorted(mine, key=lambda r: r['seed']))} "
-                         f"| {100 * statistics.mean(r['val_accuracy'] for r in mine):.2f}% "
-                         f"| {100 * statistics.mean(r['test_accuracy'] for r in mine):.2f}% |")
+            lines.append(
+                f"| `{c}`{mark} | {', '.join(str(r['seed']) for r in sorted(mine, key=lambda r: r['seed']))} "
+                f"| {100 * statistics.mean(r['val_accuracy'] for r in mine):.2f}% "
+                f"| {100 * statistics.mean(r['test_accuracy'] for r in mine):.2f}% |"
+            )
     if chosen is None:
         lines += ["", "No choice yet: not every candidate has run on the same seeds."]
     lines += ["", f"Raw numbers: `benchmarks/out/val_selection_{blob['name']}.json`."]
@@ -128,30 +156,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", required=True)
     parser.add_argument("--name", required=True, help="names the study: its JSON, runs and BENCHMARKS section")
-    parser.add_argument("--candidates", nargs="+", required=True,
-                        help="each one setting: one or more space-separated overrides in one argument")
+    parser.add_argument(
+        "--candidates",
+        nargs="+",
+        required=True,
+        help="each one setting: one or more space-separated overrides in one argument",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--val", default="per_class:100")
     parser.add_argument("--labels", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--iters", type=int, default=150)
     parser.add_argument("--start", metavar="NAME=BACKBONE", help="start from a pretrained backbone file")
-    parser.add_argument("--baseline", metavar="STUDY:CANDIDATE",
-                        help="compare with a candidate of an earlier study, read from its JSON and not re-run")
+    parser.add_argument(
+        "--baseline",
+        metavar="STUDY:CANDIDATE",
+        help="compare with a candidate of an earlier study, read from its JSON and not re-run",
+    )
     parser.add_argument("--out-dir", default="runs/val-selection")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
 
     path = OUT / f"val_selection_{args.name}.json"
-    study = {"name": args.name, "method": args.method, "labels": args.labels, "candidates": args.candidates,
-             "baseline": args.baseline}
+    study = {
+        "name": args.name,
+        "method": args.method,
+        "labels": args.labels,
+        "candidates": args.candidates,
+        "baseline": args.baseline,
+    }
 
     def load() -> dict:
         blob = json.loads(path.read_text()) if path.exists() else {**study, "rows": []}
         if (blob["candidates"], blob["method"], blob.get("baseline")) != (args.candidates, args.method, args.baseline):
-            raise SystemExit(f"{path} holds study {blob['method']} over {blob['candidates']} (baseline "
-                             f"{blob.get('baseline')}); a study's candidates are fixed before its runs: give another "
-                             "--name for other candidates")
+            raise SystemExit(
+                f"{path} holds study {blob['method']} over {blob['candidates']} (baseline "
+                f"{blob.get('baseline')}); a study's candidates are fixed before its runs: give another "
+                "--name for other candidates"
+            )
         return blob
 
     blob = load()

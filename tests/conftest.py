@@ -17,9 +17,17 @@ def real_data() -> str:
     return root
 
 
-TINY_RUN = ["data.train=synthetic:?n=280", "data.test=synthetic:?split=test&n=70", "data.split=per_class:20",
-            "data.img_size=48", "data.workers=0", "train.batch_size=16", "train.iters_per_epoch=15", "train.epochs=1",
-            "train.ema=0.9"]
+TINY_RUN = [
+    "data.train=synthetic:?n=280",
+    "data.test=synthetic:?split=test&n=70",
+    "data.split=per_class:20",
+    "data.img_size=48",
+    "data.workers=0",
+    "train.batch_size=16",
+    "train.iters_per_epoch=15",
+    "train.epochs=1",
+    "train.ema=0.9",
+]
 
 
 @pytest.fixture(scope="session")

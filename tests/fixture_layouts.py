@@ -27,8 +27,7 @@ def fer_pixels(row: int) -> str:
     return " ".join(str((row + k) % 256) for k in range(48 * 48))
 
 
-def write_fer2013(path: Path, rows: Sequence[tuple[int, str]],
-                  pixels: Mapping[int, str] | None = None) -> Path:
+def write_fer2013(path: Path, rows: Sequence[tuple[int, str]], pixels: Mapping[int, str] | None = None) -> Path:
     """A FER2013 CSV of (emotion, Usage) rows; `pixels` overrides the pixel text of some rows.
     A `.gz` suffix writes it gzip-compressed."""
     pixels = pixels or {}
@@ -67,16 +66,16 @@ def affectnet_row(rel: str, code: int) -> str:
     return f"{rel},10,10,50,50,1.0;2.0;3.0;4.0,{code},0.5,-0.25"
 
 
-def make_affectnet_original(root: Path, training: Sequence[tuple[str, int]],
-                            validation: Sequence[tuple[str, int]], nested: bool = True) -> Path:
+def make_affectnet_original(
+    root: Path, training: Sequence[tuple[str, int]], validation: Sequence[tuple[str, int]], nested: bool = True
+) -> Path:
     """The original release: CSV lists (validation.csv without a header, as shipped) over image folders."""
     lists = root / "Manually_Annotated_file_lists" if nested else root
     images = root / "Manually_Annotated_Images"
     if not nested:
         images = root / "Manually_Annotated" / "Manually_Annotated_Images"
     lists.mkdir(parents=True, exist_ok=True)
-    header = ("subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,"
-              "expression,valence,arousal")
+    header = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal"
     training_rows = [affectnet_row(r, c) for r, c in training]
     (lists / "training.csv").write_text("\n".join([header, *training_rows]) + "\n")
     (lists / "validation.csv").write_text("\n".join(affectnet_row(r, c) for r, c in validation) + "\n")

@@ -58,8 +58,9 @@ def test_predict_takes_paths_pil_images_and_arrays_in_batches(tiny_run, tmp_path
     by_rgb_float = model.predict([np.repeat(p[:, :, None], 3, axis=2) / 255.0 for p in faces], batch_size=1)
     one = model.predict(str(paths[0]))
     for other in (by_pil, by_grey_array, by_rgb_float):
-        np.testing.assert_allclose([list(o.probs.values()) for o in other],
-                                   [list(p.probs.values()) for p in by_path], atol=1e-6)
+        np.testing.assert_allclose(
+            [list(o.probs.values()) for o in other], [list(p.probs.values()) for p in by_path], atol=1e-6
+        )
     assert len(one) == 1 and one[0].label == by_path[0].label and one[0].source == str(paths[0])
     assert by_path[0].label == max(by_path[0].probs, key=by_path[0].probs.get)
     assert list(by_path[0].probs) == model.classes
@@ -75,10 +76,16 @@ def test_detect_and_predict_on_an_array(tiny_run):
 
 
 def test_train_and_evaluate_with_overrides(tmp_path, capsys):
-    run = semifer.train("demo", progress=False, out_dir=str(tmp_path), name="api", data__workers=0,
-                        data__train="synthetic:?n=140", data__test="synthetic:?split=test&n=35",
-                        **{"data.split": "per_class:3", "train.epochs": 1, "train.iters_per_epoch": 2,
-                           "train.batch_size": 8})
+    run = semifer.train(
+        "demo",
+        progress=False,
+        out_dir=str(tmp_path),
+        name="api",
+        data__workers=0,
+        data__train="synthetic:?n=140",
+        data__test="synthetic:?split=test&n=35",
+        **{"data.split": "per_class:3", "train.epochs": 1, "train.iters_per_epoch": 2, "train.batch_size": 8},
+    )
     assert run.run_dir == tmp_path / "api" and len(run.history) == 1
     metrics = semifer.evaluate(run.run_dir, "synthetic:?split=test&n=35", progress=False)
     assert metrics.n == 35 and metrics.accuracy == pytest.approx(run.final.accuracy)

@@ -11,8 +11,7 @@ from record import rows_header, stages  # noqa: E402
 
 
 def meta(cpu: str, date: str) -> dict:
-    return {"cpu": cpu, "cores": 2, "gpu": None, "python": "3.11", "torch": "2.x", "commit": date[-5:],
-            "date": date}
+    return {"cpu": cpu, "cores": 2, "gpu": None, "python": "3.11", "torch": "2.x", "commit": date[-5:], "date": date}
 
 
 def test_one_machine_gives_the_newest_rows_line_alone():
@@ -22,8 +21,11 @@ def test_one_machine_gives_the_newest_rows_line_alone():
 
 
 def test_rows_of_two_machines_are_counted_and_the_newest_leads():
-    rows = [meta("Xeon", "2026-11-20 08:00 UTC"), meta("EPYC", "2026-12-02 10:00 UTC"),
-            meta("Xeon", "2026-11-21 08:00 UTC")]
+    rows = [
+        meta("Xeon", "2026-11-20 08:00 UTC"),
+        meta("EPYC", "2026-12-02 10:00 UTC"),
+        meta("Xeon", "2026-11-21 08:00 UTC"),
+    ]
     line = rows_header(rows)
     assert line.startswith("Machine: EPYC") and "2026-12-02 10:00 UTC" in line
     assert "Rows per machine: Xeon 2, EPYC 1" in line

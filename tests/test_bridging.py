@@ -18,10 +18,23 @@ from semifer.models import FERNet, load_backbone_weights, read_state_dict
 from semifer.pretrain import masked_patch_loss, pretrain_options, random_patch_mask
 from semifer.pretrain.masking import hide_patches, pixel_mask
 
-TINY = ["data.train=synthetic:?n=140", "data.test=synthetic:?split=test&n=35", "data.split=per_class:3",
-        "data.workers=0", "train.batch_size=8", "train.iters_per_epoch=2", "train.epochs=1"]
-PRETRAIN = ["data.train=synthetic:?n=64", "data.workers=0", "train.epochs=1", "train.iters_per_epoch=2",
-            "train.batch_size=8", "model.arch=small_cnn"]
+TINY = [
+    "data.train=synthetic:?n=140",
+    "data.test=synthetic:?split=test&n=35",
+    "data.split=per_class:3",
+    "data.workers=0",
+    "train.batch_size=8",
+    "train.iters_per_epoch=2",
+    "train.epochs=1",
+]
+PRETRAIN = [
+    "data.train=synthetic:?n=64",
+    "data.workers=0",
+    "train.epochs=1",
+    "train.iters_per_epoch=2",
+    "train.batch_size=8",
+    "model.arch=small_cnn",
+]
 
 
 # ------------------------------------------------------------------------------------------ masking
@@ -43,8 +56,9 @@ def test_pretraining_loss_sees_masked_patches_only(norm_pix):
     assert torch.all(prediction.grad[~hidden] == 0) and prediction.grad[hidden].abs().sum() > 0
 
 
-@pytest.mark.parametrize(("patches", "ratio", "hidden"),
-                         [(36, 0.75, 27), (196, 0.75, 147), (16, 0.5, 8), (36, 0.6, 22)])
+@pytest.mark.parametrize(
+    ("patches", "ratio", "hidden"), [(36, 0.75, 27), (196, 0.75, 147), (16, 0.5, 8), (36, 0.6, 22)]
+)
 def test_mask_ratio_hides_an_exact_number_of_patches_per_image(patches, ratio, hidden):
     torch.manual_seed(0)
     mask = random_patch_mask(5, patches, ratio)
@@ -88,12 +102,26 @@ def test_pretrain_writes_a_backbone_that_train_starts_from(tmp_path, capsys):
     assert not report.missing and not report.unexpected and not report.mismatched
     saved = read_state_dict(checkpoint)
     assert torch.equal(net.backbone.state_dict()["stages.0.0.weight"], saved["stages.0.0.weight"])
-    assert not torch.equal(FERNet("small_cnn", 7).backbone.state_dict()["stages.0.0.weight"],
-                           saved["stages.0.0.weight"])
+    assert not torch.equal(
+        FERNet("small_cnn", 7).backbone.state_dict()["stages.0.0.weight"], saved["stages.0.0.weight"]
+    )
 
     # lr 0: the classifier's first conv after a step is still the one it started from
-    assert main(["train", "-c", "demo", *TINY, "train.lr=0", f"model.pretrained={checkpoint}",
-                 f"out_dir={tmp_path}", "name=fine"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "-c",
+                "demo",
+                *TINY,
+                "train.lr=0",
+                f"model.pretrained={checkpoint}",
+                f"out_dir={tmp_path}",
+                "name=fine",
+            ]
+        )
+        == 0
+    )
     trained = torch.load(tmp_path / "fine" / "checkpoints" / "last.pt", weights_only=False)
     assert torch.equal(trained["model"]["backbone.stages.0.0.weight"], saved["stages.0.0.weight"])
     assert "missing" not in (tmp_path / "fine" / "pretrained_load.txt").read_text()
@@ -105,8 +133,9 @@ def test_pretrain_writes_a_backbone_that_train_starts_from(tmp_path, capsys):
 
 
 def test_pretrain_help():
-    out = subprocess.run([sys.executable, "-m", "semifer", "pretrain", "--help"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "semifer", "pretrain", "--help"], capture_output=True, text=True, check=True
+    )
     assert "--resume" in out.stdout and "pretrain_mae" in out.stdout
 
 
@@ -120,8 +149,9 @@ def _per_image_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return soft_cross_entropy(logits, target, reduction="none")
 
 
-def _paper_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float, part: FaceMixup,
-                real_inputs: torch.Tensor) -> torch.Tensor:
+def _paper_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float, part: FaceMixup, real_inputs: torch.Tensor
+) -> torch.Tensor:
     """The paper's per-pair loss, term by term; `real_inputs` are the images the real terms see."""
     smooth = nn.functional.one_hot(y, 7).float() * (1 - part.label_smoothing) + part.label_smoothing / 7
     mixed = lam * x + (1 - lam) * x.flip(0)
@@ -175,7 +205,8 @@ def test_face_mixup_weights_scale_their_terms():
     for mixed, real in [(1.0, 0.5), (2.0, 0.0), (0.0, 1.5), (0.7, 0.3)]:
         part = FaceMixup(mixed_weight=mixed, real_weight=real)
         assert loss(mixed_weight=mixed, real_weight=real) == pytest.approx(
-            _paper_loss(model, x, y, 0.4, part, real_inputs=x).item(), abs=1e-5)
+            _paper_loss(model, x, y, 0.4, part, real_inputs=x).item(), abs=1e-5
+        )
     only_mixed, only_real = loss(mixed_weight=1.0, real_weight=0.0), loss(mixed_weight=0.0, real_weight=0.5)
     assert loss(mixed_weight=1.0, real_weight=0.5) == pytest.approx(only_mixed + only_real, abs=1e-5)
     assert loss(mixed_weight=3.0, real_weight=0.0) == pytest.approx(3 * only_mixed, abs=1e-5)
@@ -183,8 +214,10 @@ def test_face_mixup_weights_scale_their_terms():
 
 
 def test_real_weight_from_face_boxes_is_one_minus_pair_iou():
-    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 10], [5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30],
-                          [0, 0, 10, 10]], dtype=torch.float32)
+    boxes = torch.tensor(
+        [[0, 0, 10, 10], [0, 0, 10, 10], [5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10]],
+        dtype=torch.float32,
+    )
     iou = pair_iou(boxes)  # pairs (0, 5), (1, 4), (2, 3)
     assert torch.allclose(iou, torch.tensor([1.0, 0.0, 1 / 3, 1 / 3, 0.0, 1.0]))
     weights = FaceMixup(real_weight=0.5).real_weights(6, torch.device("cpu"), boxes)
@@ -270,8 +303,9 @@ def test_face_boxes_give_real_weights_one_minus_iou_in_the_step(monkeypatch):
     smooth = nn.functional.one_hot(y, 7).float() * 0.9 + 0.1 / 7
     real_ce = _per_image_ce(model(x), smooth)
     weights = torch.tensor([0.0, 2 / 3, 2 / 3, 0.0])
-    assert out.logs["loss_real"].item() == pytest.approx((weights * (real_ce + real_ce.flip(0))).mean().item(),
-                                                         abs=1e-5)
+    assert out.logs["loss_real"].item() == pytest.approx(
+        (weights * (real_ce + real_ce.flip(0))).mean().item(), abs=1e-5
+    )
     with pytest.raises(ValueError, match="face_boxes"):
         build_method({"name": "bridging_stage1", "face_boxes": "haar"}, 7)
 
@@ -279,8 +313,12 @@ def test_face_boxes_give_real_weights_one_minus_iou_in_the_step(monkeypatch):
 def test_stage2_continues_stage1_with_its_head_and_backbone(tmp_path):
     from semifer.engine.run import build_model
 
-    assert main(["train", "-c", "bridging_stage1", *TINY, "method.face_boxes=whole_image", f"out_dir={tmp_path}",
-                 "name=s1"]) == 0
+    assert (
+        main(
+            ["train", "-c", "bridging_stage1", *TINY, "method.face_boxes=whole_image", f"out_dir={tmp_path}", "name=s1"]
+        )
+        == 0
+    )
     last = tmp_path / "s1" / "checkpoints" / "last.pt"
     student = torch.load(last, weights_only=False)["model"]
     cfg = load_config("bridging_stage2", [*TINY, f"model.init_from={last}"])
@@ -288,8 +326,22 @@ def test_stage2_continues_stage1_with_its_head_and_backbone(tmp_path):
     start = model.state_dict()
     assert set(start) == set(student) and any(k.startswith("head.") for k in start)
     assert all(torch.equal(start[k], student[k]) for k in student)  # bitwise, head included
-    assert main(["train", "-c", "bridging_stage2", *TINY, f"model.init_from={last}", "method.face_boxes=whole_image",
-                 f"data.split_file={tmp_path / 's1' / 'split.json'}", f"out_dir={tmp_path}", "name=s2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "-c",
+                "bridging_stage2",
+                *TINY,
+                f"model.init_from={last}",
+                "method.face_boxes=whole_image",
+                f"data.split_file={tmp_path / 's1' / 'split.json'}",
+                f"out_dir={tmp_path}",
+                "name=s2",
+            ]
+        )
+        == 0
+    )
     report = (tmp_path / "s2" / "init_load.txt").read_text()
     assert f"loaded {len(student)} tensors" in report and "missing" not in report
     net = FERNet("small_cnn", 7)

@@ -81,8 +81,10 @@ def test_predict_without_a_model_uses_the_builtin_classifier(tmp_path, monkeypat
     assert [r["source"] for r in rows] == [str(files[0]), str(files[1])]
     assert all(r["label"] in BASIC7 for r in rows)
     named = tmp_path / "named.json"
-    assert main(["predict", weights.CLASSIFIER, str(files[0]), str(files[1]), "--detect", "none",
-                 "--out", str(named)]) == 0
+    assert (
+        main(["predict", weights.CLASSIFIER, str(files[0]), str(files[1]), "--detect", "none", "--out", str(named)])
+        == 0
+    )
     assert json.loads(named.read_text()) == rows
     model = semifer.load()
     assert model.classes == list(BASIC7)
@@ -117,8 +119,9 @@ def test_the_classifier_card_holds_accuracy_per_class_and_confusion():
     assert blob["metrics"]["accuracy"] >= 0.68 and set(blob["metrics"]["per_class_accuracy"]) == set(BASIC7)
 
 
-@pytest.mark.parametrize("preset", ["fer2013_small", "fer2013_ssl", "adacm_fer2013", "bridging_stage1",
-                                    "ferplus_roy_fixmatch"])
+@pytest.mark.parametrize(
+    "preset", ["fer2013_small", "fer2013_ssl", "adacm_fer2013", "bridging_stage1", "ferplus_roy_fixmatch"]
+)
 def test_real_face_presets_start_from_the_builtin_representation(preset):
     assert load_config(preset).model.pretrained == weights.REPRESENTATION
 
@@ -156,8 +159,20 @@ def test_fit_trains_on_a_class_folder_tree_and_unlabeled_faces(tmp_path, capsys)
         Image.fromarray(np.asarray(pixels)).save(folder / f"{i}.png")
     write_faces(tmp_path / "unlabeled", 8)
     short = ["train.epochs=1", "train.iters_per_epoch=2", "train.batch_size=4", "data.workers=0"]
-    assert main(["fit", str(tmp_path / "labeled"), "--unlabeled", str(tmp_path / "unlabeled"),
-                 "--out-dir", str(tmp_path / "runs"), *short]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "labeled"),
+                "--unlabeled",
+                str(tmp_path / "unlabeled"),
+                "--out-dir",
+                str(tmp_path / "runs"),
+                *short,
+            ]
+        )
+        == 0
+    )
     run = tmp_path / "runs" / "my-faces"
     assert f"model: {run}" in capsys.readouterr().out
     stage1 = load_config(str(tmp_path / "runs" / "my-faces-stage1" / "config.yaml"))
@@ -179,21 +194,23 @@ def test_builtin_classifier_on_real_faces_in_a_group_photo(real_data, tmp_path, 
     for k, side in enumerate([120, 140, 160, 180, 200, 130, 150, 170]):
         face = Image.fromarray(faces.pixels[k]).convert("RGB").resize((side, side), Image.BICUBIC)
         x, y = 20 + (k % 4) * 240, 20 + (k // 4) * 340
-        photo[y:y + side, x:x + side] = np.asarray(face)
+        photo[y : y + side, x : x + side] = np.asarray(face)
         pasted.append(((x, y, side, side), BASIC7[faces.labels[k]]))
     Image.fromarray(photo).save(tmp_path / "group.jpg", quality=95)
     monkeypatch.chdir(tmp_path)
     assert main(["predict", "group.jpg", "--out", "rows.json"]) == 0
     rows = json.loads((tmp_path / "rows.json").read_text())
-    matched = [(label, r["label"]) for box, label in pasted for r in rows
-               if iou(box, tuple(int(r[k]) for k in "xywh")) > 0.6]
+    matched = [
+        (label, r["label"]) for box, label in pasted for r in rows if iou(box, tuple(int(r[k]) for k in "xywh")) > 0.6
+    ]
     assert len(matched) >= 6 and len(rows) <= len(pasted) + 1
     assert sum(truth == got for truth, got in matched) >= len(matched) // 2  # a trained model, not chance
 
 
 def test_builtin_classifier_accuracy_on_publictest(real_data):
-    metrics = semifer.evaluate(weights.CLASSIFIER, f"fer2013:{real_data}/fer2013/fer2013.csv.gz?split=PublicTest",
-                               progress=False)
+    metrics = semifer.evaluate(
+        weights.CLASSIFIER, f"fer2013:{real_data}/fer2013/fer2013.csv.gz?split=PublicTest", progress=False
+    )
     card = weights.get_weights(weights.CLASSIFIER).description["metrics"]
     assert metrics.accuracy >= 0.68 and abs(metrics.accuracy - card["accuracy"]) < 1e-3
 
@@ -205,8 +222,22 @@ def test_the_wheel_holds_the_builtin_weights(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(root)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(tmp_path.glob("semifer-*.whl"))
     assert wheel.stat().st_size < 25e6
     names = set(zipfile.ZipFile(wheel).namelist())

@@ -10,8 +10,15 @@ import pytest
 from fixture_layouts import make_class_tree, write_fer2013
 from semifer.cli import main
 
-TINY = ["data.train=synthetic:?n=140", "data.test=synthetic:?split=test&n=35", "data.split=per_class:3",
-        "data.workers=0", "train.batch_size=8", "train.iters_per_epoch=2", "train.epochs=1"]
+TINY = [
+    "data.train=synthetic:?n=140",
+    "data.test=synthetic:?split=test&n=35",
+    "data.split=per_class:3",
+    "data.workers=0",
+    "train.batch_size=8",
+    "train.iters_per_epoch=2",
+    "train.epochs=1",
+]
 
 
 def test_help_lists_the_commands():
@@ -29,8 +36,10 @@ def trained_run(tmp_path_factory):
 
 def test_eval_on_a_privatetest_only_fer2013_csv(trained_run, tmp_path, capsys):
     csv = write_fer2013(tmp_path / "private.csv", [(e % 7, "PrivateTest") for e in range(21)])
-    assert main(["eval", str(trained_run), "--data", f"fer2013:{csv}?split=PrivateTest", "--out",
-                 str(tmp_path / "ev")]) == 0
+    assert (
+        main(["eval", str(trained_run), "--data", f"fer2013:{csv}?split=PrivateTest", "--out", str(tmp_path / "ev")])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "accuracy" in text and "macro-F1" in text and "per class" in text
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -39,8 +48,11 @@ def test_eval_on_a_privatetest_only_fer2013_csv(trained_run, tmp_path, capsys):
 
 
 def test_cross_dataset_eval_on_ckplus48_reports_unmapped_contempt(trained_run, tmp_path, capsys):
-    tree = make_class_tree(tmp_path / "CK+48", {"anger": 2, "contempt": 3, "disgust": 2, "fear": 1, "happy": 2,
-                                                "sadness": 1, "surprise": 2}, suffix=".png")
+    tree = make_class_tree(
+        tmp_path / "CK+48",
+        {"anger": 2, "contempt": 3, "disgust": 2, "fear": 1, "happy": 2, "sadness": 1, "surprise": 2},
+        suffix=".png",
+    )
     assert main(["eval", str(trained_run / "checkpoints" / "last.pt"), "--data", f"folder:{tree}"]) == 0
     text = capsys.readouterr().out
     assert "(n=10)" in text and "contempt 3" in text
@@ -52,18 +64,35 @@ def test_splits_command(tmp_path, capsys):
     blob = json.loads(out.read_text())
     assert len(blob["labeled"]) == 100 and blob["counts"]["fear"] == 10
     assert "100 labeled" in capsys.readouterr().out
-    assert main(["splits", "--data", "synthetic:?n=700", "--protocol", "per_class:5", "--val", "per_class:2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "splits",
+                "--data",
+                "synthetic:?n=700",
+                "--protocol",
+                "per_class:5",
+                "--val",
+                "per_class:2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     blob = json.loads(out.read_text())
     assert len(blob["validation"]) == 14 and not set(blob["validation"]) & set(blob["unlabeled"])
     assert "14 validation" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("spec", "needle"), [
-    ("fer2013:{missing}", "does not exist"),
-    ("fer2013:{bad}?split=PrivateTest", "line 3"),
-    ("nosuch:/x", "unknown dataset spec"),
-])
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("fer2013:{missing}", "does not exist"),
+        ("fer2013:{bad}?split=PrivateTest", "line 3"),
+        ("nosuch:/x", "unknown dataset spec"),
+    ],
+)
 def test_bad_input_is_one_clear_error(trained_run, tmp_path, capsys, spec, needle):
     bad = write_fer2013(tmp_path / "bad.csv", [(0, "PrivateTest"), (1, "PrivateTest")], pixels={1: "1 2 3"})
     spec = spec.format(missing=tmp_path / "missing.csv", bad=bad)

@@ -9,8 +9,14 @@ from semifer.config import preset_names, read_preset
 from semifer.data import load_dataset
 from semifer.errors import DataError
 
-SHORT = ["train.epochs=1", "train.iters_per_epoch=1", "train.batch_size=4", "data.split=per_class:1",
-         "data.workers=0", "train.eval_batch_size=16"]
+SHORT = [
+    "train.epochs=1",
+    "train.iters_per_epoch=1",
+    "train.batch_size=4",
+    "data.split=per_class:1",
+    "data.workers=0",
+    "train.eval_batch_size=16",
+]
 
 
 @pytest.fixture
@@ -50,8 +56,14 @@ def test_without_the_data_the_error_names_dataset_layout_publisher_and_setting(t
     assert main(["train", "-c", "adacm_fer2013", *SHORT]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") <= 3 and "Traceback" not in err
-    for needle in ("fer2013", "emotion,pixels,Usage", "Kaggle", "data.root=", "SEMIFER_DATA",
-                   str(tmp_path / "nowhere" / "fer2013" / "fer2013.csv.gz")):
+    for needle in (
+        "fer2013",
+        "emotion,pixels,Usage",
+        "Kaggle",
+        "data.root=",
+        "SEMIFER_DATA",
+        str(tmp_path / "nowhere" / "fer2013" / "fer2013.csv.gz"),
+    ):
         assert needle in err, needle
 
 

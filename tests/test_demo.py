@@ -16,8 +16,7 @@ def test_quick_demo_runs_every_method_and_prints_the_table(tmp_path, capsys):
 
 
 def test_demo_table_gain_is_against_supervised():
-    table = demo_table([DemoRow("supervised", 0.30, 1.0), DemoRow("fixmatch", 0.375, 2.0),
-                        DemoRow("adacm", 0.29, 2.5)])
+    table = demo_table([DemoRow("supervised", 0.30, 1.0), DemoRow("fixmatch", 0.375, 2.0), DemoRow("adacm", 0.29, 2.5)])
     lines = {line.split()[0]: line for line in table.splitlines() if line.startswith("  ") and "%" in line}
     assert "+7.50 points" in lines["fixmatch"] and "-1.00 points" in lines["adacm"]
     assert "points" not in lines["supervised"] and lines["fixmatch"].rstrip().endswith("2.0")

@@ -20,13 +20,30 @@ def test_the_student_learns_the_teachers_predictions(tiny_run, tmp_path):
     gaps = {}
     for alpha in (0.0, 1.0):
         name = f"student-{alpha}"
-        assert main(["train", "-c", "demo", *TINY_RUN, "train.epochs=2", "model.pretrained=none", "method.name=distill",
-                     f"method.teachers=[{tiny_run}]", f"method.alpha={alpha}", "method.temperature=1",
-                     f"out_dir={tmp_path}", f"name={name}", "seed=1"]) == 0
-        student = predict(load_model(tmp_path / name, device="cpu")[0], faces, 48, torch.device("cpu"),
-                          progress=False)
-        gaps[alpha] = F.kl_div(torch.log(torch.as_tensor(student) + 1e-8), torch.as_tensor(teacher),
-                               reduction="batchmean").item()
+        assert (
+            main(
+                [
+                    "train",
+                    "-c",
+                    "demo",
+                    *TINY_RUN,
+                    "train.epochs=2",
+                    "model.pretrained=none",
+                    "method.name=distill",
+                    f"method.teachers=[{tiny_run}]",
+                    f"method.alpha={alpha}",
+                    "method.temperature=1",
+                    f"out_dir={tmp_path}",
+                    f"name={name}",
+                    "seed=1",
+                ]
+            )
+            == 0
+        )
+        student = predict(load_model(tmp_path / name, device="cpu")[0], faces, 48, torch.device("cpu"), progress=False)
+        gaps[alpha] = F.kl_div(
+            torch.log(torch.as_tensor(student) + 1e-8), torch.as_tensor(teacher), reduction="batchmean"
+        ).item()
     assert gaps[1.0] < 0.5 * gaps[0.0], gaps  # distilled, not just trained on the labels
 
 

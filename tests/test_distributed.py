@@ -13,9 +13,16 @@ import torch
 from semifer.models import FERNet
 
 WORKER = Path(__file__).parent / "helpers" / "ddp_worker.py"
-TINY = ["data.train=synthetic:?n=280", "data.test=synthetic:?split=test&n=70", "data.split=per_class:8",
-        "data.workers=0", "train.iters_per_epoch=3", "train.epochs=2", "method.name=adacm",
-        "train.eval_batch_size=64"]
+TINY = [
+    "data.train=synthetic:?n=280",
+    "data.test=synthetic:?split=test&n=70",
+    "data.split=per_class:8",
+    "data.workers=0",
+    "train.iters_per_epoch=3",
+    "train.epochs=2",
+    "method.name=adacm",
+    "train.eval_batch_size=64",
+]
 
 
 def free_port() -> int:
@@ -26,8 +33,17 @@ def free_port() -> int:
 
 def run(out: Path, nproc: int, *overrides: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           f"--master_port={free_port()}", str(WORKER), str(out), *TINY, *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        f"--master_port={free_port()}",
+        str(WORKER),
+        str(out),
+        *TINY,
+        *overrides,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -74,9 +90,23 @@ def test_matches_a_single_process_with_the_same_global_batch(tmp_path):
 def test_torchrun_module_entry_point_writes_one_run_directory(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     for _ in range(2):  # the second run must not split its ranks over two fresh directories
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-               "-m", "semifer", "train", "-c", "demo", *TINY, "train.batch_size=4", "train.epochs=1",
-               f"out_dir={tmp_path}", "name=ddp"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={free_port()}",
+            "-m",
+            "semifer",
+            "train",
+            "-c",
+            "demo",
+            *TINY,
+            "train.batch_size=4",
+            "train.epochs=1",
+            f"out_dir={tmp_path}",
+            "name=ddp",
+        ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.count("run directory:") == 1  # rank 0 reports

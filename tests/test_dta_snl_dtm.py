@@ -24,12 +24,14 @@ from semifer.models.classifier import LocalAttention
 
 # ----------------------------------------------------------------- selective negative learning
 
-PROBS = torch.tensor([
-    [0.80, 0.16, 0.03, 0.01],  # uncertain: classes 2 and 3 are complementary
-    [0.97, 0.01, 0.01, 0.01],  # confident: never touched
-    [0.50, 0.46, 0.02, 0.02],  # uncertain: classes 2 and 3
-    [0.40, 0.30, 0.20, 0.10],  # uncertain but no class under 0.05: nothing to learn
-])
+PROBS = torch.tensor(
+    [
+        [0.80, 0.16, 0.03, 0.01],  # uncertain: classes 2 and 3 are complementary
+        [0.97, 0.01, 0.01, 0.01],  # confident: never touched
+        [0.50, 0.46, 0.02, 0.02],  # uncertain: classes 2 and 3
+        [0.40, 0.30, 0.20, 0.10],  # uncertain but no class under 0.05: nothing to learn
+    ]
+)
 UNCERTAIN = torch.tensor([True, False, True, True])
 
 
@@ -39,16 +41,18 @@ def test_snl_only_on_low_confidence_rows_and_selected_classes():
     loss = selective_negative_loss(logits, PROBS, UNCERTAIN, threshold=0.05)
     loss.backward()
     p = torch.softmax(logits.detach(), 1)
-    by_hand = (-(torch.log(1 - p[0, 2]) + torch.log(1 - p[0, 3])) / 2
-               - (torch.log(1 - p[2, 2]) + torch.log(1 - p[2, 3])) / 2) / 4  # mean over the whole batch
+    by_hand = (
+        -(torch.log(1 - p[0, 2]) + torch.log(1 - p[0, 3])) / 2 - (torch.log(1 - p[2, 2]) + torch.log(1 - p[2, 3])) / 2
+    ) / 4  # mean over the whole batch
     assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
     assert logits.grad[1].abs().sum() == 0 and logits.grad[3].abs().sum() == 0
     assert logits.grad[0].abs().sum() > 0 and logits.grad[2].abs().sum() > 0
     # the gradient is that of -log(1 - p_k) over the selected classes only
     ref = logits.detach().clone().requires_grad_()
     q = torch.softmax(ref, 1)
-    (-(torch.log(1 - q[0, 2]) + torch.log(1 - q[0, 3])) / 8 - (torch.log(1 - q[2, 2]) + torch.log(1 - q[2, 3])) / 8
-     ).backward()
+    (
+        -(torch.log(1 - q[0, 2]) + torch.log(1 - q[0, 3])) / 8 - (torch.log(1 - q[2, 2]) + torch.log(1 - q[2, 3])) / 8
+    ).backward()
     assert torch.allclose(logits.grad, ref.grad, atol=1e-7)
 
 
@@ -87,8 +91,12 @@ def test_dta_snl_loss_is_ce_plus_masked_ce_plus_snl_on_the_strong_view():
     n = 16
     weak, strong, xl = torch.randn(n, 3, 1, 1) * 3, torch.randn(n, 3, 1, 1), torch.randn(n, 3, 1, 1)
     yl = torch.randint(0, 3, (n,))
-    out = method.step(Probe(), Batch([xl], yl, torch.arange(n)),
-                      Batch([weak, strong], torch.full((n,), -1), torch.arange(n)), progress=0.5)
+    out = method.step(
+        Probe(),
+        Batch([xl], yl, torch.arange(n)),
+        Batch([weak, strong], torch.full((n,), -1), torch.arange(n)),
+        progress=0.5,
+    )
     probs = torch.softmax(weak[:, :, 0, 0], 1)
     conf, pseudo = probs.max(1)
     mask = (conf >= 0.8).float()
@@ -193,8 +201,9 @@ def test_resnet18_weights_load_into_the_attention_model(tmp_path):
 def test_method_heads_resolve_into_the_model():
     dta = make_model(load_config("demo", ["method.name=dta_snl"]), 7)
     assert isinstance(dta.attention, LocalAttention) and dta.feature_dropout.p == 0.1
-    off = make_model(load_config("demo", ["method.name=dta_snl", "model.attention=false",
-                                          "model.feature_dropout=0.0"]), 7)
+    off = make_model(
+        load_config("demo", ["method.name=dta_snl", "model.attention=false", "model.feature_dropout=0.0"]), 7
+    )
     assert isinstance(off.attention, nn.Identity) and isinstance(off.feature_dropout, nn.Identity)
     cfg = load_config("demo", ["method.name=adacm"])
     adacm = make_model(cfg, 7)
@@ -252,8 +261,13 @@ def test_concat_loads_pixel_and_path_images(tmp_path):
 
 def test_prepare_data_records_where_extra_pools_start(tmp_path):
     _png_folder(tmp_path / "fr", 5)
-    base = ["data.train=synthetic:?n=70", "data.test=null", "data.split=per_class:2",
-            f"data.extra_unlabeled=[unlabeled:{tmp_path / 'fr'}]", f"out_dir={tmp_path}"]
+    base = [
+        "data.train=synthetic:?n=70",
+        "data.test=null",
+        "data.split=per_class:2",
+        f"data.extra_unlabeled=[unlabeled:{tmp_path / 'fr'}]",
+        f"out_dir={tmp_path}",
+    ]
     data = prepare_data(load_config("demo", [*base, "data.extra_ratio=0.5"]), tmp_path)
     assert data.extra_from == 70 - 14 and len(data.unlabeled) == 70 - 14 + 5
     assert data.unlabeled.load(data.extra_from).shape == (3, 10, 10)
@@ -322,9 +336,20 @@ def test_engine_hands_its_ema_model_to_a_teacher_method(tmp_path, monkeypatch):
         return step(self, model, labeled, unlabeled, progress, teacher)
 
     monkeypatch.setattr(DTASNL, "step", spy)
-    cfg = load_config(None, ["method.name=dta_snl", "data.train=synthetic:?n=210",
-                             "data.test=synthetic:?split=test&n=21", "data.split=fraction:0.2", "data.workers=0",
-                             "train.batch_size=14", "train.epochs=1", "train.iters_per_epoch=3", f"out_dir={tmp_path}"])
+    cfg = load_config(
+        None,
+        [
+            "method.name=dta_snl",
+            "data.train=synthetic:?n=210",
+            "data.test=synthetic:?split=test&n=21",
+            "data.split=fraction:0.2",
+            "data.workers=0",
+            "train.batch_size=14",
+            "train.epochs=1",
+            "train.iters_per_epoch=3",
+            f"out_dir={tmp_path}",
+        ],
+    )
     result = train(cfg, progress=False)
     ema = result.trainer.ema.module
     assert len(seen) == 3 and all(t is ema and not training for t, training, _ in seen)
@@ -332,8 +357,20 @@ def test_engine_hands_its_ema_model_to_a_teacher_method(tmp_path, monkeypatch):
     assert counts.tolist() == [6] * 7  # 3 batches of 14: every class twice per batch, whatever the split
     assert result.history[0]["start/dynamic_threshold_momentum"] == pytest.approx(DynamicThreshold.scaled_momentum(3))
     with pytest.raises(ConfigError, match="train.ema"):
-        train(load_config(None, ["method.name=dta_snl", "train.ema=0", "data.workers=0", f"out_dir={tmp_path}",
-                                 "train.epochs=1", "train.iters_per_epoch=1"]), progress=False)
+        train(
+            load_config(
+                None,
+                [
+                    "method.name=dta_snl",
+                    "train.ema=0",
+                    "data.workers=0",
+                    f"out_dir={tmp_path}",
+                    "train.epochs=1",
+                    "train.iters_per_epoch=1",
+                ],
+            ),
+            progress=False,
+        )
 
 
 def test_class_balanced_sampler_draws_every_class_equally_on_every_rank():
@@ -342,7 +379,7 @@ def test_class_balanced_sampler_draws_every_class_equally_on_every_rank():
     labels = np.array([0] * 50 + [1] * 3 + [2] * 10 + [4] * 7)
     draws = list(islice(iter(ClassBalancedSampler(labels, seed=0)), 40))
     for r in range(10):  # any round of 4 consecutive draws holds each class once
-        assert sorted(labels[draws[4 * r:4 * r + 4]].tolist()) == [0, 1, 2, 4]
+        assert sorted(labels[draws[4 * r : 4 * r + 4]].tolist()) == [0, 1, 2, 4]
     assert len(set(draws[:20]) & set(range(50, 53))) == 3  # the 3 rare images all come back
     ranks = [list(islice(iter(ClassBalancedSampler(labels, 0, rank, 2)), 20)) for rank in (0, 1)]
     assert ranks[0] == draws[0::2][:20] and ranks[1] == draws[1::2][:20]
@@ -361,7 +398,7 @@ def test_dynamic_threshold_momentum_scales_with_the_run_length():
         short.observe(torch.full((8,), 0.9), torch.zeros(8, dtype=torch.long), torch.arange(8))
     assert float(short.global_state) == pytest.approx(0.9 - 0.01 * (0.9 - 1 / 7), abs=1e-4)
     long = DynamicThreshold(7)
-    long.set_run_length(2 ** 20)
+    long.set_run_length(2**20)
     assert long.momentum == 0.999  # FreeMatch's value at FreeMatch's length
     fixed = DynamicThreshold(7, momentum=0.999)
     fixed.set_run_length(2000)

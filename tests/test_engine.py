@@ -10,8 +10,15 @@ from semifer.engine.ema import ModelEMA
 from semifer.engine.optim import lr_factor
 from semifer.engine.run import train
 
-TINY = ["data.train=synthetic:?n=280", "data.test=synthetic:?split=test&n=70", "data.split=per_class:4",
-        "data.workers=0", "train.batch_size=8", "train.iters_per_epoch=3", "train.eval_batch_size=64"]
+TINY = [
+    "data.train=synthetic:?n=280",
+    "data.test=synthetic:?split=test&n=70",
+    "data.split=per_class:4",
+    "data.workers=0",
+    "train.batch_size=8",
+    "train.iters_per_epoch=3",
+    "train.eval_batch_size=64",
+]
 
 
 def tiny_config(tmp_path, *extra):
@@ -21,14 +28,28 @@ def tiny_config(tmp_path, *extra):
 def test_run_directory_holds_everything(tmp_path):
     result = train(tiny_config(tmp_path, "train.epochs=2"), progress=False)
     d = result.run_dir
-    for name in ("config.yaml", "split.json", "metrics.jsonl", "final.json", "checkpoints/last.pt",
-                 "plots/curves.png", "plots/confusion.png"):
+    for name in (
+        "config.yaml",
+        "split.json",
+        "metrics.jsonl",
+        "final.json",
+        "checkpoints/last.pt",
+        "plots/curves.png",
+        "plots/confusion.png",
+    ):
         assert (d / name).is_file(), name
     records = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     assert {"lr", "images_per_s", "train/loss", "test"} <= set(records[-1])
-    assert set(records[-1]["test"]["per_class_accuracy"]) == {"neutral", "happy", "sad", "surprise", "fear",
-                                                              "disgust", "anger"}
+    assert set(records[-1]["test"]["per_class_accuracy"]) == {
+        "neutral",
+        "happy",
+        "sad",
+        "surprise",
+        "fear",
+        "disgust",
+        "anger",
+    }
     final = json.loads((d / "final.json").read_text())
     assert final["final"]["accuracy"] == records[-1]["test"]["accuracy"]
     assert set(final) == {"epochs", "final"}  # no validation set: nothing is selected, never on the test set
@@ -71,8 +92,10 @@ def test_lr_schedules():
 
 
 def test_adacm_run_logs_margins_and_subsets(tmp_path):
-    result = train(tiny_config(tmp_path, "train.epochs=2", "method.name=adacm",
-                               "train.optimizer=adam", "train.lr=0.0005"), progress=False)
+    result = train(
+        tiny_config(tmp_path, "train.epochs=2", "method.name=adacm", "train.optimizer=adam", "train.lr=0.0005"),
+        progress=False,
+    )
     last = result.history[-1]
     assert set(last["thresholds"]) >= {"neutral", "anger"} and min(last["thresholds"].values()) >= 0.8
     assert 0.0 <= last["unlabeled/subset1_fraction"] <= 1.0

@@ -38,8 +38,7 @@ def test_onnx_matches_pytorch_on_a_batch(tiny_run, onnx_export, capsys):
 
 
 def test_export_prints_the_onnxruntime_check(tiny_run, tmp_path, capsys):
-    assert main(["export", str(tiny_run / "checkpoints" / "last.pt"), "--format", "onnx", "--out",
-                 str(tmp_path)]) == 0
+    assert main(["export", str(tiny_run / "checkpoints" / "last.pt"), "--format", "onnx", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "max |logit difference|" in text and (tmp_path / "model.onnx").is_file()
     diff = float(text.split("max |logit difference| ")[1].split()[0])
@@ -55,8 +54,12 @@ def test_a_lone_onnx_file_carries_its_description(onnx_export, tiny_run, tmp_pat
 
 
 def test_safetensors_export_loads_with_the_same_predictions(tiny_run, tmp_path):
-    assert main(["eval", str(tiny_run), "--data", "synthetic:?split=test&n=21", "--out",
-                 str(tiny_run / "eval-synthetic21")]) == 0
+    assert (
+        main(
+            ["eval", str(tiny_run), "--data", "synthetic:?split=test&n=21", "--out", str(tiny_run / "eval-synthetic21")]
+        )
+        == 0
+    )
     out = tmp_path / "st"
     assert main(["export", str(tiny_run), "--format", "safetensors", "--out", str(out)]) == 0
     info = json.loads((out / "model.json").read_text())
@@ -65,11 +68,19 @@ def test_safetensors_export_loads_with_the_same_predictions(tiny_run, tmp_path):
     assert info["data"]["labeled"] == 140 and info["data"]["label_counts"]["fear"] == 20
     assert "accuracy" in info["metrics"] and info["evaluations"][0]["data"] == "synthetic:?split=test&n=21"
     faces = crops(9)
-    np.testing.assert_allclose(semifer.load(out).probabilities(faces), semifer.load(tiny_run).probabilities(faces),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        semifer.load(out).probabilities(faces), semifer.load(tiny_run).probabilities(faces), atol=1e-6
+    )
     card = (out / "MODEL_CARD.md").read_text()
-    for needle in ("## Data", "per_class:20", "| fear |", "Confusion matrix", "synthetic:?split=test&n=21",
-                   "Intended use and limits", "small_cnn"):
+    for needle in (
+        "## Data",
+        "per_class:20",
+        "| fear |",
+        "Confusion matrix",
+        "synthetic:?split=test&n=21",
+        "Intended use and limits",
+        "small_cnn",
+    ):
         assert needle in card
     # predict and eval open the export too
     metrics = semifer.evaluate(out, "synthetic:?split=test&n=21", progress=False)
@@ -79,8 +90,10 @@ def test_safetensors_export_loads_with_the_same_predictions(tiny_run, tmp_path):
 def test_export_errors_are_clear(tiny_run, tmp_path, capsys):
     assert main(["export", str(tmp_path / "nothing"), "--format", "safetensors"]) == 2
     assert "no such model" in capsys.readouterr().err
-    assert main(["export", str(tiny_run), "--format", "onnx", "--out", str(tmp_path), "--eval",
-                 str(tmp_path / "noeval")]) == 2
+    assert (
+        main(["export", str(tiny_run), "--format", "onnx", "--out", str(tmp_path), "--eval", str(tmp_path / "noeval")])
+        == 2
+    )
     assert "semifer eval --out" in capsys.readouterr().err
 
 
@@ -90,8 +103,9 @@ def test_predict_command_runs_the_onnx_graph(tiny_run, onnx_export, tmp_path):
     for i, face in enumerate(crops(6)):
         Image.fromarray(face).save(tmp_path / f"{i}.png")
     by_graph, by_torch = tmp_path / "graph.json", tmp_path / "torch.json"
-    assert main(["predict", str(onnx_export / "model.onnx"), str(tmp_path), "--out", str(by_graph),
-                 "--threads", "1"]) == 0
+    assert (
+        main(["predict", str(onnx_export / "model.onnx"), str(tmp_path), "--out", str(by_graph), "--threads", "1"]) == 0
+    )
     assert main(["predict", str(tiny_run), str(tmp_path), "--out", str(by_torch)]) == 0
     graph, torch_rows = json.loads(by_graph.read_text()), json.loads(by_torch.read_text())
     assert len(graph) == 6

@@ -18,15 +18,15 @@ from semifer.labels import CANONICAL
 
 # votes: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
 ROWS = [
-    ("Training", "fer0.png", [6, 0, 1, 1, 0, 0, 0, 0, 2, 0]),   # neutral under both rules
-    ("Training", "fer1.png", [4, 0, 0, 1, 3, 2, 0, 0, 0, 0]),   # plurality neutral; no strict majority
-    ("Training", "fer2.png", [0, 4, 0, 4, 0, 0, 0, 0, 2, 0]),   # tie happiness/sadness -> happiness (first)
-    ("Training", "fer3.png", [0, 0, 0, 0, 0, 0, 0, 5, 5, 0]),   # tie contempt/unknown -> contempt, dropped
-    ("Training", "fer4.png", [0, 0, 0, 0, 0, 0, 0, 0, 8, 2]),   # unknown: dropped
-    ("Training", "fer5.png", [0, 0, 3, 0, 0, 0, 0, 0, 0, 7]),   # not a face: dropped
-    ("Training", "", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]),          # no FER+ record: dropped
+    ("Training", "fer0.png", [6, 0, 1, 1, 0, 0, 0, 0, 2, 0]),  # neutral under both rules
+    ("Training", "fer1.png", [4, 0, 0, 1, 3, 2, 0, 0, 0, 0]),  # plurality neutral; no strict majority
+    ("Training", "fer2.png", [0, 4, 0, 4, 0, 0, 0, 0, 2, 0]),  # tie happiness/sadness -> happiness (first)
+    ("Training", "fer3.png", [0, 0, 0, 0, 0, 0, 0, 5, 5, 0]),  # tie contempt/unknown -> contempt, dropped
+    ("Training", "fer4.png", [0, 0, 0, 0, 0, 0, 0, 0, 8, 2]),  # unknown: dropped
+    ("Training", "fer5.png", [0, 0, 3, 0, 0, 0, 0, 0, 0, 7]),  # not a face: dropped
+    ("Training", "", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]),  # no FER+ record: dropped
     ("PublicTest", "fer7.png", [0, 0, 5, 0, 0, 0, 5, 0, 0, 0]),  # tie surprise/fear -> surprise
-    ("PublicTest", "fer8.png", [1] * 10),                       # all tied -> neutral; no majority
+    ("PublicTest", "fer8.png", [1] * 10),  # all tied -> neutral; no majority
 ]
 
 
@@ -51,8 +51,7 @@ def test_plurality_is_idxmax_with_ties_to_the_first_column():
 def test_plurality_labels_and_drops(votes_dir: Path):
     faces = load_ferplus(votes_dir, classes=7, label="plurality")
     assert faces.ids == ["Training/0", "Training/1", "Training/2", "PublicTest/7", "PublicTest/8"]
-    assert faces.labels.tolist() == [idx("neutral"), idx("neutral"), idx("happy"), idx("surprise"),
-                                     idx("neutral")]
+    assert faces.labels.tolist() == [idx("neutral"), idx("neutral"), idx("happy"), idx("surprise"), idx("neutral")]
     assert faces.dropped == {"contempt": 1, "unknown": 1, "not_face": 1, "no_record": 1}
     majority = load_ferplus(votes_dir, classes=7)
     # the majority rule drops every image without a strict majority: rows 1 and 8 and the three ties
@@ -82,8 +81,15 @@ def test_real_plurality_counts_on_public_test(real_data: str):
     folder = Path(real_data) / "fer2013"
     public = load_ferplus(folder, split="PublicTest", classes=7, label="plurality")
     assert len(public) == 3529
-    assert public.class_counts() == {"neutral": 1335, "happy": 899, "sad": 412, "surprise": 456, "fear": 74,
-                                     "disgust": 34, "anger": 319}
+    assert public.class_counts() == {
+        "neutral": 1335,
+        "happy": 899,
+        "sad": 412,
+        "surprise": 456,
+        "fear": 74,
+        "disgust": 34,
+        "anger": 319,
+    }
     assert public.dropped == {"contempt": 24, "unknown": 25, "not_face": 1, "no_record": 10}  # no name: 10 NF votes
     majority = load_ferplus(folder, split="PublicTest", classes=7)
     assert len(majority) < len(public) and set(majority.ids) < set(public.ids)
@@ -104,10 +110,21 @@ def test_roy_protocol_trains_with_labeled_images_in_the_unlabeled_set(tmp_path: 
     rows = [("Training", f"fer{i}.png", [9 if c == w else 0 for c in range(10)]) for i, w in enumerate(winners)]
     folder = make_ferplus(tmp_path / "fer2013", rows)
     spec = f"ferplus:{folder}?split=Training&classes=7&label=plurality"
-    cfg = load_config("ferplus_roy_fixmatch", [
-        f"data.train={spec}", f"data.test={spec}", "data.split=per_class:2", "data.val=per_class:1",
-        "data.workers=0", "train.epochs=1", "train.iters_per_epoch=1", "train.batch_size=4",
-        "train.unlabeled_ratio=1", f"out_dir={tmp_path}"])
+    cfg = load_config(
+        "ferplus_roy_fixmatch",
+        [
+            f"data.train={spec}",
+            f"data.test={spec}",
+            "data.split=per_class:2",
+            "data.val=per_class:1",
+            "data.workers=0",
+            "train.epochs=1",
+            "train.iters_per_epoch=1",
+            "train.batch_size=4",
+            "train.unlabeled_ratio=1",
+            f"out_dir={tmp_path}",
+        ],
+    )
     result = train(cfg, progress=False)
     split = json.loads((result.run_dir / "split.json").read_text())
     assert len(split["labeled"]) == 14 and len(split["validation"]) == 7

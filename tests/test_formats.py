@@ -58,13 +58,16 @@ def test_fer2013_parses_labels_by_name_pixels_and_ids(tmp_path: Path, name: str)
     assert image[0, 0, :3].tolist() == [1, 2, 3]
 
 
-@pytest.mark.parametrize(("split", "ids"), [
-    ("Training", ["Training/0", "Training/1", "Training/4"]),
-    ("train", ["Training/0", "Training/1", "Training/4"]),
-    ("VAL", ["PublicTest/2"]),
-    ("publictest", ["PublicTest/2"]),
-    ("test", ["PrivateTest/3"]),
-])
+@pytest.mark.parametrize(
+    ("split", "ids"),
+    [
+        ("Training", ["Training/0", "Training/1", "Training/4"]),
+        ("train", ["Training/0", "Training/1", "Training/4"]),
+        ("VAL", ["PublicTest/2"]),
+        ("publictest", ["PublicTest/2"]),
+        ("test", ["PrivateTest/3"]),
+    ],
+)
 def test_fer2013_split_selection_keeps_row_ids(fer_csv: Path, split: str, ids: list[str]) -> None:
     assert load_fer2013(fer_csv, split=split).ids == ids
 
@@ -78,12 +81,15 @@ def test_fer2013_tolerates_irregular_spacing_and_crlf(tmp_path: Path) -> None:
     assert faces.pixels[0].ravel().tolist() == [int(v) for v in fer_pixels(0).split()]
 
 
-@pytest.mark.parametrize(("pixels", "message"), [
-    (" ".join(["7"] * 2303), "2303 values"),
-    (fer_pixels(1).replace("5", "5x", 1), "'5x'"),
-    (fer_pixels(1).replace("7", "256", 1), "'256'"),
-    (fer_pixels(1).replace("7", "-7", 1), "'-7'"),
-])
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        (" ".join(["7"] * 2303), "2303 values"),
+        (fer_pixels(1).replace("5", "5x", 1), "'5x'"),
+        (fer_pixels(1).replace("7", "256", 1), "'256'"),
+        (fer_pixels(1).replace("7", "-7", 1), "'-7'"),
+    ],
+)
 def test_fer2013_bad_pixel_row_names_file_and_line(tmp_path: Path, pixels: str, message: str) -> None:
     path = write_fer2013(tmp_path / "fer.csv", [(0, "Training"), (1, "Training")], pixels={1: pixels})
     with pytest.raises(DataError, match=message) as info:
@@ -124,14 +130,14 @@ def test_fer2013_missing_file_empty_split_and_unknown_split(tmp_path: Path, fer_
 
 # votes: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
 FERPLUS_ROWS = [
-    ("Training", "fer0000000.png", [6, 0, 1, 1, 0, 0, 0, 0, 2, 0]),   # neutral: 6 of 8 once single votes go
-    ("Training", "fer0000001.png", [4, 0, 0, 1, 3, 2, 0, 0, 0, 0]),   # 4 of 9: no strict majority
-    ("Training", "fer0000002.png", [0, 0, 0, 0, 0, 0, 0, 7, 3, 0]),   # contempt
-    ("Training", "fer0000003.png", [0, 0, 0, 0, 0, 0, 0, 0, 8, 2]),   # unknown
+    ("Training", "fer0000000.png", [6, 0, 1, 1, 0, 0, 0, 0, 2, 0]),  # neutral: 6 of 8 once single votes go
+    ("Training", "fer0000001.png", [4, 0, 0, 1, 3, 2, 0, 0, 0, 0]),  # 4 of 9: no strict majority
+    ("Training", "fer0000002.png", [0, 0, 0, 0, 0, 0, 0, 7, 3, 0]),  # contempt
+    ("Training", "fer0000003.png", [0, 0, 0, 0, 0, 0, 0, 0, 8, 2]),  # unknown
     ("Training", "fer0000004.png", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]),  # not a face
-    ("Training", "", [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),                 # no FER+ record
+    ("Training", "", [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),  # no FER+ record
     ("PublicTest", "fer0000006.png", [0, 5, 0, 0, 2, 0, 1, 0, 2, 0]),  # happy: 5 of 9
-    ("Training", "fer0000007.png", [1] * 10),                          # every vote an outlier
+    ("Training", "fer0000007.png", [1] * 10),  # every vote an outlier
 ]
 
 
@@ -238,8 +244,15 @@ def test_rafdb_errors(tmp_path: Path) -> None:
 
 # --- AffectNet --------------------------------------------------------------------------------------------
 
-AFFECT_TRAIN = [("1/a.jpg", 0), ("1/b.jpg", 1), ("2/c.jpg", 7), ("2/d.jpg", 8), ("3/e.jpg", 9),
-                ("3/f.jpg", 10), ("3/g.png", 6)]
+AFFECT_TRAIN = [
+    ("1/a.jpg", 0),
+    ("1/b.jpg", 1),
+    ("2/c.jpg", 7),
+    ("2/d.jpg", 8),
+    ("3/e.jpg", 9),
+    ("3/f.jpg", 10),
+    ("3/g.png", 6),
+]
 AFFECT_VAL = [("9/v.jpg", 3), ("9/w.jpg", 2)]
 
 
@@ -301,8 +314,12 @@ def test_ckplus_last_frames_and_contempt(tmp_path: Path) -> None:
     assert faces.dropped == {"contempt": 3} and faces.num_classes == 7
     assert faces.load(0).shape == (3, 10, 12)
     eight = load_ckplus(root, last_frames=1, first_as_neutral=True, classes=8)
-    assert eight.ids == ["S005/001/S005_001_00000001.png", "S005/001/S005_001_00000005.png",
-                         "S010/002/S010_002_00000001.png", "S010/002/S010_002_00000004.png"]
+    assert eight.ids == [
+        "S005/001/S005_001_00000001.png",
+        "S005/001/S005_001_00000005.png",
+        "S010/002/S010_002_00000001.png",
+        "S010/002/S010_002_00000004.png",
+    ]
     assert eight.labels.tolist() == [idx("neutral"), idx("disgust"), idx("neutral"), idx("contempt")]
     assert eight.dropped == {}
 
@@ -330,14 +347,20 @@ def test_ckplus48_class_folders(tmp_path: Path) -> None:
 
 # --- class folders, SFEW, unlabeled pools -----------------------------------------------------------------
 
+
 def test_class_folders_map_names_and_choose_classes(tmp_path: Path) -> None:
     root = make_class_tree(tmp_path / "tree", {"Angry": 2, "happiness": 1, "contempt": 1})
     write_image(root / "happiness" / "nested" / "x.JPG")
     (root / "happiness" / "notes.txt").write_text("not an image")
     faces = load_class_folders(root)
     assert faces.num_classes == 8
-    assert faces.ids == ["Angry/000.png", "Angry/001.png", "contempt/000.png", "happiness/000.png",
-                         "happiness/nested/x.JPG"]
+    assert faces.ids == [
+        "Angry/000.png",
+        "Angry/001.png",
+        "contempt/000.png",
+        "happiness/000.png",
+        "happiness/nested/x.JPG",
+    ]
     assert faces.labels.tolist() == [idx("anger")] * 2 + [idx("contempt")] + [idx("happy")] * 2
     seven = load_class_folders(root, classes=7)
     assert seven.num_classes == 7 and seven.dropped == {"contempt": 1} and len(seven) == 4
@@ -400,6 +423,7 @@ def test_unlabeled_folder(tmp_path: Path) -> None:
 
 # --- registry specs ---------------------------------------------------------------------------------------
 
+
 def test_registry_loads_every_format(tmp_path: Path, ferplus_dir: Path) -> None:
     fer = write_fer2013(tmp_path / "fer.csv", FER_ROWS)
     raf = make_rafdb(tmp_path / "raf", RAF_ENTRIES)
@@ -425,6 +449,7 @@ def test_registry_loads_every_format(tmp_path: Path, ferplus_dir: Path) -> None:
 
 
 # --- the real FER2013 / FER+ files ------------------------------------------------------------------------
+
 
 def test_real_fer2013_and_ferplus(real_data: str) -> None:
     """Skipped unless SEMIFER_DATA names the shared data folder (conftest's `real_data` fixture)."""

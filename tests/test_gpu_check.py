@@ -14,15 +14,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_gpu_check_runs_end_to_end_at_toy_size(tmp_path):
-    env = {**os.environ, "GPU_CHECK_TOY": "1", "OUT": str(tmp_path), "PYTHON": sys.executable,
-           "OMP_NUM_THREADS": "1", "GPU_CHECK_BUDGET_S": "300"}
-    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
-                          text=True, timeout=280)
+    env = {
+        **os.environ,
+        "GPU_CHECK_TOY": "1",
+        "OUT": str(tmp_path),
+        "PYTHON": sys.executable,
+        "OMP_NUM_THREADS": "1",
+        "GPU_CHECK_BUDGET_S": "300",
+    }
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True, text=True, timeout=280
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
     speed = json.loads((tmp_path / "step_speed.json").read_text())["rows"]
     assert {(r["scale"], r["method"], r["precision"], r["compile"]) for r in speed} == {
-        ("toy", "adacm", "fp32", False), ("toy", "adacm", "bf16", False)}
+        ("toy", "adacm", "fp32", False),
+        ("toy", "adacm", "bf16", False),
+    }
     for r in speed:
         assert r["network_calls"] == 4  # Ada-CM: two weak views, the labeled view, the strong view
         assert len(r["step_seconds"]) == len(r["bound_seconds"]) == 2

@@ -13,9 +13,19 @@ from semifer.pretrain.mae import Pretrainer, masked_autoencoder
 from semifer.pretrain.masking import patch_targets, pixel_mask
 from semifer.pretrain.vit_mae import ViTMaskedAutoencoder, shuffle_indices, sincos_pos_embed
 
-PRETRAIN = ["data.train=synthetic:?n=32", "data.workers=0", "train.epochs=1", "train.iters_per_epoch=2",
-            "train.batch_size=4", "model.arch=vit_tiny", "pretrain.decoder_dim=32", "pretrain.decoder_depth=1",
-            "pretrain.decoder_heads=2", "pretrain.norm_pix_loss=true", "pretrain.preview=2"]
+PRETRAIN = [
+    "data.train=synthetic:?n=32",
+    "data.workers=0",
+    "train.epochs=1",
+    "train.iters_per_epoch=2",
+    "train.batch_size=4",
+    "model.arch=vit_tiny",
+    "pretrain.decoder_dim=32",
+    "pretrain.decoder_depth=1",
+    "pretrain.decoder_heads=2",
+    "pretrain.norm_pix_loss=true",
+    "pretrain.preview=2",
+]
 
 
 def tiny_mae(patch: int = 6) -> ViTMaskedAutoencoder:
@@ -97,9 +107,19 @@ def test_fixed_sincos_position_embeddings_as_mae():
 def test_mae_format_checkpoint_round_trip_into_a_vit_fernet(tmp_path):
     model = tiny_mae()
     state = model.mae_state_dict()
-    for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "norm.weight",
-                "mask_token", "decoder_embed.weight", "decoder_pos_embed", "decoder_blocks.0.attn.qkv.weight",
-                "decoder_norm.weight", "decoder_pred.weight"):
+    for key in (
+        "cls_token",
+        "pos_embed",
+        "patch_embed.proj.weight",
+        "blocks.0.attn.qkv.weight",
+        "norm.weight",
+        "mask_token",
+        "decoder_embed.weight",
+        "decoder_pos_embed",
+        "decoder_blocks.0.attn.qkv.weight",
+        "decoder_norm.weight",
+        "decoder_pred.weight",
+    ):
         assert key in state, key
     assert not any(k.startswith(("backbone.", "fc_norm.")) for k in state)
     path = tmp_path / "checkpoint-mae.pth"

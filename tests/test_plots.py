@@ -6,8 +6,7 @@ from semifer.report import plots
 def test_comparison_draws_each_run_and_pseudo_label_use_only_where_logged(tmp_path, monkeypatch):
     closed = []
     monkeypatch.setattr(plots.plt, "close", closed.append)
-    ssl = [{"epoch": e, "test": {"accuracy": 0.3 + 0.01 * e}, "unlabeled/subset1_fraction": 0.1 * e}
-           for e in (1, 2, 3)]
+    ssl = [{"epoch": e, "test": {"accuracy": 0.3 + 0.01 * e}, "unlabeled/subset1_fraction": 0.1 * e} for e in (1, 2, 3)]
     supervised = [{"epoch": e, "test": {"accuracy": 0.3}, "unlabeled/subset1_fraction": None} for e in (1, 2, 3)]
     path = plots.plot_comparison({"adacm (no InfoNCE)": ssl, "supervised": supervised}, tmp_path / "c.png", "t")
     assert path.stat().st_size > 1000

@@ -78,8 +78,7 @@ def _trainer(tmp_path, method: str, *extra: str) -> tuple[Trainer, Batch, Batch 
     return trainer, batch(m.labeled_views), batch(m.unlabeled_views) if m.uses_unlabeled else None
 
 
-@pytest.mark.parametrize(("amp", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16),
-                                           ("off", torch.float32)])
+@pytest.mark.parametrize(("amp", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16), ("off", torch.float32)])
 def test_step_runs_in_the_chosen_precision_and_keeps_weights_fp32(tmp_path, amp, dtype):
     trainer, labeled, unlabeled = _trainer(tmp_path, "adacm", f"train.amp={amp}")
     seen = []
@@ -98,8 +97,16 @@ def test_step_runs_in_the_chosen_precision_and_keeps_weights_fp32(tmp_path, amp,
 def test_pretrainer_uses_the_same_rule(tmp_path, monkeypatch):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     for amp, dtype in (("auto", torch.bfloat16), ("off", None)):
-        cfg = load_config("pretrain_fer2013_small", ["data.train=synthetic:?n=40", "data.workers=0",
-                                                     f"train.amp={amp}", "train.device=cpu", "train.batch_size=8"])
+        cfg = load_config(
+            "pretrain_fer2013_small",
+            [
+                "data.train=synthetic:?n=40",
+                "data.workers=0",
+                f"train.amp={amp}",
+                "train.device=cpu",
+                "train.batch_size=8",
+            ],
+        )
         pretrainer = Pretrainer(cfg, tmp_path, progress=False)
         assert pretrainer.amp_dtype == dtype
         loss = pretrainer.train_step(torch.rand(8, 3, 48, 48))
@@ -120,8 +127,16 @@ class HostSyncs(TorchDispatchMode):
     (a blocking host-to-device copy). On a CPU nothing waits, but the same ops run, so they are caught here.
     `F.one_hot` with a class count checks its range only off the GPU, so what it runs is not recorded."""
 
-    SYNCING = {"_local_scalar_dense", "nonzero", "bincount", "masked_select", "_unique2", "unique_dim",
-               "unique_consecutive", "lift_fresh"}
+    SYNCING = {
+        "_local_scalar_dense",
+        "nonzero",
+        "bincount",
+        "masked_select",
+        "_unique2",
+        "unique_dim",
+        "unique_consecutive",
+        "lift_fresh",
+    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,7 +146,8 @@ class HostSyncs(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
         bool_index = name in ("index", "index_put", "index_put_") and any(
-            isinstance(t, torch.Tensor) and t.dtype == torch.bool for t in args[1] if t is not None)
+            isinstance(t, torch.Tensor) and t.dtype == torch.bool for t in args[1] if t is not None
+        )
         if not self.paused and (name in self.SYNCING or bool_index):
             self.ops.append(name)
         return func(*args, **(kwargs or {}))
@@ -158,8 +174,9 @@ def host_syncs() -> Iterator[list[str]]:
         yield syncs.ops
 
 
-@pytest.mark.parametrize("method", ["supervised", "pseudolabel", "fixmatch", "flexmatch", "adacm", "dta_snl",
-                                    "mixmatch", "remixmatch"])
+@pytest.mark.parametrize(
+    "method", ["supervised", "pseudolabel", "fixmatch", "flexmatch", "adacm", "dta_snl", "mixmatch", "remixmatch"]
+)
 def test_training_step_never_waits_on_the_device(tmp_path, method):
     trainer, labeled, unlabeled = _trainer(tmp_path, method, "train.amp=off")
     trainer._train_step(labeled, unlabeled)  # first step: lazy state (optimizer buffers) is made

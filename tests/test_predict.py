@@ -81,12 +81,14 @@ def test_real_faces_pasted_into_a_photo_are_found(tiny_run, real_data, tmp_path)
     for k, side in enumerate([96, 120, 140, 160, 180, 200, 110, 150]):
         face = Image.fromarray(faces.pixels[k]).convert("RGB").resize((side, side), Image.BICUBIC)
         x, y = 20 + (k % 4) * 240, 20 + (k // 4) * 340
-        photo[y:y + side, x:x + side] = np.asarray(face)
+        photo[y : y + side, x : x + side] = np.asarray(face)
         pasted.append((x, y, side, side))
     Image.fromarray(photo).save(tmp_path / "group.jpg", quality=95)
     out, annotated = tmp_path / "faces.csv", tmp_path / "annotated"
-    assert main(["predict", str(tiny_run), str(tmp_path / "group.jpg"), "--out", str(out),
-                 "--annotate", str(annotated)]) == 0
+    assert (
+        main(["predict", str(tiny_run), str(tmp_path / "group.jpg"), "--out", str(out), "--annotate", str(annotated)])
+        == 0
+    )
     rows = read_rows(out)
     boxes = [tuple(int(r[k]) for k in "xywh") for r in rows]
     found = [p for p in pasted if any(iou(p, b) > 0.6 for b in boxes)]
@@ -145,12 +147,15 @@ def test_exif_orientation_is_applied(tmp_path):
     assert shown[:10].mean() > 200 and shown[-10:].mean() < 50  # the band is now on top
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--detect", "bogus"], "unknown detector"),
-    (["--detect", "yunet:{tmp}/missing.onnx"], "YuNet model file not found"),
-    (["--detect", "yunet:{tmp}/garbage.onnx"], "garbage.onnx"),
-    (["--every", "1.5"], "--every"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--detect", "bogus"], "unknown detector"),
+        (["--detect", "yunet:{tmp}/missing.onnx"], "YuNet model file not found"),
+        (["--detect", "yunet:{tmp}/garbage.onnx"], "garbage.onnx"),
+        (["--every", "1.5"], "--every"),
+    ],
+)
 def test_bad_options_are_one_clear_error(tiny_run, tmp_path, capsys, args, needle):
     tree = write_crops(tmp_path / "crops", n=7)
     (tmp_path / "garbage.onnx").write_bytes(b"not a network")
@@ -187,8 +192,10 @@ def test_bf16_precision_runs_in_bf16_and_stays_close_to_fp32(tiny_run, tmp_path)
     rows = {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / f"{precision}.json"
-        assert main(["predict", str(tiny_run), str(tree), "--detect", "none", "--precision", precision,
-                     "--out", str(out)]) == 0
+        assert (
+            main(["predict", str(tiny_run), str(tree), "--detect", "none", "--precision", precision, "--out", str(out)])
+            == 0
+        )
         rows[precision] = read_rows(out)
     classes = [key[2:] for key in rows["fp32"][0] if key.startswith("p_")]
     fp32 = np.array([[r[f"p_{c}"] for c in classes] for r in rows["fp32"]])

@@ -35,10 +35,14 @@ def only_own_errors(call, *args, **kwargs) -> None:
             call(*args, **kwargs)
 
 
-cells = st.one_of(st.integers(-3, 300).map(str), st.sampled_from(["", " ", "x", "1.5", "-", "nan", "\x00", '"']),
-                  st.text(max_size=6))
-pixel_text = st.one_of(st.just(fer_pixels(0)), st.lists(cells, max_size=6).map(" ".join),
-                       st.integers(0, 2400).map(lambda n: " ".join(["7"] * n)))
+cells = st.one_of(
+    st.integers(-3, 300).map(str), st.sampled_from(["", " ", "x", "1.5", "-", "nan", "\x00", '"']), st.text(max_size=6)
+)
+pixel_text = st.one_of(
+    st.just(fer_pixels(0)),
+    st.lists(cells, max_size=6).map(" ".join),
+    st.integers(0, 2400).map(lambda n: " ".join(["7"] * n)),
+)
 usages = st.sampled_from(["Training", "PublicTest", "PrivateTest", "training", "", "Other", "Training\r"])
 fer_rows = st.lists(st.tuples(cells, pixel_text, usages), max_size=5)
 headers = st.sampled_from([FER_HEADER, "Usage,pixels,emotion", "emotion,pixels", "", "a,b,c", "\ufeff" + FER_HEADER])
@@ -49,8 +53,13 @@ def fer_csv(header: str, rows: list[tuple[str, str, str]], extra: str) -> bytes:
 
 
 @FUZZ
-@given(header=headers, rows=fer_rows, extra=st.sampled_from(["", "\n", "\n,,\n", "\n1,2"]),
-       split=st.sampled_from([None, "Training", "test", "bogus"]), gz=st.booleans())
+@given(
+    header=headers,
+    rows=fer_rows,
+    extra=st.sampled_from(["", "\n", "\n,,\n", "\n1,2"]),
+    split=st.sampled_from([None, "Training", "test", "bogus"]),
+    gz=st.booleans(),
+)
 def test_fer2013_csv_parser(header, rows, extra, split, gz):
     path = WORK / ("fer.csv.gz" if gz else "fer.csv")
     data = fer_csv(header, rows, extra)
@@ -69,14 +78,17 @@ def test_fer2013_csv_parser_on_raw_bytes(data):
     only_own_errors(load_fer2013, gz)
 
 
-votes = st.lists(st.one_of(st.integers(-2, 12).map(str), st.sampled_from(["", "x", "1.5", " 3"])),
-                 min_size=0, max_size=12)
+votes = st.lists(
+    st.one_of(st.integers(-2, 12).map(str), st.sampled_from(["", "x", "1.5", " 3"])), min_size=0, max_size=12
+)
 
 
 @FUZZ
-@given(rows=st.lists(st.tuples(usages, st.sampled_from(["fer0000000.png", "", "x"]), votes), max_size=4),
-       header=st.sampled_from([FERPLUS_HEADER, "Usage,Image name", "", "Usage,Image name,a,b"]),
-       classes=st.sampled_from([7, 8, 9]))
+@given(
+    rows=st.lists(st.tuples(usages, st.sampled_from(["fer0000000.png", "", "x"]), votes), max_size=4),
+    header=st.sampled_from([FERPLUS_HEADER, "Usage,Image name", "", "Usage,Image name,a,b"]),
+    classes=st.sampled_from([7, 8, 9]),
+)
 def test_ferplus_votes_parser(rows, header, classes):
     folder = WORK / "ferplus"
     folder.mkdir(exist_ok=True)
@@ -86,17 +98,28 @@ def test_ferplus_votes_parser(rows, header, classes):
     only_own_errors(load_ferplus, folder, classes=classes)
 
 
-POOL = FaceSet("pool", [f"id{i}" for i in range(28)], np.arange(28) % 7, pixels=np.zeros((28, 4, 4), np.uint8),
-               source="pool")
+POOL = FaceSet(
+    "pool", [f"id{i}" for i in range(28)], np.arange(28) % 7, pixels=np.zeros((28, 4, 4), np.uint8), source="pool"
+)
 scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) | st.text(max_size=5)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 split_blobs = st.fixed_dictionaries(
-    {}, optional={"protocol": json_values, "seed": json_values, "counts": json_values, "dataset": json_values,
-                  "fingerprint": json_values,
-                  "labeled": st.one_of(json_values, st.lists(st.sampled_from(POOL.ids + ["zz", ""]), max_size=4)),
-                  "unlabeled": st.one_of(json_values, st.lists(st.sampled_from(POOL.ids), max_size=4)),
-                  "extra": json_values})
+    {},
+    optional={
+        "protocol": json_values,
+        "seed": json_values,
+        "counts": json_values,
+        "dataset": json_values,
+        "fingerprint": json_values,
+        "labeled": st.one_of(json_values, st.lists(st.sampled_from(POOL.ids + ["zz", ""]), max_size=4)),
+        "unlabeled": st.one_of(json_values, st.lists(st.sampled_from(POOL.ids), max_size=4)),
+        "extra": json_values,
+    },
+)
 
 
 @FUZZ
@@ -112,9 +135,12 @@ def test_split_file_parser(blob, raw):
 
 
 protocol_parts = st.sampled_from(["all", "adacm", "per_class", "fraction", "total", "counts", "", "x"])
-protocol_args = st.one_of(st.integers(-5, 5000).map(str), st.floats().map(str),
-                          st.sampled_from(["", "happy=3,sad=-1", "happy=x", "fear", "=", "happy=2,,"]),
-                          st.text(max_size=8))
+protocol_args = st.one_of(
+    st.integers(-5, 5000).map(str),
+    st.floats().map(str),
+    st.sampled_from(["", "happy=3,sad=-1", "happy=x", "fear", "=", "happy=2,,"]),
+    st.text(max_size=8),
+)
 
 
 @FUZZ
@@ -123,17 +149,56 @@ def test_split_protocol_parser(kind, arg, seed):
     only_own_errors(make_split, POOL, f"{kind}:{arg}", seed)
 
 
-KEYS = ["train.lr", "train.epochs", "train.batch_size", "train.amp", "train.milestones", "data.img_size",
-        "data.extra_unlabeled", "data.extra_ratio", "model.pretrained", "method.name", "method.tau",
-        "method.threshold", "seed", "name", "train", "data.nope", "", "method"]
-yaml_values = st.one_of(st.sampled_from(["abc", "1", "-1", "0", "0.5", "1e-3", "5e-4", "true", "null", "[1, 2]",
-                                         "{a: 1}", "[", "'", "fixmatch", "nan", ".inf", "2.5", "auto", "bf16"]),
-                        st.text(max_size=10))
+KEYS = [
+    "train.lr",
+    "train.epochs",
+    "train.batch_size",
+    "train.amp",
+    "train.milestones",
+    "data.img_size",
+    "data.extra_unlabeled",
+    "data.extra_ratio",
+    "model.pretrained",
+    "method.name",
+    "method.tau",
+    "method.threshold",
+    "seed",
+    "name",
+    "train",
+    "data.nope",
+    "",
+    "method",
+]
+yaml_values = st.one_of(
+    st.sampled_from(
+        [
+            "abc",
+            "1",
+            "-1",
+            "0",
+            "0.5",
+            "1e-3",
+            "5e-4",
+            "true",
+            "null",
+            "[1, 2]",
+            "{a: 1}",
+            "[",
+            "'",
+            "fixmatch",
+            "nan",
+            ".inf",
+            "2.5",
+            "auto",
+            "bf16",
+        ]
+    ),
+    st.text(max_size=10),
+)
 
 
 @FUZZ
-@given(overrides=st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(["=", "", "=="]), yaml_values),
-                          max_size=4))
+@given(overrides=st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(["=", "", "=="]), yaml_values), max_size=4))
 def test_config_override_parser(overrides):
     only_own_errors(load_config, "demo", [f"{k}{sep}{v}" for k, sep, v in overrides])
 
@@ -144,10 +209,25 @@ def test_single_override_parser(text):
     only_own_errors(parse_override, text)
 
 
-yaml_lines = st.one_of(st.sampled_from(["base: demo", "base: missing_preset", "base: [1]", "train:", "  lr: x",
-                                        "  epochs: 3", "data: 3", "- a", "key: [", "\tbad", "method: {name: 7}",
-                                        "base: {path}"]),
-                       st.text(max_size=12))
+yaml_lines = st.one_of(
+    st.sampled_from(
+        [
+            "base: demo",
+            "base: missing_preset",
+            "base: [1]",
+            "train:",
+            "  lr: x",
+            "  epochs: 3",
+            "data: 3",
+            "- a",
+            "key: [",
+            "\tbad",
+            "method: {name: 7}",
+            "base: {path}",
+        ]
+    ),
+    st.text(max_size=12),
+)
 
 
 @FUZZ
@@ -160,7 +240,13 @@ def test_config_yaml_file_parser(lines):
 
 
 @FUZZ
-@given(spec=st.one_of(st.text(max_size=20), st.tuples(st.sampled_from(["synthetic", "fer2013", "folder", "x"]),
-                                                       st.text(max_size=10)).map(lambda t: f"{t[0]}:?{t[1]}&n=7")))
+@given(
+    spec=st.one_of(
+        st.text(max_size=20),
+        st.tuples(st.sampled_from(["synthetic", "fer2013", "folder", "x"]), st.text(max_size=10)).map(
+            lambda t: f"{t[0]}:?{t[1]}&n=7"
+        ),
+    )
+)
 def test_dataset_spec_parser(spec):
     only_own_errors(load_dataset, spec)

@@ -25,22 +25,25 @@ def trained(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------------- config values
-@pytest.mark.parametrize(("override", "needle"), [
-    ("train.lr=abc", "train.lr must be a number; got 'abc'"),
-    ("train.epochs=two", "train.epochs must be an integer"),
-    ("train.batch_size=0", "train.batch_size must be >= 1; got 0"),
-    ("train.iters_per_epoch=0", "train.iters_per_epoch must be >= 1"),
-    ("data.img_size=47.5", "data.img_size must be an integer; got 47.5"),
-    ("train.amp=maybe", "train.amp must be one of auto|bf16|fp16|off"),
-    ("train.epochs=-1", "train.epochs must be >= 1; got -1"),
-    ("train.lr=-0.1", "train.lr must be >= 0"),
-    ("train.ema=1.5", "train.ema must be >= 0 and < 1"),
-    ("data.extra_unlabeled=3", "data.extra_unlabeled must be a list of strings"),
-    ("train.on_nonfinite=ignore", "train.on_nonfinite must be one of stop, skip"),
-    ("model.arch=resnet7", "model.arch must be one of"),
-    ("method=1", "method must be a section of settings (e.g. method.name=supervised), not 1"),
-    ("data=1", "config section data must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("train.lr=abc", "train.lr must be a number; got 'abc'"),
+        ("train.epochs=two", "train.epochs must be an integer"),
+        ("train.batch_size=0", "train.batch_size must be >= 1; got 0"),
+        ("train.iters_per_epoch=0", "train.iters_per_epoch must be >= 1"),
+        ("data.img_size=47.5", "data.img_size must be an integer; got 47.5"),
+        ("train.amp=maybe", "train.amp must be one of auto|bf16|fp16|off"),
+        ("train.epochs=-1", "train.epochs must be >= 1; got -1"),
+        ("train.lr=-0.1", "train.lr must be >= 0"),
+        ("train.ema=1.5", "train.ema must be >= 0 and < 1"),
+        ("data.extra_unlabeled=3", "data.extra_unlabeled must be a list of strings"),
+        ("train.on_nonfinite=ignore", "train.on_nonfinite must be one of stop, skip"),
+        ("model.arch=resnet7", "model.arch must be one of"),
+        ("method=1", "method must be a section of settings (e.g. method.name=supervised), not 1"),
+        ("data=1", "config section data must be a mapping"),
+    ],
+)
 def test_bad_config_values_are_one_line_naming_the_key(override, needle, capsys):
     with pytest.raises(ConfigError) as info:
         load_config("demo", [override])
@@ -95,8 +98,9 @@ def test_a_corrupt_image_in_a_loader_worker_is_the_original_data_error(tmp_path,
         list(eval_loader(ViewDataset(faces, [build_view("test", 16)]), 2, workers))
 
 
-@pytest.mark.parametrize("spec", ["synthetic:?n=-5", "synthetic:?n=abc", "synthetic:?split=val", "synthetic:?size=2",
-                                  "synthetic:?seed=-1"])
+@pytest.mark.parametrize(
+    "spec", ["synthetic:?n=-5", "synthetic:?n=abc", "synthetic:?split=val", "synthetic:?size=2", "synthetic:?seed=-1"]
+)
 def test_bad_synthetic_options_are_data_errors(spec):
     with pytest.raises(DataError):
         load_dataset(spec)

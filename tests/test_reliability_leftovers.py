@@ -39,8 +39,13 @@ def epochs_logged(run_dir):
 def same_content(a, b) -> bool:
     """Two loaded checkpoints hold equal tensors and plain data."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype \
-            and a.shape == b.shape and torch.equal(a, b)
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and torch.equal(a, b)
+        )
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_content(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
@@ -121,8 +126,15 @@ def test_nonfinite_weights_are_refused_by_load_eval_and_predict(trained, tmp_pat
 def test_pretraining_checkpoints_carry_checksums_too(tmp_path):
     from semifer.pretrain import pretrain
 
-    overrides = ["data.train=synthetic:?n=32", "train.epochs=1", "train.iters_per_epoch=2", "train.batch_size=8",
-                 "data.workers=0", "train.amp=false", "pretrain.decoder_dim=32"]
+    overrides = [
+        "data.train=synthetic:?n=32",
+        "train.epochs=1",
+        "train.iters_per_epoch=2",
+        "train.batch_size=8",
+        "data.workers=0",
+        "train.amp=false",
+        "pretrain.decoder_dim=32",
+    ]
     run = pretrain(load_config("pretrain_mae", overrides), progress=False, run_dir=tmp_path / "mae").run_dir
     path = run / "checkpoints" / "last.pt"
     state = torch.load(path, weights_only=True)
@@ -269,8 +281,9 @@ def numeric_keys() -> dict[str, str]:
             hint = hints[f.name]
             if dataclasses.is_dataclass(hint):
                 walk(hint, f"{prefix}{f.name}.", owner, out)
-            elif {int, float} & set(typing.get_args(hint) or (hint,)) or \
-                    any({int, float} & set(typing.get_args(a)) for a in typing.get_args(hint)):
+            elif {int, float} & set(typing.get_args(hint) or (hint,)) or any(
+                {int, float} & set(typing.get_args(a)) for a in typing.get_args(hint)
+            ):
                 out[f"{prefix}{f.name}"] = owner
         return out
 
@@ -292,17 +305,20 @@ def test_every_numeric_setting_has_a_finite_range():
     assert not unbounded
 
 
-@pytest.mark.parametrize(("override", "needle"), [
-    ("train.lr=1e300", "train.lr must be <= 1000000; got 1e+300 (allowed range [0, 1000000])"),
-    ("data.img_size=100000", "data.img_size must be <= 1024; got 100000 (allowed range [16, 1024])"),
-    ("data.img_size=8", "data.img_size must be >= 16; got 8 (allowed range [16, 1024])"),
-    ("train.batch_size=1000000", "train.batch_size must be <= 65536"),
-    ("train.epochs=100000000000", "train.epochs must be <= 10000000; got 100000000000"),
-    ("seed=100000000000000000000", "seed must be <="),
-    ("train.weight_decay=1e100", "train.weight_decay must be <="),
-    ("method.name=fixmatch method.lambda_u=1e200", "method.lambda_u must be <="),
-    ("train.layer_decay=0", "train.layer_decay must be > 0"),
-])
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("train.lr=1e300", "train.lr must be <= 1000000; got 1e+300 (allowed range [0, 1000000])"),
+        ("data.img_size=100000", "data.img_size must be <= 1024; got 100000 (allowed range [16, 1024])"),
+        ("data.img_size=8", "data.img_size must be >= 16; got 8 (allowed range [16, 1024])"),
+        ("train.batch_size=1000000", "train.batch_size must be <= 65536"),
+        ("train.epochs=100000000000", "train.epochs must be <= 10000000; got 100000000000"),
+        ("seed=100000000000000000000", "seed must be <="),
+        ("train.weight_decay=1e100", "train.weight_decay must be <="),
+        ("method.name=fixmatch method.lambda_u=1e200", "method.lambda_u must be <="),
+        ("train.layer_decay=0", "train.layer_decay must be > 0"),
+    ],
+)
 def test_absurd_numbers_are_one_line_naming_the_key_and_the_range(override, needle, capsys):
     with pytest.raises(ConfigError) as info:
         load_config("demo", override.split())
@@ -322,8 +338,11 @@ def test_pretraining_options_have_bounds_too():
         simclr_options(load_config("pretrain_simclr_fer2013_small", ["pretrain.proj_hidden=1000000000"]))
 
 
-huge = st.one_of(st.integers(-10**40, 10**40), st.floats(allow_nan=False, width=64),
-                 st.sampled_from([0, -1, 1, 10**7 + 1, 65537, 1e300, -1e300, 2**63, 10**400, 0.5]))
+huge = st.one_of(
+    st.integers(-(10**40), 10**40),
+    st.floats(allow_nan=False, width=64),
+    st.sampled_from([0, -1, 1, 10**7 + 1, 65537, 1e300, -1e300, 2**63, 10**400, 0.5]),
+)
 
 
 def accepted(key: str, value) -> object:

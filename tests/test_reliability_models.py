@@ -75,11 +75,14 @@ def test_checkpoints_written_before_plain_rng_states_still_resume(trained, tmp_p
     assert load_checkpoint(old_run)["step"] == 9
 
 
-@pytest.mark.parametrize(("damage", "needle"), [
-    (lambda data: data[: len(data) // 2], "truncated or corrupt"),
-    (lambda data: b"", "empty"),
-    (lambda data: b"not a checkpoint at all" * 4, "corrupt"),
-])
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (lambda data: data[: len(data) // 2], "truncated or corrupt"),
+        (lambda data: b"", "empty"),
+        (lambda data: b"not a checkpoint at all" * 4, "corrupt"),
+    ],
+)
 def test_damaged_checkpoints_say_what_is_wrong(trained, tmp_path, capsys, damage, needle):
     path = tmp_path / "last.pt"
     path.write_bytes(damage((trained / "checkpoints" / "last.pt").read_bytes()))

@@ -82,32 +82,35 @@ def face_image(folder: Path) -> Path:
 # 1. model.json is validated against its schema before anything is built
 
 
-@pytest.mark.parametrize(("field", "value", "needle"), [
-    ("arch", "resnet9000", "'arch' is 'resnet9000', not a known architecture"),
-    ("arch", None, "'arch'"),
-    ("img_size", 100000, "'img_size' is 100000"),
-    ("img_size", "48", "'img_size'"),
-    ("img_size", True, "'img_size'"),
-    ("classes", [], "'classes' must be a non-empty list"),
-    ("classes", "happy", "'classes'"),
-    ("classes", ["angry", "disgust", "fear", "happy", "sad", "surprise", "happy"], "repeats ['happy']"),
-    ("classes", ["angry", "disgust", "fear", "happy", "sad", "surprise", " "], "non-empty string"),
-    ("classes", ["angry", "disgust", "fear", "happy", "sad", "surprise", 7], "non-empty string"),
-    ("mean", [0.5, 0.5], "'mean'"),
-    ("mean", [0.5, float("nan"), 0.5], "'mean'"),
-    ("std", [0.2, 0.0, 0.2], "'std'"),
-    ("std", [0.2, "x", 0.2], "'std'"),
-    ("colour", "purple", "'colour'"),
-    ("head", {"dropout": "high"}, "'head.dropout'"),
-    ("head", {"l2norm": 1}, "'head.l2norm'"),
-    ("head", {"feature_dropout": 1.5}, "'head.feature_dropout'"),
-    ("head", {"bogus": 1}, "'head.bogus' is not a head option"),
-    ("head", [], "'head'"),
-    ("bgr_quirk", "yes", "'bgr_quirk'"),
-    ("files", {"../../etc/passwd": "0" * 64}, "'files'"),
-    ("files", {"model.safetensors": "not-a-hash"}, "'files.model.safetensors'"),
-    ("evaluations", ["oops"], "'evaluations'"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("arch", "resnet9000", "'arch' is 'resnet9000', not a known architecture"),
+        ("arch", None, "'arch'"),
+        ("img_size", 100000, "'img_size' is 100000"),
+        ("img_size", "48", "'img_size'"),
+        ("img_size", True, "'img_size'"),
+        ("classes", [], "'classes' must be a non-empty list"),
+        ("classes", "happy", "'classes'"),
+        ("classes", ["angry", "disgust", "fear", "happy", "sad", "surprise", "happy"], "repeats ['happy']"),
+        ("classes", ["angry", "disgust", "fear", "happy", "sad", "surprise", " "], "non-empty string"),
+        ("classes", ["angry", "disgust", "fear", "happy", "sad", "surprise", 7], "non-empty string"),
+        ("mean", [0.5, 0.5], "'mean'"),
+        ("mean", [0.5, float("nan"), 0.5], "'mean'"),
+        ("std", [0.2, 0.0, 0.2], "'std'"),
+        ("std", [0.2, "x", 0.2], "'std'"),
+        ("colour", "purple", "'colour'"),
+        ("head", {"dropout": "high"}, "'head.dropout'"),
+        ("head", {"l2norm": 1}, "'head.l2norm'"),
+        ("head", {"feature_dropout": 1.5}, "'head.feature_dropout'"),
+        ("head", {"bogus": 1}, "'head.bogus' is not a head option"),
+        ("head", [], "'head'"),
+        ("bgr_quirk", "yes", "'bgr_quirk'"),
+        ("files", {"../../etc/passwd": "0" * 64}, "'files'"),
+        ("files", {"model.safetensors": "not-a-hash"}, "'files.model.safetensors'"),
+        ("evaluations", ["oops"], "'evaluations'"),
+    ],
+)
 def test_model_json_fields_are_checked_before_anything_is_built(exported, tmp_path, field, value, needle):
     folder = copy_export(exported, tmp_path / "bad", **{field: value})
     with pytest.raises(SemiferError) as caught:
@@ -201,8 +204,11 @@ def test_an_onnx_graph_with_nan_initializers_is_refused(onnx_exported, tmp_path)
     from onnx import numpy_helper
 
     graph = onnx.load(str(onnx_exported / "model.onnx"))
-    init = next(i for i in graph.graph.initializer
-                if numpy_helper.to_array(i).dtype == np.float32 and numpy_helper.to_array(i).size)
+    init = next(
+        i
+        for i in graph.graph.initializer
+        if numpy_helper.to_array(i).dtype == np.float32 and numpy_helper.to_array(i).size
+    )
     array = numpy_helper.to_array(init).copy()
     array.flat[0] = np.nan
     init.CopyFrom(numpy_helper.from_array(array, init.name))
@@ -273,12 +279,16 @@ def test_a_lone_safetensors_file_is_a_clear_error(exported, tmp_path, capsys):
     one_clear_line(capsys, str(lone), "model.json")
 
 
-@pytest.mark.parametrize(("name", "content"), [
-    ("labels.csv", "emotion,pixels,Usage\n0,1 2 3,Training\n"),
-    ("model.pt", "emotion,pixels,Usage\n0,1 2 3,Training\n"),
-    ("notes.pt", "just some notes\n"),
-    ("random.pt", bytes(range(7, 256))),
-], ids=["csv", "csv-as-pt", "text-as-pt", "random-bytes"])
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("labels.csv", "emotion,pixels,Usage\n0,1 2 3,Training\n"),
+        ("model.pt", "emotion,pixels,Usage\n0,1 2 3,Training\n"),
+        ("notes.pt", "just some notes\n"),
+        ("random.pt", bytes(range(7, 256))),
+    ],
+    ids=["csv", "csv-as-pt", "text-as-pt", "random-bytes"],
+)
 def test_a_file_that_is_no_model_is_one_clear_error(tmp_path, capsys, name, content):
     path = tmp_path / name
     path.write_bytes(content.encode() if isinstance(content, str) else content)
@@ -293,8 +303,22 @@ def test_a_file_that_is_no_model_is_one_clear_error(tmp_path, capsys, name, cont
 def test_a_text_file_as_model_pretrained_stops_training_in_one_line(tmp_path, capsys):
     path = tmp_path / "backbone.pt"
     path.write_text("emotion,pixels,Usage\n0,1 2 3,Training\n")
-    assert main(["train", "-c", "demo", f"model.pretrained={path}", f"out_dir={tmp_path}", "data.workers=0",
-                 "data.train=synthetic:?n=70", "data.test=synthetic:?split=test&n=14", "data.split=per_class:2"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "-c",
+                "demo",
+                f"model.pretrained={path}",
+                f"out_dir={tmp_path}",
+                "data.workers=0",
+                "data.train=synthetic:?n=70",
+                "data.test=synthetic:?split=test&n=14",
+                "data.split=per_class:2",
+            ]
+        )
+        == 2
+    )
     one_clear_line(capsys, str(path), "not a model file")
 
 
@@ -374,8 +398,12 @@ def test_a_malformed_metrics_json_behind_export_eval_is_named(tiny_run, tmp_path
     folder = tmp_path / "eval-x"
     folder.mkdir()
     (folder / "metrics.json").write_text(content)
-    assert main(["export", str(tiny_run), "--format", "safetensors", "--out", str(tmp_path / "out"),
-                 "--eval", str(folder)]) == 2
+    assert (
+        main(
+            ["export", str(tiny_run), "--format", "safetensors", "--out", str(tmp_path / "out"), "--eval", str(folder)]
+        )
+        == 2
+    )
     one_clear_line(capsys, str(folder / "metrics.json"))
     assert not (tmp_path / "out").exists()
 
@@ -443,10 +471,13 @@ def fuzz_folder(name: str, weights: bytes, blob: dict | str) -> Path:
 damages = st.one_of(
     st.tuples(st.just("bytes"), st.binary(max_size=400)),
     st.tuples(st.just("truncate"), st.floats(0, 1, exclude_max=True)),
-    st.tuples(st.just("flip"), st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)),
-                                        min_size=1, max_size=3)),
-    st.tuples(st.just("flip-header"), st.lists(st.tuples(st.integers(0, 600), st.integers(0, 7)),
-                                               min_size=1, max_size=3)),
+    st.tuples(
+        st.just("flip"),
+        st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)), min_size=1, max_size=3),
+    ),
+    st.tuples(
+        st.just("flip-header"), st.lists(st.tuples(st.integers(0, 600), st.integers(0, 7)), min_size=1, max_size=3)
+    ),
 )
 
 
@@ -479,21 +510,45 @@ def test_fuzzed_exported_weights_are_refused_with_semifer_errors(valid, damage, 
 
 
 scalars = st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=True) | st.text(max_size=6)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=10)
-FIELDS = ["format", "arch", "classes", "img_size", "colour", "head", "bgr_quirk", "mean", "std", "files", "method",
-          "metrics", "evaluations", "source", "semifer_version"]
-field_values = st.one_of(json_values, st.sampled_from([*BACKBONES, "gray", "rgb", 48, 16, 512, 0, -1]),
-                         st.lists(st.sampled_from(["happy", "sad", "", "fear", "angry", "disgust", "surprise",
-                                                   "neutral", " "]), max_size=9),
-                         st.fixed_dictionaries({}, optional={"dropout": json_values, "l2norm": json_values,
-                                                             "attention": json_values, "x": json_values}))
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=10,
+)
+FIELDS = [
+    "format",
+    "arch",
+    "classes",
+    "img_size",
+    "colour",
+    "head",
+    "bgr_quirk",
+    "mean",
+    "std",
+    "files",
+    "method",
+    "metrics",
+    "evaluations",
+    "source",
+    "semifer_version",
+]
+field_values = st.one_of(
+    json_values,
+    st.sampled_from([*BACKBONES, "gray", "rgb", 48, 16, 512, 0, -1]),
+    st.lists(st.sampled_from(["happy", "sad", "", "fear", "angry", "disgust", "surprise", "neutral", " "]), max_size=9),
+    st.fixed_dictionaries(
+        {}, optional={"dropout": json_values, "l2norm": json_values, "attention": json_values, "x": json_values}
+    ),
+)
 
 
 @FUZZ
-@given(changes=st.dictionaries(st.sampled_from(FIELDS), field_values, max_size=3),
-       dropped=st.lists(st.sampled_from(FIELDS), max_size=2), whole=st.one_of(st.none(), json_values),
-       raw=st.one_of(st.none(), st.text(max_size=30)))
+@given(
+    changes=st.dictionaries(st.sampled_from(FIELDS), field_values, max_size=3),
+    dropped=st.lists(st.sampled_from(FIELDS), max_size=2),
+    whole=st.one_of(st.none(), json_values),
+    raw=st.one_of(st.none(), st.text(max_size=30)),
+)
 def test_fuzzed_model_json_raises_only_semifer_errors(valid, changes, dropped, whole, raw):
     weights, blob = valid
     if raw is not None:
@@ -510,9 +565,11 @@ def test_fuzzed_model_json_raises_only_semifer_errors(valid, changes, dropped, w
 
 
 @FUZZ
-@given(data=st.binary(min_size=1, max_size=300), suffix=st.sampled_from([".pt", ".pth", ".safetensors", ".onnx",
-                                                                          ".csv"]),
-       prefix=st.sampled_from([b"", b"PK\x03\x04", b"\x80\x02", b"\x40\x00\x00\x00\x00\x00\x00\x00{"]))
+@given(
+    data=st.binary(min_size=1, max_size=300),
+    suffix=st.sampled_from([".pt", ".pth", ".safetensors", ".onnx", ".csv"]),
+    prefix=st.sampled_from([b"", b"PK\x03\x04", b"\x80\x02", b"\x40\x00\x00\x00\x00\x00\x00\x00{"]),
+)
 def test_random_bytes_as_a_model_file_raise_only_semifer_errors(data, suffix, prefix):
     path = WORK / f"random{suffix}"
     path.write_bytes(prefix + data)

@@ -15,6 +15,8 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from semifer.cli import main
@@ -78,8 +80,16 @@ def test_fifos_are_skipped_and_counted_instead_of_hanging(tiny_run, tmp_path, ca
         os.mkfifo(fifo)
     out = tmp_path / "p.csv"
     result = {}
-    argv = ["predict", str(tiny_run), str(tree), *(str(f) for f in fifos if f.parent != tree), "--detect", "none",
-            "--out", str(out)]
+    argv = [
+        "predict",
+        str(tiny_run),
+        str(tree),
+        *(str(f) for f in fifos if f.parent != tree),
+        "--detect",
+        "none",
+        "--out",
+        str(out),
+    ]
     thread = threading.Thread(target=lambda: result.update(rc=main(argv)), daemon=True)
     thread.start()
     thread.join(120)
@@ -97,6 +107,7 @@ def test_fifos_are_skipped_and_counted_instead_of_hanging(tiny_run, tmp_path, ca
 # ---------------------------------------------------------------------------------- 3: huge images
 def bomb_png(path, side=20_000):
     """A valid 1-bit PNG of side x side pixels (all black) in ~60 kB, without holding its pixels."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -189,13 +200,28 @@ def test_sixteen_bit_grey_spans_the_range_and_in_memory_modes_are_scaled(tmp_pat
 
 
 # ---------------------------------------------------------------------------------- 5: numeric options
-@pytest.mark.parametrize("args", [
-    ["--batch-size", "0"], ["--batch-size", "-4"], ["--batch-size", "many"],
-    ["--margin", "nan"], ["--margin", "inf"], ["--margin", "-0.1"], ["--margin", "1e6"], ["--margin", "wide"],
-    ["--threads", "-1"], ["--threads", "1e9"],
-    ["--every", "0"], ["--every", "-3"], ["--every", "nan"], ["--every", "nans"], ["--every", "inf"],
-    ["--every", "1e999s"], ["--every", "garbage"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--batch-size", "0"],
+        ["--batch-size", "-4"],
+        ["--batch-size", "many"],
+        ["--margin", "nan"],
+        ["--margin", "inf"],
+        ["--margin", "-0.1"],
+        ["--margin", "1e6"],
+        ["--margin", "wide"],
+        ["--threads", "-1"],
+        ["--threads", "1e9"],
+        ["--every", "0"],
+        ["--every", "-3"],
+        ["--every", "nan"],
+        ["--every", "nans"],
+        ["--every", "inf"],
+        ["--every", "1e999s"],
+        ["--every", "garbage"],
+    ],
+)
 def test_bad_numbers_are_one_line_errors_before_the_model_loads(tmp_path, capsys, args):
     image = tmp_path / "face.png"
     Image.fromarray(np.full((48, 48), 128, dtype=np.uint8)).save(image)
@@ -265,9 +291,8 @@ def write_video(path, n, size=(48, 48)):
 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, size)
     assert writer.isOpened()
-    y, x = np.mgrid[0:size[1], 0:size[0]]
-    frames = [np.repeat(((x * 5 + y * 3 + 7 * k) % 256).astype(np.uint8)[:, :, None], 3, axis=2)
-              for k in range(37)]
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    frames = [np.repeat(((x * 5 + y * 3 + 7 * k) % 256).astype(np.uint8)[:, :, None], 3, axis=2) for k in range(37)]
     for k in range(n):
         writer.write(frames[k % len(frames)])
     writer.release()
@@ -277,8 +302,24 @@ def write_video(path, n, size=(48, 48)):
 def _run(tiny_run, video, out):
     tracemalloc.start()
     start = time.perf_counter()
-    assert main(["predict", str(tiny_run), str(video), "--every", "1", "--detect", "none", "--batch-size", "512",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tiny_run),
+                str(video),
+                "--every",
+                "1",
+                "--detect",
+                "none",
+                "--batch-size",
+                "512",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -320,3 +361,24 @@ def test_a_symlink_loop_in_a_training_folder_is_walked_once(tmp_path):
     (happy / "up").symlink_to(tmp_path / "data", target_is_directory=True)
     assert len(load_dataset(f"folder:{tmp_path / 'data'}")) == 1
     assert len(load_dataset(f"unlabeled:{tmp_path / 'data'}")) == 1
+
+
+_OPTION_TEXT = st.one_of(
+    st.integers(-(10**12), 10**12).map(str),
+    st.floats(allow_nan=True).map(str),
+    st.text(max_size=12),
+    st.sampled_from(["1", "0.5", "2s", "0s", "nan", "inf", "-1", "1e400"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(option=st.sampled_from(["--batch-size", "--margin", "--threads", "--every"]), value=_OPTION_TEXT)
+def test_fuzzed_numeric_options_are_one_line_errors_or_run(tmp_path, capsys, option, value):
+    image = tmp_path / "face.png"
+    Image.fromarray(np.full((48, 48), 128, dtype=np.uint8)).save(image)
+    code = main(["predict", str(image), "--detect", "none", "--out", str(tmp_path / "rows.csv"), f"{option}={value}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    if code == 2:
+        assert len(err) == 1 and err[0].startswith("semifer: error: "), err
+    else:
+        assert code == 0 and "Traceback" not in "\n".join(err)

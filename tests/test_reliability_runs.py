@@ -46,6 +46,7 @@ def assert_same_weights(a, b):
 @pytest.fixture
 def nan_at_step(monkeypatch):
     """Make the supervised loss NaN at one (1-based) step."""
+
     def arm(bad_step):
         original, calls = Supervised.step, []
 
@@ -55,6 +56,7 @@ def nan_at_step(monkeypatch):
             return StepOutput(out.loss * float("nan"), out.logs) if len(calls) == bad_step else out
 
         monkeypatch.setattr(Supervised, "step", step)
+
     return arm
 
 

@@ -72,9 +72,19 @@ def test_simclr_loss_is_nt_xent_and_prefers_matching_pairs() -> None:
 
 
 def test_simclr_pretraining_writes_a_backbone_that_train_and_probe_use(tmp_path) -> None:
-    cfg = load_config("pretrain_simclr_fer2013_small", [
-        "data.train=synthetic:?n=96", "train.epochs=2", "train.iters_per_epoch=2", "train.batch_size=16",
-        "train.warmup_iters=1", "data.workers=0", "train.amp=false", f"out_dir={tmp_path}"])
+    cfg = load_config(
+        "pretrain_simclr_fer2013_small",
+        [
+            "data.train=synthetic:?n=96",
+            "train.epochs=2",
+            "train.iters_per_epoch=2",
+            "train.batch_size=16",
+            "train.warmup_iters=1",
+            "data.workers=0",
+            "train.amp=false",
+            f"out_dir={tmp_path}",
+        ],
+    )
     result = pretrain(cfg, progress=False)
     assert [r["step"] for r in result.history] == [2, 4]
     assert all(np.isfinite(r["train/loss"]) for r in result.history)
@@ -82,10 +92,24 @@ def test_simclr_pretraining_writes_a_backbone_that_train_and_probe_use(tmp_path)
     assert backbone_arch(result.checkpoint) == "small_cnn"
     assert abs(cfg.train.lr - 0.3 * 16 / 256) < 1e-12  # SimCLR's lr scaling rule
 
-    run = train(load_config("demo", [
-        "data.train=synthetic:?n=140", "data.test=synthetic:?split=test&n=70", "data.split=per_class:2",
-        "train.epochs=1", "train.iters_per_epoch=1", "train.batch_size=8", "data.workers=0",
-        f"model.pretrained={result.checkpoint}", f"out_dir={tmp_path}", "method.name=supervised"]), progress=False)
+    run = train(
+        load_config(
+            "demo",
+            [
+                "data.train=synthetic:?n=140",
+                "data.test=synthetic:?split=test&n=70",
+                "data.split=per_class:2",
+                "train.epochs=1",
+                "train.iters_per_epoch=1",
+                "train.batch_size=8",
+                "data.workers=0",
+                f"model.pretrained={result.checkpoint}",
+                f"out_dir={tmp_path}",
+                "method.name=supervised",
+            ],
+        ),
+        progress=False,
+    )
     assert "loaded" in (run.run_dir / "pretrained_load.txt").read_text()
 
     train_faces = load_dataset("synthetic:?n=70")
@@ -95,9 +119,16 @@ def test_simclr_pretraining_writes_a_backbone_that_train_and_probe_use(tmp_path)
 
 
 def _seeded_pretrainer(tmp_path, channels_last: bool) -> SimCLRPretrainer:
-    cfg = load_config("pretrain_simclr_fer2013_small", [
-        "data.train=synthetic:?n=32", "train.batch_size=8", "train.amp=false", "data.workers=0",
-        f"model.channels_last={str(channels_last).lower()}"])
+    cfg = load_config(
+        "pretrain_simclr_fer2013_small",
+        [
+            "data.train=synthetic:?n=32",
+            "train.batch_size=8",
+            "train.amp=false",
+            "data.workers=0",
+            f"model.channels_last={str(channels_last).lower()}",
+        ],
+    )
     torch.manual_seed(0)
     return SimCLRPretrainer(cfg, tmp_path)
 
@@ -138,8 +169,22 @@ def test_probes_score_separable_features_perfectly_and_noise_near_chance() -> No
 
 def test_probe_command_on_a_random_backbone(tmp_path, capsys) -> None:
     out = tmp_path / "probe.json"
-    code = main(["probe", "random", "--arch", "small_cnn", "--train", "synthetic:?n=70",
-                 "--test", "synthetic:?split=test&n=35", "--k", "3", "--out", str(out)])
+    code = main(
+        [
+            "probe",
+            "random",
+            "--arch",
+            "small_cnn",
+            "--train",
+            "synthetic:?n=70",
+            "--test",
+            "synthetic:?split=test&n=35",
+            "--k",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0 and "k-NN (k=3)" in capsys.readouterr().out
     assert out.is_file()
 
@@ -160,9 +205,18 @@ def test_time_budget_moves_the_decay_with_the_clock() -> None:
 
 
 def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path) -> None:
-    overrides = ["data.train=synthetic:?n=48", "train.epochs=500", "train.iters_per_epoch=4", "train.batch_size=8",
-                 "train.warmup_iters=1", "data.workers=0", "train.amp=false", "pretrain.minutes=0.05",
-                 f"out_dir={tmp_path}", "name=budget"]
+    overrides = [
+        "data.train=synthetic:?n=48",
+        "train.epochs=500",
+        "train.iters_per_epoch=4",
+        "train.batch_size=8",
+        "train.warmup_iters=1",
+        "data.workers=0",
+        "train.amp=false",
+        "pretrain.minutes=0.05",
+        f"out_dir={tmp_path}",
+        "name=budget",
+    ]
     cfg = load_config("pretrain_simclr_fer2013_small", overrides)
     result = pretrain(cfg, progress=False)
     last = result.history[-1]
@@ -172,21 +226,36 @@ def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path) -> No
     # the 2,000 allowed) would still sit near the peak.
     assert last["lr"] <= 0.05 * cfg.train.lr
     assert sum(r["epoch_seconds"] for r in result.history) <= 0.05 * 60 + 5
-    again = pretrain(load_config("pretrain_simclr_fer2013_small", overrides), resume=True, progress=False,
-                     run_dir=result.run_dir)
+    again = pretrain(
+        load_config("pretrain_simclr_fer2013_small", overrides), resume=True, progress=False, run_dir=result.run_dir
+    )
     assert again.history[-1]["step"] == last["step"]  # a spent budget is not refilled by a resume
     with pytest.raises(ConfigError, match="pretrain.minutes"):
-        pretrain(load_config("pretrain_simclr_fer2013_small", [*overrides[:-2], "pretrain.minutes=-1",
-                                                               f"out_dir={tmp_path}", "name=bad"]), progress=False)
+        pretrain(
+            load_config(
+                "pretrain_simclr_fer2013_small",
+                [*overrides[:-2], "pretrain.minutes=-1", f"out_dir={tmp_path}", "name=bad"],
+            ),
+            progress=False,
+        )
 
 
 def test_progressive_resizing_draws_low_resolution_views_first(tmp_path) -> None:
     """With `low_res`, the first `low_res_fraction` of the steps train on smaller views, the rest at
     `data.img_size`; the metrics record the size reached. Without it, every view is full size."""
-    overrides = ["data.train=synthetic:?n=32", "train.epochs=2", "train.iters_per_epoch=2", "train.batch_size=8",
-                 "train.warmup_iters=1", "data.workers=0", "train.amp=false", f"out_dir={tmp_path}"]
-    cfg = load_config("pretrain_simclr_fer2013_small", [*overrides, "pretrain.low_res=24",
-                                                         "pretrain.low_res_fraction=0.75"])
+    overrides = [
+        "data.train=synthetic:?n=32",
+        "train.epochs=2",
+        "train.iters_per_epoch=2",
+        "train.batch_size=8",
+        "train.warmup_iters=1",
+        "data.workers=0",
+        "train.amp=false",
+        f"out_dir={tmp_path}",
+    ]
+    cfg = load_config(
+        "pretrain_simclr_fer2013_small", [*overrides, "pretrain.low_res=24", "pretrain.low_res_fraction=0.75"]
+    )
     trainer = SimCLRPretrainer(cfg, tmp_path / "progressive")
     (tmp_path / "progressive").mkdir()
     sizes = []

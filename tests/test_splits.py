@@ -9,12 +9,12 @@ from semifer.labels import CANONICAL
 
 def pool(per_class: int = 300) -> FaceSet:
     labels = np.repeat(np.arange(7), per_class)
-    return FaceSet("pool", [f"img{i}" for i in range(len(labels))], labels,
-                   pixels=np.zeros((len(labels), 4, 4), np.uint8))
+    return FaceSet(
+        "pool", [f"img{i}" for i in range(len(labels))], labels, pixels=np.zeros((len(labels), 4, 4), np.uint8)
+    )
 
 
-@pytest.mark.parametrize(("total", "fear", "other"), [(100, 10, 15), (400, 40, 60), (1000, 100, 150),
-                                                      (2000, 200, 300)])
+@pytest.mark.parametrize(("total", "fear", "other"), [(100, 10, 15), (400, 40, 60), (1000, 100, 150), (2000, 200, 300)])
 def test_adacm_protocol_counts(total, fear, other):
     split = make_split(pool(), f"adacm:{total}", seed=0)
     assert split.counts["fear"] == fear

@@ -8,15 +8,34 @@ import pytest
 from semifer.cli import main
 from semifer.engine.tensorboard import scalars
 
-TINY = ["data.train=synthetic:?n=140", "data.test=synthetic:?split=test&n=35", "data.split=per_class:3",
-        "data.workers=0", "train.batch_size=8", "train.iters_per_epoch=2", "train.epochs=2"]
+TINY = [
+    "data.train=synthetic:?n=140",
+    "data.test=synthetic:?split=test&n=35",
+    "data.split=per_class:3",
+    "data.workers=0",
+    "train.batch_size=8",
+    "train.iters_per_epoch=2",
+    "train.epochs=2",
+]
 
 
 def test_scalars_flatten_nested_numbers_and_skip_lists():
-    record = {"epoch": 3, "step": 30, "lr": 0.1, "train/loss": 1.5, "test": {"accuracy": 0.5, "confusion": [[1]],
-              "per_class_accuracy": {"fear": 0.25}}, "thresholds": {"happy": 0.9}, "flag": True}
-    assert dict(scalars(record)) == {"lr": 0.1, "train/loss": 1.5, "test/accuracy": 0.5,
-                                     "test/per_class_accuracy/fear": 0.25, "thresholds/happy": 0.9}
+    record = {
+        "epoch": 3,
+        "step": 30,
+        "lr": 0.1,
+        "train/loss": 1.5,
+        "test": {"accuracy": 0.5, "confusion": [[1]], "per_class_accuracy": {"fear": 0.25}},
+        "thresholds": {"happy": 0.9},
+        "flag": True,
+    }
+    assert dict(scalars(record)) == {
+        "lr": 0.1,
+        "train/loss": 1.5,
+        "test/accuracy": 0.5,
+        "test/per_class_accuracy/fear": 0.25,
+        "thresholds/happy": 0.9,
+    }
 
 
 def test_tensorboard_events_hold_the_logged_scalars(tmp_path):

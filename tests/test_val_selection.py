@@ -41,8 +41,10 @@ def test_the_score_is_the_last_epochs_validation_accuracy():
 
 
 def test_a_baseline_from_an_earlier_study_enters_the_comparison_and_wins_a_tie(tmp_path):
-    earlier = {"rows": [{**row("recipe", s, v, 0.9), "start": "old"} for s, v in ((0, 0.50), (1, 0.48))]
-               + [{**row("other", 0, 0.99, 0.1), "start": "old"}]}
+    earlier = {
+        "rows": [{**row("recipe", s, v, 0.9), "start": "old"} for s, v in ((0, 0.50), (1, 0.48))]
+        + [{**row("other", 0, 0.99, 0.1), "start": "old"}]
+    }
     (tmp_path / "val_selection_earlier.json").write_text(json.dumps(earlier))
     mine = [{**row("recipe", s, v, 0.1), "start": "new"} for s, v in ((0, 0.52), (1, 0.46))]
     study = {"baseline": "earlier:recipe", "rows": mine, "candidates": ["recipe"]}

@@ -10,8 +10,15 @@ from semifer.config import load_config
 from semifer.engine.evaluate import compute_metrics
 from semifer.engine.run import train
 
-TINY = ["data.train=synthetic:?n=280", "data.test=synthetic:?split=test&n=70", "data.split=per_class:4",
-        "data.workers=0", "train.batch_size=8", "train.iters_per_epoch=2", "train.eval_batch_size=64"]
+TINY = [
+    "data.train=synthetic:?n=280",
+    "data.test=synthetic:?split=test&n=70",
+    "data.split=per_class:4",
+    "data.workers=0",
+    "train.batch_size=8",
+    "train.iters_per_epoch=2",
+    "train.eval_batch_size=64",
+]
 
 
 def test_validation_run_saves_the_split_and_evaluates_every_epoch(tmp_path):

@@ -62,8 +62,10 @@ def test_posterize_keeps_4_to_8_bits(m):
     assert (out == img).all() if m == 0.0 else True
 
 
-@pytest.mark.parametrize(("name", "limit"), [("rotate", 30.0), ("shear_x", 0.3), ("shear_y", 0.3),
-                                              ("translate_x", 0.3), ("translate_y", 0.3)])
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [("rotate", 30.0), ("shear_x", 0.3), ("shear_y", 0.3), ("translate_x", 0.3), ("translate_y", 0.3)],
+)
 def test_geometric_ranges_are_symmetric_and_bounded(name, limit):
     op = RANDAUGMENT_OPS[name]
     random.seed(0)

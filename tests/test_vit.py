@@ -19,10 +19,23 @@ from semifer.engine.run import make_model, train
 from semifer.errors import ConfigError
 from semifer.models import BACKBONES, FERNet, load_backbone_weights
 
-TINY = ["data.train=synthetic:?n=140", "data.test=synthetic:?split=test&n=35", "data.split=per_class:2",
-        "data.img_size=48", "data.workers=0", "train.batch_size=4", "train.iters_per_epoch=2", "train.epochs=1",
-        "train.eval_batch_size=64", "model.arch=vit_tiny", "model.patch_size=12", "train.optimizer=adamw",
-        "train.lr=1e-4", "train.weight_decay=0.05", "train.layer_decay=0.75"]
+TINY = [
+    "data.train=synthetic:?n=140",
+    "data.test=synthetic:?split=test&n=35",
+    "data.split=per_class:2",
+    "data.img_size=48",
+    "data.workers=0",
+    "train.batch_size=4",
+    "train.iters_per_epoch=2",
+    "train.epochs=1",
+    "train.eval_batch_size=64",
+    "model.arch=vit_tiny",
+    "model.patch_size=12",
+    "train.optimizer=adamw",
+    "train.lr=1e-4",
+    "train.weight_decay=0.05",
+    "train.layer_decay=0.75",
+]
 
 
 @pytest.mark.parametrize("arch,dim", [("vit_tiny", 192), ("vit_small", 384), ("vit_base", 768)])
@@ -55,8 +68,9 @@ def test_map_holds_the_patch_tokens_and_the_feature_is_maes_mean_then_fc_norm():
     assert torch.equal(fmap[:, :, 1, 2], tokens[:, 1 * 4 + 2])
     expected = backbone.fc_norm(tokens.mean(dim=1))
     assert torch.allclose(backbone(x), expected, atol=1e-5)
-    assert torch.allclose(backbone(x), backbone.forward_head(backbone.forward_features(x), pre_logits=True),
-                          atol=1e-5)  # timm's own avg-pool + fc_norm head agrees
+    assert torch.allclose(
+        backbone(x), backbone.forward_head(backbone.forward_features(x), pre_logits=True), atol=1e-5
+    )  # timm's own avg-pool + fc_norm head agrees
 
 
 def test_dta_snl_attention_acts_on_the_token_map():
@@ -77,8 +91,10 @@ def test_drop_path_is_maes_01_by_default_and_configurable():
     rates = [b.drop_path1.drop_prob if isinstance(b.drop_path1, DropPath) else 0.0 for b in blocks]
     assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)  # timm's linear rule, as MAE fine-tunes
     assert rates == sorted(rates) and len(set(rates)) == 12
-    off = make_model(load_config("demo", ["method.name=supervised", "model.arch=vit_tiny", "model.drop_path=0",
-                                  "data.img_size=48"]), 7)
+    off = make_model(
+        load_config("demo", ["method.name=supervised", "model.arch=vit_tiny", "model.drop_path=0", "data.img_size=48"]),
+        7,
+    )
     assert not any(isinstance(m, DropPath) for m in off.modules())
     backbone = BACKBONES["vit_tiny"](img_size=48, patch_size=12, drop_path=0.5).train()
     x = torch.randn(2, 3, 48, 48)
@@ -88,16 +104,30 @@ def test_drop_path_is_maes_01_by_default_and_configurable():
 
 
 def test_layer_wise_lr_decay_groups():
-    cfg = load_config("demo", ["method.name=supervised", "train.optimizer=adamw", "train.lr=1e-3",
-                               "train.weight_decay=0.05", "train.layer_decay=0.75"]).train
+    cfg = load_config(
+        "demo",
+        [
+            "method.name=supervised",
+            "train.optimizer=adamw",
+            "train.lr=1e-3",
+            "train.weight_decay=0.05",
+            "train.layer_decay=0.75",
+        ],
+    ).train
     model = FERNet("vit_tiny", 7, img_size=48, patch_size=12)
     optimizer = build_optimizer(model, cfg)
     group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
     names = dict(model.named_parameters())
     depth = 12
-    expected = {"backbone.patch_embed.proj.weight": 0.75 ** (depth + 1), "backbone.cls_token": 0.75 ** (depth + 1),
-                "backbone.pos_embed": 0.75 ** (depth + 1), "backbone.blocks.0.attn.qkv.weight": 0.75 ** depth,
-                "backbone.blocks.11.mlp.fc2.bias": 0.75, "backbone.fc_norm.weight": 1.0, "head.weight": 1.0}
+    expected = {
+        "backbone.patch_embed.proj.weight": 0.75 ** (depth + 1),
+        "backbone.cls_token": 0.75 ** (depth + 1),
+        "backbone.pos_embed": 0.75 ** (depth + 1),
+        "backbone.blocks.0.attn.qkv.weight": 0.75**depth,
+        "backbone.blocks.11.mlp.fc2.bias": 0.75,
+        "backbone.fc_norm.weight": 1.0,
+        "head.weight": 1.0,
+    }
     for name, scale in expected.items():
         group = group_of[id(names[name])]
         assert group["lr_scale"] == pytest.approx(scale) and group["lr"] == pytest.approx(1e-3 * scale), name
@@ -121,12 +151,24 @@ def test_layer_decay_needs_a_layered_backbone():
     assert [g["weight_decay"] for g in groups] == [plain.weight_decay, 0.0]  # CNN grouping unchanged
 
 
-@pytest.mark.parametrize("arch, layer_of", [
-    ("small_cnn", {"backbone.stages.0.0.weight": 0, "backbone.stages.2.1.0.weight": 2,
-                   "backbone.stages.3.0.1.bias": 3}),
-    ("resnet18", {"backbone.conv1.weight": 0, "backbone.bn1.bias": 0, "backbone.layer1.0.conv1.weight": 1,
-                  "backbone.layer4.1.bn2.weight": 4}),
-])
+@pytest.mark.parametrize(
+    "arch, layer_of",
+    [
+        (
+            "small_cnn",
+            {"backbone.stages.0.0.weight": 0, "backbone.stages.2.1.0.weight": 2, "backbone.stages.3.0.1.bias": 3},
+        ),
+        (
+            "resnet18",
+            {
+                "backbone.conv1.weight": 0,
+                "backbone.bn1.bias": 0,
+                "backbone.layer1.0.conv1.weight": 1,
+                "backbone.layer4.1.bn2.weight": 4,
+            },
+        ),
+    ],
+)
 def test_layer_decay_on_a_cnn_scales_its_stages(arch, layer_of):
     """A CNN's stages are its layers: stage i of L gets decay^(L - i), the head the full lr."""
     cfg = load_config("demo", ["method.name=supervised", "train.lr=0.1", "train.layer_decay=0.5"]).train
@@ -190,8 +232,17 @@ def _free_port() -> int:
 def test_two_ddp_ranks_keep_a_vit_in_lockstep(tmp_path):
     worker = Path(__file__).parent / "helpers" / "ddp_worker.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           str(worker), str(tmp_path), *TINY, "method.name=supervised"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        str(worker),
+        str(tmp_path),
+        *TINY,
+        "method.name=supervised",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))

@@ -10,9 +10,16 @@ from pathlib import Path
 import semifer
 from semifer.config import Config, load_config
 
-TINY = ["data.train=synthetic:?n=140", "data.test=synthetic:?split=test&n=35", "data.split=per_class:3",
-        "data.workers=0", "train.batch_size=8", "train.iters_per_epoch=3", "train.epochs=2",
-        "train.eval_batch_size=64"]
+TINY = [
+    "data.train=synthetic:?n=140",
+    "data.test=synthetic:?split=test&n=35",
+    "data.split=per_class:3",
+    "data.workers=0",
+    "train.batch_size=8",
+    "train.iters_per_epoch=3",
+    "train.epochs=2",
+    "train.eval_batch_size=64",
+]
 SRC = str(Path(semifer.__file__).resolve().parents[1])
 
 
@@ -23,5 +30,6 @@ def tiny_config(out_dir: Path, *extra: str) -> Config:
 def semifer_process(*args: str) -> subprocess.Popen:
     """`python -m semifer ARGS` on one thread, importing this checkout's semifer."""
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "semifer", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "semifer", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )

@@ -20,8 +20,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from .engine.run import train
 
     cfg = load_config(args.config, args.overrides)
-    result = train(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None,
-                   overwrite=args.overwrite)
+    result = train(
+        cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None, overwrite=args.overwrite
+    )
     if result.trainer is not None and result.trainer.rank != 0:
         return
     if result.final is not None:
@@ -33,8 +34,10 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     from .api import fit
 
     result = fit(args.labeled, args.unlabeled, args.out_dir, args.name, args.overrides)
-    print(f"model: {result.run_dir}  (semifer predict {result.run_dir} PHOTO; "
-          f"semifer export {result.run_dir} --format onnx)")
+    print(
+        f"model: {result.run_dir}  (semifer predict {result.run_dir} PHOTO; "
+        f"semifer export {result.run_dir} --format onnx)"
+    )
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
@@ -42,8 +45,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
     from .pretrain import pretrain
 
     cfg = load_config(args.config or "pretrain_mae", args.overrides)
-    result = pretrain(cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None,
-                      overwrite=args.overwrite)
+    result = pretrain(
+        cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None, overwrite=args.overwrite
+    )
     if result.start_step:
         print(f"resumed at step {result.start_step}")
     if result.history:
@@ -78,8 +82,9 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         out = Path(args.out)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            write_atomically(out / "metrics.json", json.dumps({"data": args.data, **metrics.to_dict()}, indent=1),
-                             "metrics")
+            write_atomically(
+                out / "metrics.json", json.dumps({"data": args.data, **metrics.to_dict()}, indent=1), "metrics"
+            )
             plot_confusion(metrics, out / "confusion.png", title=f"{Path(args.checkpoint).name} on {args.data}")
         except OSError as exc:
             raise write_error(out, exc, "evaluation results") from None
@@ -94,8 +99,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .inference.output import RowWriter, check_output
     from .inference.sources import parse_every
 
-    batch_size, margin, threads = (check_batch_size(args.batch_size), check_margin(args.margin),
-                                   check_threads(args.threads))
+    batch_size, margin, threads = (
+        check_batch_size(args.batch_size),
+        check_margin(args.margin),
+        check_threads(args.threads),
+    )
     parse_every(args.every)
     out = Path(args.out) if args.out else None
     annotate = Path(args.annotate) if args.annotate else None
@@ -106,13 +114,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     model, inputs = split_model_argument(args.model, args.items)
     predictor = load(model, backend=args.backend, threads=threads, precision=args.precision)
     with RowWriter(out, predictor.classes) as writer:
-        report = predict_files(predictor, inputs, args.detect, args.every, batch_size, margin, annotate,
-                               on_error=lambda line: tqdm.write(f"semifer: error: {line}", file=sys.stderr),
-                               on_rows=writer.write)
+        report = predict_files(
+            predictor,
+            inputs,
+            args.detect,
+            args.every,
+            batch_size,
+            margin,
+            annotate,
+            on_error=lambda line: tqdm.write(f"semifer: error: {line}", file=sys.stderr),
+            on_rows=writer.write,
+        )
     summary = f"{report.faces} faces in {report.frames} images/frames of {report.files} files"
     if report.without_faces:
-        summary += (f"; no face found in {report.without_faces} images/frames (if they are face crops, "
-                    "use --detect none)")
+        summary += (
+            f"; no face found in {report.without_faces} images/frames (if they are face crops, use --detect none)"
+        )
     if report.errors:
         summary += f"; {len(report.errors)} unreadable (listed above)"
     if report.not_regular:
@@ -129,9 +146,11 @@ def split_model_argument(model: str | None, items: list[str]) -> tuple[str | Non
     if model is None and items and looks_like_model(items[0]):
         model, items = items[0], items[1:]
     if not items:
-        raise SemiferError(f"no input images, folders or videos after the model {model}; e.g. "
-                           f"`semifer predict {model} photo.jpg` (or `semifer predict photo.jpg` for the built-in "
-                           "classifier)")
+        raise SemiferError(
+            f"no input images, folders or videos after the model {model}; e.g. "
+            f"`semifer predict {model} photo.jpg` (or `semifer predict photo.jpg` for the built-in "
+            "classifier)"
+        )
     return model, items
 
 
@@ -140,8 +159,15 @@ def _cmd_weights(args: argparse.Namespace) -> None:
 
     shown = list_weights()
     if args.json:
-        print(json.dumps([{"name": w.name, "size_bytes": w.size_bytes(), "arch": w.arch, **w.card,
-                           "files": w.files} for w in shown], indent=1))
+        print(
+            json.dumps(
+                [
+                    {"name": w.name, "size_bytes": w.size_bytes(), "arch": w.arch, **w.card, "files": w.files}
+                    for w in shown
+                ],
+                indent=1,
+            )
+        )
         return
     for w in shown:
         card = w.card
@@ -220,8 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. train.epochs=5 data.split=adacm:400")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("fit", help="train on your own faces: a labeled class-folder tree (+ unlabeled faces), "
-                                   "from the built-in face representation")
+    p = sub.add_parser(
+        "fit",
+        help="train on your own faces: a labeled class-folder tree (+ unlabeled faces), "
+        "from the built-in face representation",
+    )
     p.add_argument("labeled", help="folder with one sub-folder per expression (happy/, sad/, ...) of face images")
     p.add_argument("--unlabeled", help="folder of unlabeled face images (adds the semi-supervised stage)")
     p.add_argument("--out-dir", default="runs")
@@ -234,8 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
     p.add_argument("--overwrite", action="store_true", help="delete the run already in --run-dir and start over")
-    p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. pretrain.method=simclr "
-                   "data.train=unlabeled:/faces")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="dotted KEY=VALUE overrides, e.g. pretrain.method=simclr data.train=unlabeled:/faces",
+    )
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("probe", help="k-NN and linear-probe accuracy of a frozen (pretrained) backbone")
@@ -250,42 +282,69 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset (in-domain or cross-dataset)")
     p.add_argument("checkpoint", help="run directory, checkpoint file or safetensors export")
-    p.add_argument("--data", required=True, help="labelled dataset spec, e.g. folder:/data/CK+48 or "
-                   "fer2013:FILE?split=test (for unlabelled images use `semifer predict`)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="labelled dataset spec, e.g. folder:/data/CK+48 or "
+        "fer2013:FILE?split=test (for unlabelled images use `semifer predict`)",
+    )
     p.add_argument("--student", action="store_true", help="use the student weights instead of the EMA")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--out", help="folder to write metrics.json and confusion.png")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("predict", help="expression of every face in images, folders or videos (one row per face)",
-                       usage="semifer predict [MODEL] INPUT [INPUT ...] [options]")
-    p.add_argument("items", nargs="+", metavar="INPUT",
-                   help="image files, folders (recursive) or videos, optionally after a model (run directory, "
-                        "checkpoint, exported folder, .onnx file or built-in name; default: the built-in "
-                        "expression classifier)")
+    p = sub.add_parser(
+        "predict",
+        help="expression of every face in images, folders or videos (one row per face)",
+        usage="semifer predict [MODEL] INPUT [INPUT ...] [options]",
+    )
+    p.add_argument(
+        "items",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders (recursive) or videos, optionally after a model (run directory, "
+        "checkpoint, exported folder, .onnx file or built-in name; default: the built-in "
+        "expression classifier)",
+    )
     p.add_argument("--model", help="the model, when the first INPUT could be mistaken for one")
     p.add_argument("--out", help="write the rows to this .csv or .json file (default: CSV on stdout)")
     p.add_argument("--annotate", metavar="DIR", help="write every image/frame with boxes and labels drawn here")
     p.add_argument("--detect", default="auto", help=f"face detector: {DETECTORS_HELP}")
     p.add_argument("--every", default="1s", help="video sampling: every N frames (10) or seconds (0.5s)")
-    p.add_argument("--margin", default=None,
-                   help="context added on each side of a face box, x its side (default: the detector's, "
-                        "0.015 for haar, which then frames faces as FER2013's crops are)")
+    p.add_argument(
+        "--margin",
+        default=None,
+        help="context added on each side of a face box, x its side (default: the detector's, "
+        "0.015 for haar, which then frames faces as FER2013's crops are)",
+    )
     p.add_argument("--batch-size", default=256, help="faces per network call (default 256)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
-                   help="auto: PyTorch weights when present, else the ONNX graph")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnx"),
+        help="auto: PyTorch weights when present, else the ONNX graph",
+    )
     p.add_argument("--threads", default=0, help="onnxruntime threads (0: its default)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
-                   help="PyTorch backend: fp32 (same answers as eval), bf16, or auto (bf16 where the CPU/GPU "
-                        "computes it natively: about 2x the faces/s on CPUs with AVX-512 BF16 or AMX)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "auto"),
+        help="PyTorch backend: fp32 (same answers as eval), bf16, or auto (bf16 where the CPU/GPU "
+        "computes it natively: about 2x the faces/s on CPUs with AVX-512 BF16 or AMX)",
+    )
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="a run or built-in model as safetensors + model.json or ONNX, with a card")
     p.add_argument("run", help="run directory, checkpoint or built-in name (`semifer weights`)")
     p.add_argument("--format", required=True, choices=("onnx", "safetensors"))
     p.add_argument("--out", help="output folder (default: RUN/export, or NAME-export for a built-in)")
-    p.add_argument("--eval", nargs="*", default=[], metavar="DIR",
-                   help="`semifer eval --out` folders to report in the model card (RUN/*/ is searched anyway)")
+    p.add_argument(
+        "--eval",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="`semifer eval --out` folders to report in the model card (RUN/*/ is searched anyway)",
+    )
     p.add_argument("--student", action="store_true", help="export the student weights instead of the EMA")
     p.set_defaults(func=_cmd_export)
 
@@ -348,8 +407,11 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
-        print(f"semifer: error: disk full ({exc.filename or 'writing the run'}); free space and retry "
-              "(a training run continues with --resume)", file=sys.stderr)
+        print(
+            f"semifer: error: disk full ({exc.filename or 'writing the run'}); free space and retry "
+            "(a training run continues with --resume)",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -239,8 +239,10 @@ def parse_override(text: str) -> dict[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({_yaml_problem(exc)}); "
-                          "quote it, e.g. data.extra_unlabeled='[\"fer2013:f.csv?split=Training\"]'") from None
+        raise ConfigError(
+            f"override {text!r}: the value is not valid YAML ({_yaml_problem(exc)}); "
+            "quote it, e.g. data.extra_unlabeled='[\"fer2013:f.csv?split=Training\"]'"
+        ) from None
     if isinstance(value, str) and _EXPONENT.fullmatch(value):
         value = float(value)  # YAML 1.1 reads "6e-3" (no dot) as a string
     return nest(key, value)
@@ -253,8 +255,9 @@ def nest(key: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def load_config(preset: str | dict[str, Any] | None = None, overrides: list[str] | None = None,
-                values: dict[str, Any] | None = None) -> Config:
+def load_config(
+    preset: str | dict[str, Any] | None = None, overrides: list[str] | None = None, values: dict[str, Any] | None = None
+) -> Config:
     """A preset (name, YAML file or a config mapping) with `KEY=VALUE` overrides, then dotted-key `values`
     given as Python objects (the Python API's `semifer.train(preset, **values)`)."""
     blob: dict[str, Any] = read_preset(preset) if isinstance(preset, str) else dict(preset or {})
@@ -278,10 +281,8 @@ def check_method_options(options: dict[str, Any]) -> None:
 
     if not isinstance(options.get("name"), str):
         raise ConfigError(f"method.name must be a method name; got {options.get('name')!r}")
-    build_dataclass(method_class(options["name"]).Options, {k: v for k, v in options.items() if k != "name"},
-                    "method.")
+    build_dataclass(method_class(options["name"]).Options, {k: v for k, v in options.items() if k != "name"}, "method.")
 
 
 def save_config(cfg: Config, path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-

@@ -196,8 +196,9 @@ def describe(hint: Any) -> str:
         return f"a list of {describe(args[0]).split(' ', 1)[-1]}s" if args else "a list"
     if origin is dict:
         return "a mapping"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-            type(None): "null"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
 
 
 def _conform(value: Any, hint: Any) -> tuple[bool, Any]:

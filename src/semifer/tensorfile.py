@@ -26,8 +26,10 @@ import torch
 from .errors import CheckpointError, SemiferError
 
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-_RESAVE = ("If you trust its source, load it once in your own session and save only its state dict "
-           "(torch.save(model.state_dict(), OUT) or safetensors' save_file)")
+_RESAVE = (
+    "If you trust its source, load it once in your own session and save only its state dict "
+    "(torch.save(model.state_dict(), OUT) or safetensors' save_file)"
+)
 _TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # a zip archive (torch.save since 1.6), a pickle (the legacy format)
 PARTIAL_SUFFIX = ".partial"
 
@@ -36,8 +38,10 @@ def _require_file(path: Path, what: str) -> None:
     if not path.is_file():
         raise CheckpointError(f"{path}: {what} not found")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the {what} is empty (0 bytes), so its write never finished; "
-                              "use an earlier copy or start the run again")
+        raise CheckpointError(
+            f"{path}: the {what} is empty (0 bytes), so its write never finished; "
+            "use an earlier copy or start the run again"
+        )
 
 
 def _not_torch_file(path: Path, what: str) -> CheckpointError | None:
@@ -61,8 +65,10 @@ def _not_torch_file(path: Path, what: str) -> CheckpointError | None:
             kind = "not a PyTorch file"
         else:
             kind = f"text (it starts {text.splitlines()[0][:40]!r})" if text.strip() else "text"
-    return CheckpointError(f"{path}: not a model file: the {what} is {kind}, so it is corrupt or the wrong file; "
-                           "give a run directory, a checkpoint (.pt), a backbone (.safetensors) or an export")
+    return CheckpointError(
+        f"{path}: not a model file: the {what} is {kind}, so it is corrupt or the wrong file; "
+        "give a run directory, a checkpoint (.pt), a backbone (.safetensors) or an export"
+    )
 
 
 def _numpy_rng_globals() -> list[Any]:
@@ -88,11 +94,14 @@ def load_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
         if named:
             raise CheckpointError(
                 f"{path}: refused to load: the {what} needs pickled Python code ({named.group(1)}) and "
-                f"loading it could run anything; semifer loads only tensors and plain data. {_RESAVE}") from None
+                f"loading it could run anything; semifer loads only tensors and plain data. {_RESAVE}"
+            ) from None
         raise CheckpointError(f"{path}: the {what} is corrupt or not a PyTorch file") from None
     except Exception as exc:  # a damaged file fails with any of EOFError, KeyError, struct.error, zip errors...
-        raise CheckpointError(f"{path}: the {what} is truncated or corrupt ({type(exc).__name__}: {exc}); "
-                              "use an earlier copy or start the run again") from None
+        raise CheckpointError(
+            f"{path}: the {what} is truncated or corrupt ({type(exc).__name__}: {exc}); "
+            "use an earlier copy or start the run again"
+        ) from None
 
 
 def load_safetensors(path: str | Path, what: str = "weights file") -> dict[str, torch.Tensor]:
@@ -105,8 +114,9 @@ def load_safetensors(path: str | Path, what: str = "weights file") -> dict[str, 
     try:
         return load_file(str(path))
     except (SafetensorError, ValueError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: the {what} is truncated or corrupt, or not a safetensors file "
-                              f"({str(exc)[:200]})") from None
+        raise CheckpointError(
+            f"{path}: the {what} is truncated or corrupt, or not a safetensors file ({str(exc)[:200]})"
+        ) from None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
 
@@ -128,8 +138,10 @@ def check_finite(tensors: Mapping[str, Any], path: str | Path, what: str = "weig
                 continue
             bad = array.size - int(np.isfinite(array).sum())
         if bad:
-            raise CheckpointError(f"{path}: the {what} holds {bad} NaN or inf value(s) in tensor {name!r} (the first "
-                                  "such tensor); it is damaged or comes from a diverged training, so it is refused")
+            raise CheckpointError(
+                f"{path}: the {what} holds {bad} NaN or inf value(s) in tensor {name!r} (the first "
+                "such tensor); it is damaged or comes from a diverged training, so it is refused"
+            )
 
 
 def write_atomically(path: Path, data: bytes | str, what: str = "file") -> Path:
@@ -156,6 +168,8 @@ def write_atomically(path: Path, data: bytes | str, what: str = "file") -> Path:
 def write_error(path: Path, exc: OSError, what: str) -> SemiferError:
     """One clear error for a write that failed: a full disk, or a folder that is not writable or not a folder."""
     if exc.errno == errno.ENOSPC:
-        return SemiferError(f"{path}: disk full while writing the {what}; free space on that disk and run the "
-                            "command again (nothing was left half-written)")
+        return SemiferError(
+            f"{path}: disk full while writing the {what}; free space on that disk and run the "
+            "command again (nothing was left half-written)"
+        )
     return SemiferError(f"{path}: cannot write the {what} ({exc.strerror or exc}); choose a folder you can write to")

@@ -14,6 +14,12 @@ result = train(cfg, progress=False, run_dir=out / "run")
 trainer = result.trainer
 rank = trainer.rank
 policy = getattr(trainer.method, "policy", None)
-torch.save({"world": trainer.world, "thresholds": None if policy is None else policy.thresholds.cpu(),
-            "model": {k: v.cpu() for k, v in trainer.model.state_dict().items()},
-            "history": result.history}, out / f"rank{rank}.pt")
+torch.save(
+    {
+        "world": trainer.world,
+        "thresholds": None if policy is None else policy.thresholds.cpu(),
+        "model": {k: v.cpu() for k, v in trainer.model.state_dict().items()},
+        "history": result.history,
+    },
+    out / f"rank{rank}.pt",
+)

@@ -12,10 +12,26 @@ from ..errors import DataError
 from .faceset import FaceSet
 from .parsing import choose_split, class_space, count_dropped, find_images, label_table, require_path
 
-AFFECTNET_CLASSES = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt",
-                     "None", "Uncertain", "No-Face")
-SPLITS = {"train": "training", "training": "training",
-          "val": "validation", "valid": "validation", "validation": "validation"}
+AFFECTNET_CLASSES = (
+    "Neutral",
+    "Happy",
+    "Sad",
+    "Surprise",
+    "Fear",
+    "Disgust",
+    "Anger",
+    "Contempt",
+    "None",
+    "Uncertain",
+    "No-Face",
+)
+SPLITS = {
+    "train": "training",
+    "training": "training",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+}
 SET_FOLDERS = {"training": "train_set", "validation": "val_set"}
 LIST_FOLDERS = ("Manually_Annotated_file_lists", ".")
 IMAGE_FOLDERS = ("Manually_Annotated_Images", "Manually_Annotated/Manually_Annotated_Images")
@@ -43,15 +59,18 @@ def _read_list(path: Path) -> tuple[list[str], list[int]]:
             if reader.line_num == 1 and row[0].strip() == "subDirectory_filePath":
                 header = [c.strip() for c in row]
                 if "expression" not in header:
-                    raise DataError(path, "missing column 'expression'", line=1,
-                                    fix="use the list file from the AffectNet release, unchanged")
+                    raise DataError(
+                        path,
+                        "missing column 'expression'",
+                        line=1,
+                        fix="use the list file from the AffectNet release, unchanged",
+                    )
                 icode = header.index("expression")
                 continue
             cell = row[icode] if len(row) > icode else ""
             code = _code(cell)
             if not 0 <= code < len(AFFECTNET_CLASSES):
-                raise DataError(path, f"expression {cell!r} is not a code 0..10", line=reader.line_num,
-                                fix=_CODE_FIX)
+                raise DataError(path, f"expression {cell!r} is not a code 0..10", line=reader.line_num, fix=_CODE_FIX)
             files.append(row[ifile].strip())
             codes.append(code)
     return files, codes
@@ -75,13 +94,15 @@ def _original(root: Path, split: str) -> tuple[list[str], list[Path], list[int]]
 
 def _per_image(root: Path, split: str) -> tuple[list[str], list[Path], list[int]]:
     folder = SET_FOLDERS[split]
-    images = find_images(require_path(root / folder / "images", f"AffectNet {folder}/images", folder=True),
-                         recursive=False)
+    images = find_images(
+        require_path(root / folder / "images", f"AffectNet {folder}/images", folder=True), recursive=False
+    )
     images.sort(key=lambda p: (int(p.stem) if p.stem.isdigit() else float("inf"), p.name))
     codes = []
     for image in images:
-        annotation = require_path(root / folder / "annotations" / f"{image.stem}_exp.npy",
-                                  f"expression annotation of {image.name}")
+        annotation = require_path(
+            root / folder / "annotations" / f"{image.stem}_exp.npy", f"expression annotation of {image.name}"
+        )
         try:
             code = _code(str(np.load(annotation, allow_pickle=False).item()))
         except (OSError, ValueError) as exc:
@@ -110,9 +131,19 @@ def load_affectnet(path: str | Path, split: str | None = "train", classes: int =
     keep = np.flatnonzero(labels >= 0)
     missing = [paths[i] for i in keep if not paths[i].is_file()]
     if missing:
-        raise DataError(missing[0], f"listed image not found ({len(missing)} missing in all)",
-                        fix="restore the missing images (the archive may be incompletely extracted)")
+        raise DataError(
+            missing[0],
+            f"listed image not found ({len(missing)} missing in all)",
+            fix="restore the missing images (the archive may be incompletely extracted)",
+        )
     name = "affectnet" if chosen is None else f"affectnet-{chosen}"
     dropped = count_dropped(AFFECTNET_CLASSES, code_array, table)
-    return FaceSet(name, [ids[i] for i in keep], labels[keep], num_classes, paths=[paths[i] for i in keep],
-                   source=str(root), dropped=dropped).require_nonempty()
+    return FaceSet(
+        name,
+        [ids[i] for i in keep],
+        labels[keep],
+        num_classes,
+        paths=[paths[i] for i in keep],
+        source=str(root),
+        dropped=dropped,
+    ).require_nonempty()

@@ -18,9 +18,14 @@ from .views import IMAGENET_MEAN, IMAGENET_STD
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def random_resized_crop_flip(images: torch.Tensor, size: int, scale: tuple[float, float] = (0.2, 1.0),
-                             ratio: tuple[float, float] = (3 / 4, 4 / 3), flip_p: float = 0.5,
-                             generator: torch.Generator | None = None) -> torch.Tensor:
+def random_resized_crop_flip(
+    images: torch.Tensor,
+    size: int,
+    scale: tuple[float, float] = (0.2, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip_p: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """(B, C, H, W) float in [0, 1] -> (B, C, size, size): per image a crop of area ~ U(scale) of the image
     and aspect ratio log-uniform in `ratio` (clipped to the image), resampled bilinearly, flipped with `flip_p`.
 
@@ -44,8 +49,9 @@ def random_resized_crop_flip(images: torch.Tensor, size: int, scale: tuple[float
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def color_jitter(images: torch.Tensor, brightness: float, contrast: float, p: float,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def color_jitter(
+    images: torch.Tensor, brightness: float, contrast: float, p: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Brightness then contrast factors ~ U(1 - s, 1 + s) per image, applied with probability `p`
     (torchvision's ColorJitter semantics for these two, in a fixed order); values stay in [0, 1]."""
     b, dev = len(images), images.device
@@ -81,8 +87,15 @@ class ContrastiveBatchView:
     probability `jitter_p`, random grayscale, ImageNet normalisation. `bgr_quirk` reverses the channels
     first, as `Normalize` does."""
 
-    def __init__(self, size: int, scale: tuple[float, float] = (0.2, 1.0), jitter: float = 0.4,
-                 jitter_p: float = 0.8, grayscale_p: float = 0.2, bgr_quirk: bool = False):
+    def __init__(
+        self,
+        size: int,
+        scale: tuple[float, float] = (0.2, 1.0),
+        jitter: float = 0.4,
+        jitter_p: float = 0.8,
+        grayscale_p: float = 0.2,
+        bgr_quirk: bool = False,
+    ):
         self.size, self.scale = size, scale
         self.jitter, self.jitter_p, self.grayscale_p, self.bgr_quirk = jitter, jitter_p, grayscale_p, bgr_quirk
 

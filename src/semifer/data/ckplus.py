@@ -33,8 +33,7 @@ def _read_code(path: Path) -> int:
     return int(value)
 
 
-def load_ckplus(path: str | Path, last_frames: int = 3, first_as_neutral: bool = False,
-                classes: int = 7) -> FaceSet:
+def load_ckplus(path: str | Path, last_frames: int = 3, first_as_neutral: bool = False, classes: int = 7) -> FaceSet:
     """The last `last_frames` frames of a labelled sequence show its emotion; its first frame is neutral."""
     root = require_path(path, "CK+ folder", folder=True)
     num_classes = class_space(classes, root)
@@ -54,8 +53,11 @@ def load_ckplus(path: str | Path, last_frames: int = 3, first_as_neutral: bool =
         sequence = images_root / label_file.parent.parent.name / label_file.parent.name
         frames = find_images(sequence, recursive=False) if sequence.is_dir() else []
         if not frames:
-            raise DataError(sequence, f"no frames for the labelled sequence {label_file.name}",
-                            fix="restore the sequence's images from cohn-kanade-images")
+            raise DataError(
+                sequence,
+                f"no frames for the labelled sequence {label_file.name}",
+                fix="restore the sequence's images from cohn-kanade-images",
+            )
         peak = frames[-last_frames:]
         if first_as_neutral and frames[0] not in peak:
             paths.append(frames[0])
@@ -66,6 +68,12 @@ def load_ckplus(path: str | Path, last_frames: int = 3, first_as_neutral: bool =
     code_array = np.array(codes, dtype=np.int64)
     labels = table[code_array]
     keep = np.flatnonzero(labels >= 0)
-    return FaceSet("ckplus", [paths[i].relative_to(images_root).as_posix() for i in keep], labels[keep],
-                   num_classes, paths=[paths[i] for i in keep], source=str(root),
-                   dropped=count_dropped(CKPLUS_CLASSES, code_array, table)).require_nonempty()
+    return FaceSet(
+        "ckplus",
+        [paths[i].relative_to(images_root).as_posix() for i in keep],
+        labels[keep],
+        num_classes,
+        paths=[paths[i] for i in keep],
+        source=str(root),
+        dropped=count_dropped(CKPLUS_CLASSES, code_array, table),
+    ).require_nonempty()

@@ -26,8 +26,10 @@ def _haar_cascade():  # noqa: ANN202 - cv2 has no stable type names
     try:
         import cv2
     except ImportError:
-        raise ImportError("face detection needs OpenCV: pip install 'opencv-python-headless>=4' "
-                          "(or set method.face_boxes=whole_image for already cropped faces)") from None
+        raise ImportError(
+            "face detection needs OpenCV: pip install 'opencv-python-headless>=4' "
+            "(or set method.face_boxes=whole_image for already cropped faces)"
+        ) from None
     return cv2, cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
 
 

@@ -19,9 +19,15 @@ from ..labels import CANONICAL
 
 UNLABELED = -1
 EXIF_ORIENTATION = 0x0112
-_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-            8: Image.Transpose.ROTATE_90}
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
@@ -55,8 +61,11 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def _too_large(path: Path, pixels: int | None) -> DataError:
     size = f"{pixels:,} pixels" if pixels else "too many pixels"
-    return DataError(path, f"image too large to decode safely ({size}; the limit is {Image.MAX_IMAGE_PIXELS:,})",
-                     fix="downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS for files you trust")
+    return DataError(
+        path,
+        f"image too large to decode safely ({size}; the limit is {Image.MAX_IMAGE_PIXELS:,})",
+        fix="downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS for files you trust",
+    )
 
 
 def rgb_pixels(image: Image.Image) -> np.ndarray:
@@ -127,8 +136,10 @@ class FaceSet:
 
     def _storage_rows(self, idx: np.ndarray) -> dict[str, Any]:
         """The storage fields of the rows `idx`, for `subset`."""
-        return {"pixels": None if self.pixels is None else self.pixels[idx],
-                "paths": None if self.paths is None else [self.paths[i] for i in idx]}
+        return {
+            "pixels": None if self.pixels is None else self.pixels[idx],
+            "paths": None if self.paths is None else [self.paths[i] for i in idx],
+        }
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -170,8 +181,11 @@ class FaceSet:
 
     def require_nonempty(self) -> FaceSet:
         if not len(self):
-            raise DataError(self.source or self.name, "this split holds no images",
-                            fix="check the split name and that the files are where the format expects them")
+            raise DataError(
+                self.source or self.name,
+                "this split holds no images",
+                fix="check the split name and that the files are where the format expects them",
+            )
         return self
 
 
@@ -218,6 +232,12 @@ def concat(sets: Sequence[FaceSet], name: str) -> FaceSet:
     if all(s.pixels is not None for s in sets) and len(shapes) == 1:
         return FaceSet(name, ids, labels, num_classes, pixels=np.concatenate([s.pixels for s in sets]))
     sizes = [len(s) for s in sets]
-    return MixedFaceSet(name, ids, labels, num_classes, parts=list(sets),
-                        part=np.repeat(np.arange(len(sets)), sizes),
-                        row=np.concatenate([np.arange(k) for k in sizes]))
+    return MixedFaceSet(
+        name,
+        ids,
+        labels,
+        num_classes,
+        parts=list(sets),
+        part=np.repeat(np.arange(len(sets)), sizes),
+        row=np.concatenate([np.arange(k) for k in sizes]),
+    )

@@ -20,7 +20,10 @@ FERPLUS_CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disg
 FERPLUS_VOTES = (*FERPLUS_CLASSES, "unknown", "NF")
 USAGES = ("Training", "PublicTest", "PrivateTest")
 SPLITS = {u.lower(): u for u in USAGES} | {
-    "train": "Training", "val": "PublicTest", "valid": "PublicTest", "validation": "PublicTest",
+    "train": "Training",
+    "val": "PublicTest",
+    "valid": "PublicTest",
+    "validation": "PublicTest",
     "test": "PrivateTest",
 }
 SIDE = 48
@@ -44,8 +47,9 @@ def _read_bytes(path: Path) -> bytes:
         data = path.read_bytes()
         return gzip.decompress(data) if path.suffix.lower() == ".gz" else data
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(path, f"cannot read the file ({exc})",
-                        fix="re-download it (a .gz file must be gzip-compressed)") from None
+        raise DataError(
+            path, f"cannot read the file ({exc})", fix="re-download it (a .gz file must be gzip-compressed)"
+        ) from None
 
 
 def _read_csv(path: Path) -> _Rows:
@@ -53,8 +57,12 @@ def _read_csv(path: Path) -> _Rows:
     header = [c.strip().lower() for c in lines[0].decode("utf-8-sig", "replace").split(",")] if lines else []
     for column in ("emotion", "pixels", "usage"):
         if column not in header:
-            raise DataError(path, f"missing column {column!r}", line=1,
-                            fix="a FER2013 CSV starts with the header line emotion,pixels,Usage")
+            raise DataError(
+                path,
+                f"missing column {column!r}",
+                line=1,
+                fix="a FER2013 CSV starts with the header line emotion,pixels,Usage",
+            )
     ie, ip, iu = (header.index(c) for c in ("emotion", "pixels", "usage"))
     rows = _Rows(path, [], np.empty(0), np.empty(0), [])
     emotions: list[int] = []
@@ -64,16 +72,28 @@ def _read_csv(path: Path) -> _Rows:
             continue
         fields = line.split(b",")
         if len(fields) != len(header):
-            raise DataError(path, f"{len(fields)} comma-separated fields, expected {len(header)}",
-                            line=number, fix="each row is emotion,pixels,Usage; the file may be truncated")
+            raise DataError(
+                path,
+                f"{len(fields)} comma-separated fields, expected {len(header)}",
+                line=number,
+                fix="each row is emotion,pixels,Usage; the file may be truncated",
+            )
         code = fields[ie].strip()
         if not (code.isdigit() and int(code) <= 6):
-            raise DataError(path, f"emotion {code.decode(errors='replace')!r} is not a code 0..6",
-                            line=number, fix="FER2013 codes are 0..6 = " + ", ".join(FER2013_CLASSES))
+            raise DataError(
+                path,
+                f"emotion {code.decode(errors='replace')!r} is not a code 0..6",
+                line=number,
+                fix="FER2013 codes are 0..6 = " + ", ".join(FER2013_CLASSES),
+            )
         usage = fields[iu].strip().decode(errors="replace")
         if usage not in USAGES:
-            raise DataError(path, f"Usage {usage!r} is not one of {', '.join(USAGES)}", line=number,
-                            fix="fix the Usage cell of this row")
+            raise DataError(
+                path,
+                f"Usage {usage!r} is not one of {', '.join(USAGES)}",
+                line=number,
+                fix="fix the Usage cell of this row",
+            )
         rows.lines.append(number)
         emotions.append(int(code))
         usages.append(usage)
@@ -87,12 +107,17 @@ def _parse_row_slowly(text: bytes, path: Path, line: int) -> np.ndarray:
     """Exact parse of one pixel row, naming what is wrong with it; the fast path only handles clean rows."""
     tokens = text.split()
     if len(tokens) != _NPIX:
-        raise DataError(path, f"pixel row has {len(tokens)} values, expected {_NPIX} (48x48)", line=line,
-                        fix=_PIXEL_FIX)
+        raise DataError(
+            path, f"pixel row has {len(tokens)} values, expected {_NPIX} (48x48)", line=line, fix=_PIXEL_FIX
+        )
     for token in tokens:
         if not token.isdigit() or int(token) > 255:
-            raise DataError(path, f"pixel value {token.decode(errors='replace')!r} is not an integer 0..255",
-                            line=line, fix=_PIXEL_FIX)
+            raise DataError(
+                path,
+                f"pixel value {token.decode(errors='replace')!r} is not an integer 0..255",
+                line=line,
+                fix=_PIXEL_FIX,
+            )
     return np.array([int(t) for t in tokens], dtype=np.int16)
 
 
@@ -127,8 +152,7 @@ def _ids(rows: _Rows, idx: np.ndarray) -> list[str]:
     return [f"{rows.usages[i]}/{i}" for i in idx]
 
 
-def load_fer2013(path: str | Path, split: str | None = None,
-                 ferplus: str | Path | bool | None = None) -> FaceSet:
+def load_fer2013(path: str | Path, split: str | None = None, ferplus: str | Path | bool | None = None) -> FaceSet:
     """FER2013 from the Kaggle CSV (or .csv.gz); `ferplus` = a fer2013new.csv (true: the one beside the CSV)
     swaps in the FER+ majority-vote labels."""
     path = Path(path)
@@ -139,8 +163,9 @@ def load_fer2013(path: str | Path, split: str | None = None,
     idx, usage = _select(rows, split)
     labels = label_table(FER2013_CLASSES, 7)[rows.emotions[idx]]
     name = "fer2013" if usage is None else f"fer2013-{usage.lower()}"
-    return FaceSet(name, _ids(rows, idx), labels, 7, pixels=_parse_pixels(rows, idx),
-                   source=str(path)).require_nonempty()
+    return FaceSet(
+        name, _ids(rows, idx), labels, 7, pixels=_parse_pixels(rows, idx), source=str(path)
+    ).require_nonempty()
 
 
 @dataclass
@@ -161,8 +186,12 @@ def _read_votes(path: Path) -> _Votes:
         wanted = ["usage", "image name", *(c.lower() for c in FERPLUS_VOTES)]
         missing = [c for c in wanted if c not in header]
         if missing:
-            raise DataError(path, f"missing column(s) {', '.join(missing)}", line=1,
-                            fix="the FER+ header is Usage,Image name," + ",".join(FERPLUS_VOTES))
+            raise DataError(
+                path,
+                f"missing column(s) {', '.join(missing)}",
+                line=1,
+                fix="the FER+ header is Usage,Image name," + ",".join(FERPLUS_VOTES),
+            )
         iu, iname, *ivotes = (header.index(c) for c in wanted)
         lines, usages, names, counts = [], [], [], []
         for row in reader:
@@ -174,14 +203,23 @@ def _read_votes(path: Path) -> _Votes:
             except (ValueError, IndexError):
                 votes = [-1]
             if min(votes) < 0:
-                raise DataError(path, "vote counts must be non-negative integers", line=reader.line_num,
-                                fix="each row is Usage,Image name and ten vote counts")
+                raise DataError(
+                    path,
+                    "vote counts must be non-negative integers",
+                    line=reader.line_num,
+                    fix="each row is Usage,Image name and ten vote counts",
+                )
             lines.append(reader.line_num)
             usages.append(usage)
             names.append(bool(name))
             counts.append(votes)
-    return _Votes(lines, np.array(usages, dtype=str), np.array(names, dtype=bool),
-                  np.array(counts, dtype=np.int64).reshape(-1, len(FERPLUS_VOTES)), np.array(ivotes))
+    return _Votes(
+        lines,
+        np.array(usages, dtype=str),
+        np.array(names, dtype=bool),
+        np.array(counts, dtype=np.int64).reshape(-1, len(FERPLUS_VOTES)),
+        np.array(ivotes),
+    )
 
 
 def ferplus_majority(votes: np.ndarray) -> np.ndarray:
@@ -214,13 +252,21 @@ def _find_fer_csv(folder: Path) -> Path:
     for name in ("fer2013.csv", "fer2013.csv.gz"):
         if (folder / name).is_file():
             return folder / name
-    raise DataError(folder, "no fer2013.csv or fer2013.csv.gz here",
-                    fix="put the FER2013 CSV beside fer2013new.csv, or pass fer2013=PATH")
+    raise DataError(
+        folder,
+        "no fer2013.csv or fer2013.csv.gz here",
+        fix="put the FER2013 CSV beside fer2013new.csv, or pass fer2013=PATH",
+    )
 
 
-def load_ferplus(path: str | Path, split: str | None = None, classes: int = 8,
-                 fer2013: str | Path | None = None, votes: str | Path | None = None,
-                 label: str = "majority") -> FaceSet:
+def load_ferplus(
+    path: str | Path,
+    split: str | None = None,
+    classes: int = 8,
+    fer2013: str | Path | None = None,
+    votes: str | Path | None = None,
+    label: str = "majority",
+) -> FaceSet:
     """FER+ labels (vote distributions as soft labels) on the FER2013 images they annotate.
 
     `label="majority"` is FERPlus' majority mode (`ferplus_majority`: images without a strict majority are
@@ -231,21 +277,29 @@ def load_ferplus(path: str | Path, split: str | None = None, classes: int = 8,
     folder = Path(path)
     num_classes = class_space(classes, folder)
     if label not in LABEL_RULES:
-        raise DataError(folder, f"label={label!r} is not a FER+ label rule",
-                        fix="use label=majority (FERPlus) or label=plurality (Roy & Etemad)")
+        raise DataError(
+            folder,
+            f"label={label!r} is not a FER+ label rule",
+            fix="use label=majority (FERPlus) or label=plurality (Roy & Etemad)",
+        )
     fer_path = require_path(fer2013 if fer2013 is not None else _find_fer_csv(folder), "FER2013 CSV")
     votes_path = require_path(votes if votes is not None else folder / "fer2013new.csv", "FER+ votes file")
     rows, ballot = _read_csv(fer_path), _read_votes(votes_path)
     if len(ballot.lines) != len(rows.lines):
-        raise DataError(votes_path,
-                        f"{len(ballot.lines)} vote rows, but {fer_path} has {len(rows.lines)} image rows",
-                        fix="use the fer2013new.csv made for this FER2013 CSV (a line per image, same order)")
+        raise DataError(
+            votes_path,
+            f"{len(ballot.lines)} vote rows, but {fer_path} has {len(rows.lines)} image rows",
+            fix="use the fer2013new.csv made for this FER2013 CSV (a line per image, same order)",
+        )
     clash = np.flatnonzero((ballot.usages != "") & (ballot.usages != rows.usages))
     if len(clash):
         i = int(clash[0])
-        raise DataError(votes_path, f"Usage {ballot.usages[i]!r}, but {fer_path} line {rows.lines[i]} says "
-                        f"{rows.usages[i]!r}", line=ballot.lines[i],
-                        fix="the two files are not line-aligned; use the matching pair")
+        raise DataError(
+            votes_path,
+            f"Usage {ballot.usages[i]!r}, but {fer_path} line {rows.lines[i]} says {rows.usages[i]!r}",
+            line=ballot.lines[i],
+            fix="the two files are not line-aligned; use the matching pair",
+        )
     idx, usage = _select(rows, split)
     record, counts = ballot.has_record[idx], ballot.counts[idx]
     top = ferplus_majority(counts) if label == "majority" else ferplus_plurality(counts, ballot.file_order)
@@ -268,6 +322,13 @@ def load_ferplus(path: str | Path, split: str | None = None, classes: int = 8,
     kept = idx[keep]
     name = "ferplus" if usage is None else f"ferplus-{usage.lower()}"
     source = folder if fer2013 is None and votes is None else votes_path
-    return FaceSet(name, _ids(rows, kept), labels[keep], num_classes, pixels=_parse_pixels(rows, kept),
-                   soft_labels=soft, source=str(source),
-                   dropped={k: v for k, v in dropped.items() if v}).require_nonempty()
+    return FaceSet(
+        name,
+        _ids(rows, kept),
+        labels[keep],
+        num_classes,
+        pixels=_parse_pixels(rows, kept),
+        soft_labels=soft,
+        source=str(source),
+        dropped={k: v for k, v in dropped.items() if v},
+    ).require_nonempty()

@@ -76,8 +76,6 @@ class SemiferLoader(DataLoader):
             yield batch
 
 
-
-
 def _endless_shard(n: int, key: list[int], rank: int, world: int) -> Iterator[int]:
     """This rank's share (every world-th index) of endless passes over range(n), pass e shuffled by key + [e]."""
     epoch = 0
@@ -112,8 +110,7 @@ class RatioSampler(Sampler[int]):
     `InfiniteSampler`; `start` skips the draws a resumed run has already served.
     """
 
-    def __init__(self, n: int, split: int, ratio: float, seed: int = 0, rank: int = 0, world: int = 1,
-                 start: int = 0):
+    def __init__(self, n: int, split: int, ratio: float, seed: int = 0, rank: int = 0, world: int = 1, start: int = 0):
         if not 0.0 <= ratio <= 1.0:
             raise ValueError(f"extra ratio must be in [0, 1], got {ratio}")
         if (ratio < 1 and split <= 0) or (ratio > 0 and split >= n):
@@ -144,8 +141,9 @@ class ClassBalancedSampler(Sampler[int]):
     takes every world-th draw; `start` skips the draws this rank already served (resume).
     """
 
-    def __init__(self, labels: Sequence[int] | np.ndarray, seed: int = 0, rank: int = 0, world: int = 1,
-                 start: int = 0):
+    def __init__(
+        self, labels: Sequence[int] | np.ndarray, seed: int = 0, rank: int = 0, world: int = 1, start: int = 0
+    ):
         labels = np.asarray(labels)
         if len(labels) == 0 or (labels < 0).any():
             raise ValueError("class-balanced sampling needs a labeled set (every label >= 0)")
@@ -189,9 +187,18 @@ class SeededDraws(Sampler[tuple[int, int]]):
             yield index, int.from_bytes(key, "little")
 
 
-def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int | None, rank: int = 0,
-                   world: int = 1, start: int = 0, extra_from: int | None = None, extra_ratio: float | None = None,
-                   balanced_labels: Sequence[int] | np.ndarray | None = None) -> Iterator[dict[str, object]]:
+def endless_loader(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    workers: int | None,
+    rank: int = 0,
+    world: int = 1,
+    start: int = 0,
+    extra_from: int | None = None,
+    extra_ratio: float | None = None,
+    balanced_labels: Sequence[int] | np.ndarray | None = None,
+) -> Iterator[dict[str, object]]:
     """An iterator of batches that never ends (drop_last semantics: every batch is full).
 
     With `extra_ratio` set, that fraction of every batch comes from the items from index `extra_from` on
@@ -209,14 +216,20 @@ def endless_loader(dataset: Dataset, batch_size: int, seed: int, workers: int | 
     else:
         sampler = InfiniteSampler(n, seed, rank, world, start)
     loader = SemiferLoader(
-        dataset, batch_size=batch_size, sampler=SeededDraws(sampler, seed, rank, start),
-        num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
-        drop_last=True, prefetch_factor=4 if workers > 0 else None,
+        dataset,
+        batch_size=batch_size,
+        sampler=SeededDraws(sampler, seed, rank, start),
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=True,
+        prefetch_factor=4 if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),  # else starting the workers draws from the global RNG
     )
     return iter(loader)
 
 
 def eval_loader(dataset: Dataset, batch_size: int, workers: int) -> DataLoader:
-    return SemiferLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                         pin_memory=torch.cuda.is_available())
+    return SemiferLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=torch.cuda.is_available()
+    )

@@ -71,8 +71,11 @@ def choose_split(split: str | None, aliases: Mapping[str, str], source: str | Pa
 def class_space(classes: object, source: str | Path) -> int:
     """Validated number of canonical classes (7 drops contempt, 8 keeps it)."""
     if classes not in (7, 8):
-        raise DataError(source, f"classes must be 7 or 8, not {classes!r}",
-                        fix="use classes=8 to keep contempt, classes=7 to drop it")
+        raise DataError(
+            source,
+            f"classes must be 7 or 8, not {classes!r}",
+            fix="use classes=8 to keep contempt, classes=7 to drop it",
+        )
     return int(classes)  # type: ignore[call-overload]
 
 

@@ -29,11 +29,19 @@ def _read_labels(path: Path) -> list[tuple[str, int]]:
             continue
         label = parts[1] if len(parts) == 2 else ""
         if not (label.isdigit() and 1 <= int(label) <= len(RAFDB_CLASSES)):
-            raise DataError(path, f"expected '<image name> <label 1..7>', got {line.strip()!r}", line=number,
-                            fix="RAF-DB labels are 1..7 = " + ", ".join(RAFDB_CLASSES))
+            raise DataError(
+                path,
+                f"expected '<image name> <label 1..7>', got {line.strip()!r}",
+                line=number,
+                fix="RAF-DB labels are 1..7 = " + ", ".join(RAFDB_CLASSES),
+            )
         if parts[0].split("_")[0] not in SPLITS.values():
-            raise DataError(path, f"image name {parts[0]!r} starts with neither train_ nor test_",
-                            line=number, fix="RAF-DB names its images train_NNNNN.jpg / test_NNNN.jpg")
+            raise DataError(
+                path,
+                f"image name {parts[0]!r} starts with neither train_ nor test_",
+                line=number,
+                fix="RAF-DB names its images train_NNNNN.jpg / test_NNNN.jpg",
+            )
         entries.append((parts[0], int(label) - 1))
     return entries
 
@@ -45,15 +53,22 @@ def load_rafdb(path: str | Path, split: str | None = None, images: str = "aligne
         raise DataError(root, f"images must be 'aligned' or 'original', not {images!r}")
     chosen = choose_split(split, SPLITS, root)
     label_file = next((root / f for f in LABEL_FILES if (root / f).is_file()), root / LABEL_FILES[0])
-    entries = [(name, code) for name, code in _read_labels(require_path(label_file, "RAF-DB label list"))
-               if chosen is None or name.startswith(f"{chosen}_")]
+    entries = [
+        (name, code)
+        for name, code in _read_labels(require_path(label_file, "RAF-DB label list"))
+        if chosen is None or name.startswith(f"{chosen}_")
+    ]
     paths = [_image_path(root, name, images) for name, _ in entries]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise DataError(missing[0], f"image in {label_file.name} not found ({len(missing)} missing in all)",
-                        fix=f"restore the missing files under Image/{images}/"
-                        + (", or pass images=original if you have only those" if images == "aligned" else ""))
+        raise DataError(
+            missing[0],
+            f"image in {label_file.name} not found ({len(missing)} missing in all)",
+            fix=f"restore the missing files under Image/{images}/"
+            + (", or pass images=original if you have only those" if images == "aligned" else ""),
+        )
     codes = np.array([code for _, code in entries], dtype=np.int64)
     name = "rafdb" if chosen is None else f"rafdb-{chosen}"
-    return FaceSet(name, [n for n, _ in entries], label_table(RAFDB_CLASSES, 7)[codes], 7, paths=paths,
-                   source=str(root)).require_nonempty()
+    return FaceSet(
+        name, [n for n, _ in entries], label_table(RAFDB_CLASSES, 7)[codes], 7, paths=paths, source=str(root)
+    ).require_nonempty()

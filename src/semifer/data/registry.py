@@ -45,16 +45,27 @@ DATA_ROOT_ENV = "SEMIFER_DATA"
 
 # What each format expects on disk and where the dataset is published, for the error a missing one gives.
 LAYOUTS: dict[str, tuple[str, str]] = {
-    "fer2013": ("the Kaggle CSV fer2013.csv (or .csv.gz) with columns emotion,pixels,Usage",
-                "Kaggle, 'Challenges in Representation Learning: Facial Expression Recognition Challenge'"),
-    "ferplus": ("a folder holding the FER2013 CSV (fer2013.csv or .csv.gz) and FER+'s fer2013new.csv",
-                "Microsoft's FERPlus repository on GitHub (fer2013new.csv), with the Kaggle FER2013 CSV"),
-    "rafdb": ("RAF-DB's basic/ folder: EmoLabel/list_patition_label.txt and Image/aligned/",
-              "the RAF-DB authors, on request (whdeng.cn/RAF)"),
-    "affectnet": ("training.csv and validation.csv with Manually_Annotated_Images/, or train_set/images and "
-                  "annotations/*_exp.npy", "the AffectNet authors, on request (mohammadmahoor.com/affectnet)"),
-    "ckplus": ("cohn-kanade-images/ and Emotion/, or a CK+48 class-folder tree",
-               "the CK+ authors, on request (jeffcohn.net)"),
+    "fer2013": (
+        "the Kaggle CSV fer2013.csv (or .csv.gz) with columns emotion,pixels,Usage",
+        "Kaggle, 'Challenges in Representation Learning: Facial Expression Recognition Challenge'",
+    ),
+    "ferplus": (
+        "a folder holding the FER2013 CSV (fer2013.csv or .csv.gz) and FER+'s fer2013new.csv",
+        "Microsoft's FERPlus repository on GitHub (fer2013new.csv), with the Kaggle FER2013 CSV",
+    ),
+    "rafdb": (
+        "RAF-DB's basic/ folder: EmoLabel/list_patition_label.txt and Image/aligned/",
+        "the RAF-DB authors, on request (whdeng.cn/RAF)",
+    ),
+    "affectnet": (
+        "training.csv and validation.csv with Manually_Annotated_Images/, or train_set/images and "
+        "annotations/*_exp.npy",
+        "the AffectNet authors, on request (mohammadmahoor.com/affectnet)",
+    ),
+    "ckplus": (
+        "cohn-kanade-images/ and Emotion/, or a CK+48 class-folder tree",
+        "the CK+ authors, on request (jeffcohn.net)",
+    ),
     "sfew": ("SFEW 2.0 with Train/ and Val/ class folders", "the EmotiW challenge organisers, on request"),
     "folder": ("one sub-folder per class (angry/, happy/, ...) holding its face images", "your own faces"),
     "unlabeled": ("a folder of face images (sub-folders are searched)", "your own faces"),
@@ -78,8 +89,10 @@ def resolve_data_path(fmt: str, path: str, root: str | Path | None = None) -> Pa
         return base / given
     looked = "" if given.is_absolute() or base is None else f" (nor under the data root: {base / given})"
     layout, published = LAYOUTS.get(fmt, ("", ""))
-    fix = (f"put the dataset at {given} under a data root and set data.root=DIR (or {DATA_ROOT_ENV}=DIR), "
-           "or give its full path in the dataset spec (data.train=... / data.test=...)")
+    fix = (
+        f"put the dataset at {given} under a data root and set data.root=DIR (or {DATA_ROOT_ENV}=DIR), "
+        "or give its full path in the dataset spec (data.train=... / data.test=...)"
+    )
     if not given.is_absolute() and base is None:
         fix = f"no data root is set: {fix}"
     message = f"the {fmt} dataset does not exist at this path{looked}"
@@ -108,12 +121,18 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, object]]:
     """Split `format:path?key=value&...` into its parts, checking the format name."""
     fmt, sep, rest = spec.partition(":")
     if fmt not in FORMATS and Path(spec).exists():
-        raise DataError(spec, "a plain path is not a dataset spec",
-                        fix=f"to get predictions for images or videos run `semifer predict MODEL {spec}`; "
-                            f"to evaluate, name the format of a labelled dataset, e.g. folder:{spec}")
+        raise DataError(
+            spec,
+            "a plain path is not a dataset spec",
+            fix=f"to get predictions for images or videos run `semifer predict MODEL {spec}`; "
+            f"to evaluate, name the format of a labelled dataset, e.g. folder:{spec}",
+        )
     if not sep or fmt not in FORMATS:
-        raise DataError(spec, f"unknown dataset spec (format {fmt!r})",
-                        fix=f"write FORMAT:PATH[?key=value&...] with FORMAT one of {', '.join(FORMATS)}")
+        raise DataError(
+            spec,
+            f"unknown dataset spec (format {fmt!r})",
+            fix=f"write FORMAT:PATH[?key=value&...] with FORMAT one of {', '.join(FORMATS)}",
+        )
     path, _, query = rest.partition("?")
     options = {k: _coerce(v) for k, v in parse_qsl(query, keep_blank_values=True)}
     return fmt, path, options

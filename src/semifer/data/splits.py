@@ -36,7 +36,11 @@ from ..labels import canonical_name
 from .faceset import FaceSet, MixedFaceSet
 
 ADACM_COUNTS: dict[int, tuple[int, int]] = {
-    100: (10, 15), 400: (40, 60), 1000: (100, 150), 2000: (200, 300), 4000: (250, 625),
+    100: (10, 15),
+    400: (40, 60),
+    1000: (100, 150),
+    2000: (200, 300),
+    4000: (250, 625),
 }
 
 
@@ -68,8 +72,9 @@ class Split:
         try:
             blob = json.loads(path.read_text())
         except FileNotFoundError:
-            raise DataError(path, "split file not found",
-                            fix="give the split.json a run or `semifer splits` wrote") from None
+            raise DataError(
+                path, "split file not found", fix="give the split.json a run or `semifer splits` wrote"
+            ) from None
         except (OSError, ValueError) as exc:
             raise DataError(path, f"not a semifer split file ({type(exc).__name__}: {exc})") from None
         if not isinstance(blob, dict):
@@ -82,15 +87,28 @@ class Split:
         return split
 
     def _check_types(self, path: Path) -> None:
-        expected = {"protocol": str, "seed": int, "labeled": list, "unlabeled": list, "counts": dict,
-                    "dataset": str, "fingerprint": str, "validation": list, "val_protocol": (str, type(None)),
-                    "val_counts": dict, "labeled_pixels": str}
+        expected = {
+            "protocol": str,
+            "seed": int,
+            "labeled": list,
+            "unlabeled": list,
+            "counts": dict,
+            "dataset": str,
+            "fingerprint": str,
+            "validation": list,
+            "val_protocol": (str, type(None)),
+            "val_counts": dict,
+            "labeled_pixels": str,
+        }
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, expected[f.name]) or isinstance(value, bool):
                 kind = " or ".join(t.__name__ for t in np.atleast_1d(expected[f.name]))
-                raise DataError(path, f"{f.name} must be a {kind}, not {value!r:.40}",
-                                fix="give the split.json a run or `semifer splits` wrote")
+                raise DataError(
+                    path,
+                    f"{f.name} must be a {kind}, not {value!r:.40}",
+                    fix="give the split.json a run or `semifer splits` wrote",
+                )
         if not all(isinstance(i, str) for i in self.labeled + self.unlabeled + self.validation):
             raise DataError(path, "labeled, unlabeled and validation must be lists of sample ids (strings)")
 
@@ -132,15 +150,21 @@ def counts_for(available: dict[str, int], protocol: str) -> dict[str, int]:
             return out
     except (KeyError, ValueError, ZeroDivisionError) as exc:
         detail = f" ({exc})" if str(exc) else ""
-        raise DataError(protocol, f"bad split protocol{detail}",
-                        fix="use all, adacm:100|400|1000|2000|4000, per_class:K, fraction:P, total:N "
-                            "or counts:happy=10,sad=5,...") from None
-    raise DataError(protocol, f"unknown split protocol {kind!r}",
-                    fix="use all, adacm:N, per_class:K, fraction:P, total:N or counts:...")
+        raise DataError(
+            protocol,
+            f"bad split protocol{detail}",
+            fix="use all, adacm:100|400|1000|2000|4000, per_class:K, fraction:P, total:N or counts:happy=10,sad=5,...",
+        ) from None
+    raise DataError(
+        protocol,
+        f"unknown split protocol {kind!r}",
+        fix="use all, adacm:N, per_class:K, fraction:P, total:N or counts:...",
+    )
 
 
-def _draw(pool: FaceSet, protocol: str, rng: np.random.Generator,
-          candidates: np.ndarray) -> tuple[list[int], dict[str, int]]:
+def _draw(
+    pool: FaceSet, protocol: str, rng: np.random.Generator, candidates: np.ndarray
+) -> tuple[list[int], dict[str, int]]:
     """Stratified draw of the protocol's counts among the pool rows `candidates` (counts relative to them)."""
     present = np.bincount(pool.labels[candidates], minlength=pool.num_classes)
     wanted = counts_for(dict(zip(pool.classes, present.tolist(), strict=True)), protocol)
@@ -155,8 +179,9 @@ def _draw(pool: FaceSet, protocol: str, rng: np.random.Generator,
     return sorted(chosen), drawn
 
 
-def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: bool = False,
-               val: str | None = None) -> Split:
+def make_split(
+    pool: FaceSet, protocol: str, seed: int = 0, include_labeled: bool = False, val: str | None = None
+) -> Split:
     """Draw a stratified labeled subset; the rest of the pool (or all of it) is the unlabeled set, less the
     validation images when `val` asks for some."""
     if not pool.is_labeled:
@@ -167,14 +192,25 @@ def make_split(pool: FaceSet, protocol: str, seed: int = 0, include_labeled: boo
         raise DataError(protocol, f"negative label counts ({', '.join(negative)})", fix="ask for 0 or more per class")
     short = {c: (k, n) for c, k in wanted.items() if k > (n := pool.class_counts().get(c, 0))}
     if short:
-        warnings.warn(f"split {protocol}: the pool ({pool.source or pool.name}) has fewer images than asked in "
-                      + ", ".join(f"{c} ({n} of {k})" for c, (k, n) in short.items()) + "; all of them are used",
-                      DataWarning, stacklevel=2)
+        warnings.warn(
+            f"split {protocol}: the pool ({pool.source or pool.name}) has fewer images than asked in "
+            + ", ".join(f"{c} ({n} of {k})" for c, (k, n) in short.items())
+            + "; all of them are used",
+            DataWarning,
+            stacklevel=2,
+        )
     everything = np.arange(len(pool))
     chosen, drawn = _draw(pool, protocol, np.random.default_rng(seed), everything)
     rest = everything if include_labeled else np.setdiff1d(everything, chosen)
-    split = Split(protocol, seed, [pool.ids[i] for i in chosen], [pool.ids[i] for i in rest], drawn, pool.source,
-                  pool_fingerprint(pool))
+    split = Split(
+        protocol,
+        seed,
+        [pool.ids[i] for i in chosen],
+        [pool.ids[i] for i in rest],
+        drawn,
+        pool.source,
+        pool_fingerprint(pool),
+    )
     return add_validation(pool, split, val) if val else split
 
 
@@ -214,8 +250,9 @@ def _feed_image(digest: Any, faces: FaceSet, index: int) -> None:
                 while chunk := stream.read(1 << 20):
                     digest.update(chunk)
         except OSError as exc:
-            raise DataError(path, f"cannot read image ({exc.strerror or exc})", fix="replace or remove the file") \
-                from None
+            raise DataError(
+                path, f"cannot read image ({exc.strerror or exc})", fix="replace or remove the file"
+            ) from None
 
 
 def check_labeled_pixels(labeled: FaceSet, recorded: Split | None, source: str | Path) -> str:
@@ -223,11 +260,14 @@ def check_labeled_pixels(labeled: FaceSet, recorded: Split | None, source: str |
     another one: the same ids and labels now hold other images. Splits without one pass (older runs)."""
     now = pixels_fingerprint(labeled)
     if recorded is not None and recorded.labeled_pixels and recorded.labeled_pixels != now:
-        raise DataError(source, f"the pixels of the labeled images changed since the run started (the same ids and "
-                                f"labels of {labeled.source or labeled.name} now hold other image content), so the "
-                                "run cannot continue on them",
-                        fix="resume on the images the run was trained on, or start a new run on these (--overwrite "
-                            "or another --run-dir)")
+        raise DataError(
+            source,
+            f"the pixels of the labeled images changed since the run started (the same ids and "
+            f"labels of {labeled.source or labeled.name} now hold other image content), so the "
+            "run cannot continue on them",
+            fix="resume on the images the run was trained on, or start a new run on these (--overwrite "
+            "or another --run-dir)",
+        )
     return now
 
 
@@ -235,35 +275,48 @@ def add_validation(pool: FaceSet, split: Split, val: str) -> Split:
     """`split` with a validation set drawn by protocol `val` from the pool's images it does not label
     (seeded by the split's seed), and those images taken out of its unlabeled set."""
     if val.partition(":")[0] == "all":
-        raise DataError(val, "data.val=all leaves no image to train on",
-                        fix="use per_class:K, fraction:P, total:N or counts:... for data.val")
+        raise DataError(
+            val,
+            "data.val=all leaves no image to train on",
+            fix="use per_class:K, fraction:P, total:N or counts:... for data.val",
+        )
     candidates = np.setdiff1d(np.arange(len(pool)), np.asarray(_rows(pool, split.labeled, "split"), dtype=np.int64))
     held_out, drawn = _draw(pool, val, np.random.default_rng([split.seed, 1]), candidates)
     ids = [pool.ids[i] for i in held_out]
     taken = set(ids)
-    return replace(split, unlabeled=[s for s in split.unlabeled if s not in taken], validation=ids,
-                   val_protocol=val, val_counts=drawn)
+    return replace(
+        split,
+        unlabeled=[s for s in split.unlabeled if s not in taken],
+        validation=ids,
+        val_protocol=val,
+        val_counts=drawn,
+    )
 
 
 def _rows(pool: FaceSet, ids: list[str], source: str) -> list[int]:
     position = {sid: i for i, sid in enumerate(pool.ids)}
     missing = [sid for sid in ids if sid not in position]
     if missing:
-        raise DataError(source, f"{len(missing)} ids of the split are not in {pool.name} (e.g. {missing[0]!r})",
-                        fix="use the split with the dataset it was made from, or make a new split")
+        raise DataError(
+            source,
+            f"{len(missing)} ids of the split are not in {pool.name} (e.g. {missing[0]!r})",
+            fix="use the split with the dataset it was made from, or make a new split",
+        )
     return [position[s] for s in ids]
 
 
 def apply_split(pool: FaceSet, split: Split, source: str = "split") -> tuple[FaceSet, FaceSet]:
     """The labeled part (with labels) and the unlabeled part (labels kept only for diagnostics)."""
     if split.fingerprint and split.fingerprint != pool_fingerprint(pool):
-        raise DataError(source, f"the split was drawn from other data than {pool.source or pool.name} (its ids or "
-                                "labels differ: images added, removed, relabelled or reordered)",
-                        fix="use the split with the dataset it was made from, or make a new split")
+        raise DataError(
+            source,
+            f"the split was drawn from other data than {pool.source or pool.name} (its ids or "
+            "labels differ: images added, removed, relabelled or reordered)",
+            fix="use the split with the dataset it was made from, or make a new split",
+        )
     rows = _rows(pool, split.labeled + split.unlabeled, source)
     k = len(split.labeled)
-    return (pool.subset(rows[:k], name=f"{pool.name}-labeled"),
-            pool.subset(rows[k:], name=f"{pool.name}-unlabeled"))
+    return (pool.subset(rows[:k], name=f"{pool.name}-labeled"), pool.subset(rows[k:], name=f"{pool.name}-unlabeled"))
 
 
 def validation_part(pool: FaceSet, split: Split, source: str = "split") -> FaceSet | None:

@@ -49,12 +49,20 @@ PROTOTYPES: dict[str, dict[str, float]] = {
     "sad": {"inner_brow_raise": 0.9, "brow_lower": 0.35, "lip_corner_depress": 0.9, "lid_tighten": 0.2},
     "surprise": {"inner_brow_raise": 1.0, "outer_brow_raise": 1.0, "upper_lid_raise": 1.0, "jaw_drop": 1.0},
     "fear": {
-        "inner_brow_raise": 1.0, "outer_brow_raise": 0.5, "brow_lower": 0.6, "upper_lid_raise": 0.9,
-        "lip_stretch": 1.0, "jaw_drop": 0.4,
+        "inner_brow_raise": 1.0,
+        "outer_brow_raise": 0.5,
+        "brow_lower": 0.6,
+        "upper_lid_raise": 0.9,
+        "lip_stretch": 1.0,
+        "jaw_drop": 0.4,
     },
     "disgust": {
-        "nose_wrinkle": 1.0, "upper_lip_raise": 0.9, "brow_lower": 0.5, "lid_tighten": 0.4,
-        "cheek_raise": 0.3, "lip_corner_depress": 0.3,
+        "nose_wrinkle": 1.0,
+        "upper_lip_raise": 0.9,
+        "brow_lower": 0.5,
+        "lid_tighten": 0.4,
+        "cheek_raise": 0.3,
+        "lip_corner_depress": 0.3,
     },
     "anger": {"brow_lower": 1.0, "lid_tighten": 0.8, "lip_press": 1.0, "upper_lid_raise": 0.2},
 }
@@ -221,8 +229,7 @@ def _ellipse(u: Array, v: Array, cu: Scalar, cv: Scalar, ru: Scalar, rv: Scalar)
     return (r - 1.0) * np.minimum(ru, rv)
 
 
-def _stroke(u: Array, v: Array, u0: Scalar, u1: Scalar, y0: Scalar, y1: Scalar, bend: Scalar,
-            width: Scalar) -> Array:
+def _stroke(u: Array, v: Array, u0: Scalar, u1: Scalar, y0: Scalar, y1: Scalar, bend: Scalar, width: Scalar) -> Array:
     """Signed distance to a thick quadratic curve over u0..u1 (u0 < u1) with round caps.
 
     The curve runs from (u0, y0) to (u1, y1) and its middle is displaced by `bend` (down is +). The
@@ -293,11 +300,20 @@ def _draw_eyes(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: fl
         img = _paint(img, _cover(eye, px), 0.92)
         iris = _ellipse(u, v, cu, idn.eye_y, 0.55 * idn.eye_w, 0.55 * idn.eye_w)
         img = _paint(img, _cover(np.maximum(iris, eye), px), idn.iris)
-        lash = _stroke(u, v, cu - half_w, cu + half_w, idn.eye_y, idn.eye_y,
-                       -h * lid_up, 0.022 + 0.01 * au["lid_tighten"])
+        lash = _stroke(
+            u, v, cu - half_w, cu + half_w, idn.eye_y, idn.eye_y, -h * lid_up, 0.022 + 0.01 * au["lid_tighten"]
+        )
         img = _paint(img, _cover(lash, px), idn.iris * 0.5)
-        crease = _stroke(u, v, cu - 0.8 * half_w, cu + 0.8 * half_w, idn.eye_y + 0.8 * h * lid_low + 0.03,
-                         idn.eye_y + 0.8 * h * lid_low + 0.03, 0.015, 0.014)
+        crease = _stroke(
+            u,
+            v,
+            cu - 0.8 * half_w,
+            cu + 0.8 * half_w,
+            idn.eye_y + 0.8 * h * lid_low + 0.03,
+            idn.eye_y + 0.8 * h * lid_low + 0.03,
+            0.015,
+            0.014,
+        )
         img = _paint(img, 0.6 * au["cheek_raise"] * _cover(crease, px), idn.skin * 0.55)
     return img
 
@@ -350,10 +366,16 @@ def _draw_nose(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: fl
 
 def _mouth_shape(idn: _Identity, au: AUMap) -> tuple[Array, Array, Array, Array]:
     """Half width, corner height, and upper/lower lip mid-points of the mouth opening."""
-    half_w = idn.mouth_w * (1.0 + 0.3 * au["lip_stretch"] + 0.15 * au["lip_corner_pull"]
-                            - 0.12 * au["lip_press"] - 0.08 * au["jaw_drop"])
-    corner = (idn.mouth_y - idn.rest_corner - 0.1 * au["lip_corner_pull"]
-              + 0.075 * au["lip_corner_depress"] + 0.02 * au["lip_stretch"])
+    half_w = idn.mouth_w * (
+        1.0 + 0.3 * au["lip_stretch"] + 0.15 * au["lip_corner_pull"] - 0.12 * au["lip_press"] - 0.08 * au["jaw_drop"]
+    )
+    corner = (
+        idn.mouth_y
+        - idn.rest_corner
+        - 0.1 * au["lip_corner_pull"]
+        + 0.075 * au["lip_corner_depress"]
+        + 0.02 * au["lip_stretch"]
+    )
     gap = 0.24 * au["jaw_drop"] + 0.03 * au["lip_stretch"]
     upper = idn.mouth_y - 0.3 * gap - 0.06 * au["upper_lip_raise"]
     lower = idn.mouth_y + 0.7 * gap + 0.01 * au["upper_lip_raise"]
@@ -365,10 +387,12 @@ def _draw_mouth(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: f
     half_w, corner, upper, lower = _mouth_shape(idn, au)
     thick = idn.lip * (1.0 - 0.7 * au["lip_press"])
     lip_color = idn.skin * idn.lip_dark
-    top_lip = _stroke(u, v, -half_w, half_w, corner - 0.5 * thick, corner - 0.5 * thick,
-                      upper - corner - 0.5 * thick, thick * 1.3)
-    low_lip = _stroke(u, v, -half_w, half_w, corner + 0.5 * thick, corner + 0.5 * thick,
-                      lower - corner + 0.8 * thick, thick * 1.8)
+    top_lip = _stroke(
+        u, v, -half_w, half_w, corner - 0.5 * thick, corner - 0.5 * thick, upper - corner - 0.5 * thick, thick * 1.3
+    )
+    low_lip = _stroke(
+        u, v, -half_w, half_w, corner + 0.5 * thick, corner + 0.5 * thick, lower - corner + 0.8 * thick, thick * 1.8
+    )
     img = _paint(img, _cover(np.minimum(top_lip, low_lip), px), lip_color)
     t2 = np.clip((u / half_w) ** 2, 0.0, 1.0)
     top = corner + (upper - corner) * (1.0 - t2)
@@ -378,28 +402,29 @@ def _draw_mouth(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: f
     teeth_show = np.clip(au["lip_corner_pull"] + au["upper_lip_raise"] - 0.3, 0.0, 1.0)
     teeth = np.maximum(opening, v - top - 0.045)
     img = _paint(img, teeth_show * _cover(teeth, px), 0.85)
-    line = _stroke(u, v, -half_w, half_w, corner, corner, 0.5 * (upper + lower) - corner,
-                   0.014 + 0.012 * au["lip_press"])
+    line = _stroke(
+        u, v, -half_w, half_w, corner, corner, 0.5 * (upper + lower) - corner, 0.014 + 0.012 * au["lip_press"]
+    )
     return _paint(img, _cover(line, px), lip_color * 0.35)
 
 
 def _draw_cheeks(img: Array, u: Array, v: Array, idn: _Identity, au: AUMap, px: float) -> Array:
     """Nasolabial folds that deepen with AU6/9/10/12 and cheek highlights raised by AU6."""
     half_w, corner, _, _ = _mouth_shape(idn, au)
-    depth = np.clip(idn.folds + 0.7 * au["lip_corner_pull"] + 0.5 * au["upper_lip_raise"]
-                    + 0.4 * au["nose_wrinkle"], 0.0, 1.0)
+    depth = np.clip(
+        idn.folds + 0.7 * au["lip_corner_pull"] + 0.5 * au["upper_lip_raise"] + 0.4 * au["nose_wrinkle"], 0.0, 1.0
+    )
     for side in (-1.0, 1.0):
-        fold = _stroke(v, side * u, idn.nose_y - 0.03, corner + 0.03, idn.nose_w + 0.05, half_w + 0.05,
-                       0.04, 0.018)
+        fold = _stroke(v, side * u, idn.nose_y - 0.03, corner + 0.03, idn.nose_w + 0.05, half_w + 0.05, 0.04, 0.018)
         img = _paint(img, 0.6 * depth * _cover(fold, px), idn.skin * 0.55)
-        cheek = _ellipse(u, v, side * (idn.eye_dx + 0.05), idn.nose_y - 0.02 - 0.06 * au["cheek_raise"],
-                         0.12, 0.08)
+        cheek = _ellipse(u, v, side * (idn.eye_dx + 0.05), idn.nose_y - 0.02 - 0.06 * au["cheek_raise"], 0.12, 0.08)
         img = _paint(img, 0.4 * au["cheek_raise"] * _cover(cheek, 6 * px), np.minimum(idn.skin * 1.3, 1.0))
     return img
 
 
-def _draw_occluder(d: _Draws, img: Array, x: Array, y: Array, u: Array, v: Array, idn: _Identity,
-                   px: float, nuisance: float = 1.0) -> Array:
+def _draw_occluder(
+    d: _Draws, img: Array, x: Array, y: Array, u: Array, v: Array, idn: _Identity, px: float, nuisance: float = 1.0
+) -> Array:
     """On some faces (a quarter at full `nuisance`): a glasses-like bar over the eyes, a hand-like blob, or a
     box anywhere."""
     kind = d.integers(3)
@@ -408,8 +433,7 @@ def _draw_occluder(d: _Draws, img: Array, x: Array, y: Array, u: Array, v: Array
     tone = d.uniform(0.0, 1.0)
     bar = np.abs(v - idn.eye_y - d.normal(0.03)) - d.uniform(0.05, 0.1)
     bar = np.maximum(bar, np.abs(u) - idn.face_w * 1.05)
-    hand = _ellipse(x, y, d.uniform(-0.6, 0.6), d.uniform(0.1, 0.9), d.uniform(0.25, 0.45),
-                    d.uniform(0.15, 0.3))
+    hand = _ellipse(x, y, d.uniform(-0.6, 0.6), d.uniform(0.1, 0.9), d.uniform(0.25, 0.45), d.uniform(0.15, 0.3))
     cx, cy, w, h = d.uniform(-0.8, 0.8), d.uniform(-0.8, 0.8), d.uniform(0.1, 0.4), d.uniform(0.1, 0.4)
     box = np.maximum(np.abs(x - cx) - w, np.abs(y - cy) - h)
     shape = np.where(kind == 0, bar, np.where(kind == 1, hand, box))
@@ -421,8 +445,11 @@ def _draw_occluder(d: _Draws, img: Array, x: Array, y: Array, u: Array, v: Array
 def _blur_rows(img: np.ndarray, w1: np.ndarray, w2: np.ndarray) -> np.ndarray:
     size = img.shape[-1]
     p = np.pad(img, ((0, 0), (0, 0), (2, 2)), mode="edge")
-    return (p[..., 2 : 2 + size] + w1 * (p[..., 1 : 1 + size] + p[..., 3 : 3 + size])
-            + w2 * (p[..., :size] + p[..., 4 : 4 + size])) / (1.0 + 2.0 * w1 + 2.0 * w2)
+    return (
+        p[..., 2 : 2 + size]
+        + w1 * (p[..., 1 : 1 + size] + p[..., 3 : 3 + size])
+        + w2 * (p[..., :size] + p[..., 4 : 4 + size])
+    ) / (1.0 + 2.0 * w1 + 2.0 * w2)
 
 
 def _blur(img: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -436,6 +463,7 @@ def _blur(img: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 def _apply_camera(d: _Draws, img: Array, x: Array, y: Array, noise: Array, nuisance: float = 1.0) -> Array:
     """Directional light, contrast/brightness/gamma, blur and sensor noise, each drawn over its range
     shrunk towards "no change" by `nuisance` (1: the full ranges, 0: none of them)."""
+
     def scaled(value: Array, neutral: float) -> Array:  # exactly `value` at full nuisance
         return value if nuisance == 1.0 else neutral + nuisance * (value - neutral)
 
@@ -505,8 +533,9 @@ def _pose(color: Array, alpha: Array, u: Array, v: Array) -> tuple[Array, Array]
     return out[0], out[1]
 
 
-def _render(d: _Draws, labels: Array, noise: Array, size: int, min_strength: float = MIN_STRENGTH,
-            nuisance: float = 1.0) -> Array:
+def _render(
+    d: _Draws, labels: Array, noise: Array, size: int, min_strength: float = MIN_STRENGTH, nuisance: float = 1.0
+) -> Array:
     """Draw one batch: upright face on its canvas, posed into the image over clutter, then the camera."""
     n = len(labels)
     coords = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0
@@ -530,8 +559,9 @@ def _render(d: _Draws, labels: Array, noise: Array, size: int, min_strength: flo
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def generate_faces(n: int, seed: int = 0, size: int = 48, min_strength: float = MIN_STRENGTH,
-                   nuisance: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def generate_faces(
+    n: int, seed: int = 0, size: int = 48, min_strength: float = MIN_STRENGTH, nuisance: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """`n` grayscale faces, uint8 (n, size, size), and their canonical labels 0..6 (int64); expressions
     at `min_strength`..1 of their full prototype (a higher floor drops the subtlest, most confusable ones);
     `nuisance` scales the camera (light, contrast, gamma, blur, noise) and the chance of an occluder, from
@@ -540,9 +570,11 @@ def generate_faces(n: int, seed: int = 0, size: int = 48, min_strength: float = 
     Deterministic in (seed, i) per sample, so `generate_faces(50)[:20]` equals `generate_faces(20)`.
     """
     if n < 0 or seed < 0 or size < 8 or not 0.0 <= min_strength <= 1.0 or not 0.0 <= nuisance <= 1.0:
-        raise ValueError(f"need n >= 0, seed >= 0, size >= 8, 0 <= min_strength <= 1 and 0 <= nuisance <= 1 "
-                         f"(got n={n}, seed={seed}, size={size}, min_strength={min_strength}, "
-                         f"nuisance={nuisance})")
+        raise ValueError(
+            f"need n >= 0, seed >= 0, size >= 8, 0 <= min_strength <= 1 and 0 <= nuisance <= 1 "
+            f"(got n={n}, seed={seed}, size={size}, min_strength={min_strength}, "
+            f"nuisance={nuisance})"
+        )
     labels = _labels(seed, n)
     images = np.empty((n, size, size), dtype=np.uint8)
     for start in range(0, n, _BATCH):
@@ -552,23 +584,38 @@ def generate_faces(n: int, seed: int = 0, size: int = 48, min_strength: float = 
     return images, labels
 
 
-def load_synthetic(n: int = 4000, seed: int = 0, size: int = 48, split: str | None = None,
-                   min_strength: float = MIN_STRENGTH, nuisance: float = 1.0) -> FaceSet:
+def load_synthetic(
+    n: int = 4000,
+    seed: int = 0,
+    size: int = 48,
+    split: str | None = None,
+    min_strength: float = MIN_STRENGTH,
+    nuisance: float = 1.0,
+) -> FaceSet:
     """The procedural faces as a FaceSet; the "test" split draws other identities from another stream."""
     if split not in (None, "train", "test"):
         raise DataError("synthetic", f"split must be train or test, not {split!r}", fix="use split=train or split=test")
     for key, value, low in (("n", n, 1), ("seed", seed, 0), ("size", size, 8)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise DataError("synthetic", f"{key} must be a whole number >= {low}, not {value!r}",
-                            fix="e.g. synthetic:?n=2000&seed=0&size=48")
+            raise DataError(
+                "synthetic",
+                f"{key} must be a whole number >= {low}, not {value!r}",
+                fix="e.g. synthetic:?n=2000&seed=0&size=48",
+            )
     stream = seed + TEST_SEED_OFFSET if split == "test" else seed
     images, labels = generate_faces(n, stream, size, min_strength, nuisance)
     ids = [f"synthetic/{stream}/{i}" for i in range(n)]
     return FaceSet("synthetic", ids, labels, num_classes=7, pixels=images, source="synthetic")
 
 
-def preview_grid(path: str | Path, n_per_class: int = 8, seed: int = 0, size: int = 48,
-                 min_strength: float = MIN_STRENGTH, nuisance: float = 1.0) -> Path:
+def preview_grid(
+    path: str | Path,
+    n_per_class: int = 8,
+    seed: int = 0,
+    size: int = 48,
+    min_strength: float = MIN_STRENGTH,
+    nuisance: float = 1.0,
+) -> Path:
     """Save a PNG grid of faces, one row per expression, so a person can judge what the demo learns."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

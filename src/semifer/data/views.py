@@ -55,14 +55,26 @@ def seeded_augmentation(seed: int | None, restore: bool = True) -> Iterator[None
 
 def _shear(img: torch.Tensor, v: float, axis: int) -> torch.Tensor:
     deg = math.degrees(math.atan(v))
-    return TF.affine(img, angle=0.0, translate=[0, 0], scale=1.0, shear=[deg, 0.0] if axis == 0 else [0.0, deg],
-                     fill=list(CUTOUT_FILL))
+    return TF.affine(
+        img,
+        angle=0.0,
+        translate=[0, 0],
+        scale=1.0,
+        shear=[deg, 0.0] if axis == 0 else [0.0, deg],
+        fill=list(CUTOUT_FILL),
+    )
 
 
 def _translate(img: torch.Tensor, v: float, axis: int) -> torch.Tensor:
     shift = round(v * img.shape[-1 if axis == 0 else -2])
-    return TF.affine(img, angle=0.0, translate=[shift, 0] if axis == 0 else [0, shift], scale=1.0, shear=[0.0, 0.0],
-                     fill=list(CUTOUT_FILL))
+    return TF.affine(
+        img,
+        angle=0.0,
+        translate=[shift, 0] if axis == 0 else [0, shift],
+        scale=1.0,
+        shear=[0.0, 0.0],
+        fill=list(CUTOUT_FILL),
+    )
 
 
 @dataclass(frozen=True)
@@ -173,16 +185,24 @@ def weak_view(size: int, crop_padding: int | None = None, crop_p: float = 0.5, b
     if not 0.0 <= crop_p <= 1.0:
         raise ValueError(f"crop_p must be in [0, 1], got {crop_p}")
     pad = max(2, round(8 * size / 224)) if crop_padding is None else crop_padding
-    return v2.Compose([
-        resize_view(size),
-        v2.RandomApply([v2.RandomCrop(size, padding=pad)], p=crop_p),
-        v2.RandomHorizontalFlip(),
-        Normalize(bgr_quirk),
-    ])
+    return v2.Compose(
+        [
+            resize_view(size),
+            v2.RandomApply([v2.RandomCrop(size, padding=pad)], p=crop_p),
+            v2.RandomHorizontalFlip(),
+            Normalize(bgr_quirk),
+        ]
+    )
 
 
-def strong_view(size: int, n_ops: int = 3, cutout: float = 0.5, crop_padding: int | None = None,
-                crop_p: float = 0.5, bgr_quirk: bool = False) -> View:
+def strong_view(
+    size: int,
+    n_ops: int = 3,
+    cutout: float = 0.5,
+    crop_padding: int | None = None,
+    crop_p: float = 0.5,
+    bgr_quirk: bool = False,
+) -> View:
     return v2.Compose([RandAugmentFixMatch(n_ops), Cutout(cutout), weak_view(size, crop_padding, crop_p, bgr_quirk)])
 
 
@@ -209,8 +229,7 @@ class TimmRandAugment:
     def __init__(self, config: str, size: int):
         from timm.data.auto_augment import rand_augment_transform
 
-        self.transform = rand_augment_transform(config, {"translate_const": int(size * 0.45),
-                                                         "img_mean": CUTOUT_FILL})
+        self.transform = rand_augment_transform(config, {"translate_const": int(size * 0.45), "img_mean": CUTOUT_FILL})
         for op in self.transform.ops:
             if op.name.startswith("Posterize"):
                 op.aug_fn = posterize_any_bits
@@ -219,14 +238,18 @@ class TimmRandAugment:
         return TF.pil_to_tensor(self.transform(TF.to_pil_image(img)))
 
 
-def randaugment_m9_view(size: int, crop_padding: int | None = None, crop_p: float = 0.5,
-                        bgr_quirk: bool = False) -> View:
+def randaugment_m9_view(
+    size: int, crop_padding: int | None = None, crop_p: float = 0.5, bgr_quirk: bool = False
+) -> View:
     """timm's rand-m9-mstd0.5-inc1, then the weak pipeline (Bridging the Gaps' stage-1 labeled view)."""
     return v2.Compose([TimmRandAugment("rand-m9-mstd0.5-inc1", size), weak_view(size, crop_padding, crop_p, bgr_quirk)])
 
 
-VIEWS: dict[str, Callable[..., View]] = {"weak": weak_view, "strong": strong_view,
-                                         "randaugment_m9": randaugment_m9_view}
+VIEWS: dict[str, Callable[..., View]] = {
+    "weak": weak_view,
+    "strong": strong_view,
+    "randaugment_m9": randaugment_m9_view,
+}
 
 
 def build_view(kind: str, size: int, bgr_quirk: bool = False, **options: object) -> View:

@@ -53,8 +53,10 @@ def atomic_write(path: Path, write: Callable[[Any], None], what: str = "checkpoi
         os.replace(tmp, path)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise CheckpointError(f"disk full while writing the {what} {path}; free space on that disk and "
-                                  f"continue with --resume (the previous {what}, if any, is intact)") from None
+            raise CheckpointError(
+                f"disk full while writing the {what} {path}; free space on that disk and "
+                f"continue with --resume (the previous {what}, if any, is intact)"
+            ) from None
         raise
     finally:
         if os.path.exists(tmp):
@@ -160,23 +162,35 @@ def verify_checksums(state: dict[str, Any], path: Path) -> None:
     if recorded is None:
         return  # written before semifer kept checksums
     now = content_checksums(state)
-    changed = sorted(k for k in set(now) | set(recorded if isinstance(recorded, dict) else {})
-                     if not isinstance(recorded, dict) or recorded.get(k) != now.get(k))
+    changed = sorted(
+        k
+        for k in set(now) | set(recorded if isinstance(recorded, dict) else {})
+        if not isinstance(recorded, dict) or recorded.get(k) != now.get(k)
+    )
     if changed:
         parts = ", ".join(repr(k) for k in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-        raise CheckpointError(f"{path}: checksum mismatch in {parts}: the file changed after semifer wrote it (a "
-                              "failing disk or a bad copy), so its contents cannot be trusted; restore it from a "
-                              "backup or copy it again, or train the run again (--overwrite)")
+        raise CheckpointError(
+            f"{path}: checksum mismatch in {parts}: the file changed after semifer wrote it (a "
+            "failing disk or a bad copy), so its contents cannot be trusted; restore it from a "
+            "backup or copy it again, or train the run again (--overwrite)"
+        )
 
 
 def rng_state() -> dict[str, Any]:
     """Python, numpy and torch RNG states as tensors and lists (numpy's own state object would need pickle)."""
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": [version, list(internal), gauss],
-             "numpy": {"kind": kind, "keys": keys.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
-                       "cached_gaussian": float(cached)},
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": {
+            "kind": kind,
+            "keys": keys.tolist(),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

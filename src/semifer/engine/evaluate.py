@@ -36,13 +36,16 @@ class Metrics:
     unmapped: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
-        text = (f"accuracy {100 * self.accuracy:.2f}%  mean-class {100 * self.mean_class_accuracy:.2f}%  "
-                f"macro-F1 {100 * self.macro_f1:.2f}%  (n={self.n})")
+        text = (
+            f"accuracy {100 * self.accuracy:.2f}%  mean-class {100 * self.mean_class_accuracy:.2f}%  "
+            f"macro-F1 {100 * self.macro_f1:.2f}%  (n={self.n})"
+        )
         per_class = "  ".join(f"{k} {100 * v:.1f}" for k, v in self.per_class_accuracy.items())
         text += f"\n  per class: {per_class}"
         if self.unmapped:
             text += "\n  not evaluated (the model has no such class): " + ", ".join(
-                f"{k} {v}" for k, v in self.unmapped.items())
+                f"{k} {v}" for k, v in self.unmapped.items()
+            )
         return text
 
     def to_dict(self) -> dict[str, object]:
@@ -72,9 +75,17 @@ def compute_metrics(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, faces: FaceSet, img_size: int, device: torch.device, batch_size: int = 256,
-            workers: int = 0, bgr_quirk: bool = False, progress: bool = True,
-            features: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module,
+    faces: FaceSet,
+    img_size: int,
+    device: torch.device,
+    batch_size: int = 256,
+    workers: int = 0,
+    bgr_quirk: bool = False,
+    progress: bool = True,
+    features: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Softmax probabilities (N, C) of `model` (in eval mode) on the test view of every image; with
     `features`, also the (N, D) feature its head acts on (for probing what training did to the embedding)."""
     model.eval()
@@ -95,9 +106,12 @@ def evaluate(model: nn.Module, faces: FaceSet, img_size: int, device: torch.devi
     of whose labels the model can predict is an error, both checked before any image is decoded (else every
     metric is NaN)."""
     if not faces.is_labeled:
-        raise DataError(faces.source or faces.name, "these images have no labels, so there is nothing to evaluate",
-                        fix="for the model's predictions on them run `semifer predict MODEL PATH` "
-                            "(or semifer.load(MODEL).predict(images) in Python)")
+        raise DataError(
+            faces.source or faces.name,
+            "these images have no labels, so there is nothing to evaluate",
+            fix="for the model's predictions on them run `semifer predict MODEL PATH` "
+            "(or semifer.load(MODEL).predict(images) in Python)",
+        )
     require_scorable(faces, getattr(model, "num_classes", None))
     probs = predict(model, faces, img_size, device, **kwargs)  # type: ignore[arg-type]
     num_classes = probs.shape[1]
@@ -108,12 +122,18 @@ def require_scorable(faces: FaceSet, num_classes: int | None) -> None:
     """A DataError unless some image of `faces` has a label among the model's first `num_classes` classes."""
     labels = faces.labels[faces.labels >= 0]
     if not len(labels):
-        raise DataError(faces.source or faces.name, "the data has no labels to evaluate against",
-                        fix="evaluate on a labelled dataset")
+        raise DataError(
+            faces.source or faces.name,
+            "the data has no labels to evaluate against",
+            fix="evaluate on a labelled dataset",
+        )
     if num_classes is not None and not (labels < num_classes).any():
         found = ", ".join(sorted({CANONICAL[c] for c in labels.tolist()}))
-        raise DataError(faces.source or faces.name, f"none of its classes ({found}) is one the model predicts "
-                        f"({', '.join(CANONICAL[:num_classes])})", fix="evaluate on data with the model's classes")
+        raise DataError(
+            faces.source or faces.name,
+            f"none of its classes ({found}) is one the model predicts ({', '.join(CANONICAL[:num_classes])})",
+            fix="evaluate on data with the model's classes",
+        )
 
 
 def plot_confusion(metrics: Metrics, path: Path, title: str = "") -> Path:
@@ -129,8 +149,15 @@ def plot_confusion(metrics: Metrics, path: Path, title: str = "") -> Path:
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(cm)):
         for j in range(len(cm)):
-            ax.text(j, i, f"{100 * norm[i, j]:.0f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{100 * norm[i, j]:.0f}\n({int(cm[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(cm)), metrics.classes, rotation=45, ha="right")
     ax.set_yticks(range(len(cm)), metrics.classes)
     ax.set_xlabel("predicted")

@@ -54,8 +54,13 @@ class FiniteLossGuard:
         step = int(steps.min())
         epoch = (step - 1) // self.iters_per_epoch + 1
         good = (epoch - 1) * self.iters_per_epoch
-        last = f"{checkpoint} (end of epoch {epoch - 1}, step {good})" if checkpoint.is_file() and good \
+        last = (
+            f"{checkpoint} (end of epoch {epoch - 1}, step {good})"
+            if checkpoint.is_file() and good
             else "none (no epoch finished before it)"
-        raise NonFiniteLoss(f"the training loss became NaN or inf at step {step} (epoch {epoch}); the run stopped "
-                            f"and saved nothing after it. Last good checkpoint: {last}. Lower train.lr (or add "
-                            "train.warmup_iters), or set train.on_nonfinite=skip to drop such batches")
+        )
+        raise NonFiniteLoss(
+            f"the training loss became NaN or inf at step {step} (epoch {epoch}); the run stopped "
+            f"and saved nothing after it. Last good checkpoint: {last}. Lower train.lr (or add "
+            "train.warmup_iters), or set train.on_nonfinite=skip to drop such batches"
+        )

@@ -38,8 +38,10 @@ def layer_scales(model: nn.Module, decay: float) -> dict[str, float]:
                 full = f"{prefix}.{name}" if prefix else name
                 scales.setdefault(full, decay ** (module.num_layers - module.layer_id(name)))
     if not scales:
-        raise ConfigError(f"train.layer_decay={decay} needs a backbone with layers (`num_layers` and "
-                          "`layer_id`); set train.layer_decay=1.0 for this model")
+        raise ConfigError(
+            f"train.layer_decay={decay} needs a backbone with layers (`num_layers` and "
+            "`layer_id`); set train.layer_decay=1.0 for this model"
+        )
     return scales
 
 
@@ -57,8 +59,15 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
             decayed = p.ndim > 1 and name not in skip
             groups.setdefault((scales.get(name, 1.0), decayed), []).append(p)
     order = sorted(groups, key=lambda key: (-key[0], not key[1]))
-    return [{"params": groups[key], "weight_decay": cfg.weight_decay if key[1] else 0.0, "lr_scale": key[0],
-             "lr": cfg.lr * key[0]} for key in order]
+    return [
+        {
+            "params": groups[key],
+            "weight_decay": cfg.weight_decay if key[1] else 0.0,
+            "lr_scale": key[0],
+            "lr": cfg.lr * key[0],
+        }
+        for key in order
+    ]
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -91,12 +100,14 @@ def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
     raise ConfigError(f"unknown train.schedule {cfg.schedule!r}; use none, cosine, fixmatch_cosine or step")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: int,
-                    budget: TimeBudget | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: int, budget: TimeBudget | None = None
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-iteration schedule; the config is checked now rather than at the first step. With a `budget`, the
     decay follows the clock when it is further on than the steps (`TimeBudget.schedule_step`)."""
     lr_factor(cfg, 0, total)
     if budget is None:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total))
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(cfg, budget.schedule_step(step, total, cfg.warmup_iters), total))
+        optimizer, lambda step: lr_factor(cfg, budget.schedule_step(step, total, cfg.warmup_iters), total)
+    )

@@ -20,4 +20,3 @@ def load_model(checkpoint: str | Path, use_ema: bool = True, device: str = "auto
     weights = state["ema"] if use_ema and state.get("ema") else state["model"]
     model.load_state_dict(weights)
     return model.to(local_device(device)).eval(), cfg, classes
-

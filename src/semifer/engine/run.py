@@ -83,8 +83,13 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
     if extras:
         unlabeled = concat([unlabeled, *[e.without_labels() for e in extras]], name="unlabeled")
     test = load_dataset(cfg.data.test, cfg.data.root).require_nonempty() if cfg.data.test else None
-    return TrainData(labeled.require_nonempty(), unlabeled if len(unlabeled) else None, test,
-                     extra_from if extras else None, validation_part(pool, split, cfg.data.split_file or "split"))
+    return TrainData(
+        labeled.require_nonempty(),
+        unlabeled if len(unlabeled) else None,
+        test,
+        extra_from if extras else None,
+        validation_part(pool, split, cfg.data.split_file or "split"),
+    )
 
 
 def resolve_head(cfg: Config) -> None:
@@ -116,8 +121,9 @@ def missing_own_training(cfg: Config) -> list[str]:
         have: Any = values
         for part in key.split("."):
             wanted, have = wanted[part], have[part]
-        same = have == wanted or (isinstance(have, (int, float)) and isinstance(wanted, (int, float))
-                                  and math.isclose(have, wanted))
+        same = have == wanted or (
+            isinstance(have, (int, float)) and isinstance(wanted, (int, float)) and math.isclose(have, wanted)
+        )
         if not same:
             missing.append(f"{key}={have} (the method's: {wanted})")
     return missing
@@ -131,25 +137,37 @@ def own_training_notice(cfg: Config) -> str | None:
     name = cfg.method["name"]
     presets = [p for p in preset_names() if read_preset(p).get("method", {}).get("name") == name]
     where = f"the presets {', '.join(presets)} apply it" if presets else "override these keys to apply it"
-    return (f"notice: {name} declares its own training recipe, which this run does not use: {'; '.join(missing)}; "
-            f"{where}")
+    return (
+        f"notice: {name} declares its own training recipe, which this run does not use: {'; '.join(missing)}; {where}"
+    )
 
 
 def make_model(cfg: Config, num_classes: int) -> FERNet:
     """The configured FERNet (head resolved from the method), freshly initialised."""
     resolve_head(cfg)
     m = cfg.model
-    return FERNet(m.arch, num_classes, m.dropout, m.l2norm, m.attention, m.feature_dropout, cfg.data.img_size,
-                  m.patch_size, m.drop_path)
+    return FERNet(
+        m.arch,
+        num_classes,
+        m.dropout,
+        m.l2norm,
+        m.attention,
+        m.feature_dropout,
+        cfg.data.img_size,
+        m.patch_size,
+        m.drop_path,
+    )
 
 
 def check_pretrained_arch(cfg: Config) -> None:
     """A built-in backbone named by `model.pretrained` fits one architecture; another one is a ConfigError."""
     name = cfg.model.pretrained
     if name and is_builtin(name) and (arch := get_weights(name).arch) != cfg.model.arch:
-        raise ConfigError(f"model.pretrained={name} is a {arch} backbone but model.arch={cfg.model.arch}; set "
-                          f"model.pretrained=none to train {cfg.model.arch} from scratch, or give a backbone file "
-                          f"for {cfg.model.arch}")
+        raise ConfigError(
+            f"model.pretrained={name} is a {arch} backbone but model.arch={cfg.model.arch}; set "
+            f"model.pretrained=none to train {cfg.model.arch} from scratch, or give a backbone file "
+            f"for {cfg.model.arch}"
+        )
 
 
 def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> FERNet:
@@ -157,8 +175,10 @@ def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> F
     `model.init_from` when given; each load's key report is printed and kept in the run directory."""
     check_pretrained_arch(cfg)
     model = make_model(cfg, num_classes)
-    loads = [(cfg.model.pretrained, model.backbone, load_backbone_weights, "pretrained_load.txt"),
-             (cfg.model.init_from, model, load_model_weights, "init_load.txt")]
+    loads = [
+        (cfg.model.pretrained, model.backbone, load_backbone_weights, "pretrained_load.txt"),
+        (cfg.model.init_from, model, load_model_weights, "init_load.txt"),
+    ]
     for path, target, load, record in loads:
         if not path:
             continue
@@ -170,8 +190,14 @@ def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> F
     return model
 
 
-def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None,
-          stop_after_epoch: int | None = None, overwrite: bool = False) -> RunResult:
+def train(
+    cfg: Config,
+    resume: bool = False,
+    progress: bool = True,
+    run_dir: Path | None = None,
+    stop_after_epoch: int | None = None,
+    overwrite: bool = False,
+) -> RunResult:
     """Train `cfg` end to end; returns the run directory, the final EMA metrics and the per-epoch history.
 
     `stop_after_epoch` ends early with a checkpoint (for time-limited jobs); `resume=True` continues it,
@@ -186,8 +212,16 @@ def train(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Pat
         return _train_in(cfg, run_dir, resume, progress, stop_after_epoch, device, rank, world)
 
 
-def _train_in(cfg: Config, run_dir: Path, resume: bool, progress: bool, stop_after_epoch: int | None,
-              device: torch.device, rank: int, world: int) -> RunResult:
+def _train_in(
+    cfg: Config,
+    run_dir: Path,
+    resume: bool,
+    progress: bool,
+    stop_after_epoch: int | None,
+    device: torch.device,
+    rank: int,
+    world: int,
+) -> RunResult:
     """The run itself, in a directory `train` holds."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
@@ -203,9 +237,12 @@ def _train_in(cfg: Config, run_dir: Path, resume: bool, progress: bool, stop_aft
     trainer = Trainer(cfg, run_dir, method, model, data, device, rank, world, progress)
     resumed = resume and trainer.resume()
     if resume and progress and rank == 0:
-        print(f"resumed {run_dir} at step {trainer.step}" if resumed else
-              f"{run_dir}: no checkpoint to resume from (the run stopped before its first one): starting over "
-              "from step 0")
+        print(
+            f"resumed {run_dir} at step {trainer.step}"
+            if resumed
+            else f"{run_dir}: no checkpoint to resume from (the run stopped before its first one): starting over "
+            "from step 0"
+        )
     history = trainer.fit(stop_after_epoch)
     final = trainer.evaluate() if trainer.history and "test" not in trainer.history[-1] else None
     if final is None and history and "test" in history[-1]:
@@ -227,8 +264,11 @@ def write_report(run_dir: Path, history: list[dict[str, Any]], final: Metrics | 
         plot_confusion(final, run_dir / "plots" / "confusion.png")
     best = best_on_validation(history)
     if best is not None:
-        summary["best_on_validation"] = {"epoch": best["epoch"], "val_accuracy": best["val"]["accuracy"],
-                                         "test": best.get("test")}
+        summary["best_on_validation"] = {
+            "epoch": best["epoch"],
+            "val_accuracy": best["val"]["accuracy"],
+            "test": best.get("test"),
+        }
     (run_dir / "final.json").write_text(json.dumps(summary, indent=1))
     plot_run(history, run_dir / "plots")
 

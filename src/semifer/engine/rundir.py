@@ -25,8 +25,9 @@ LOCK_NAME = ".lock"
 RUN_MARKER = "config.yaml"
 # Keys that change how a run is executed or where it is written, not what it computes; and train.epochs, so a
 # finished run can be extended (its remaining steps follow the schedule of the new length).
-RESUME_FREE_KEYS = frozenset({"name", "out_dir", "data.workers", "train.device", "train.eval_batch_size",
-                              "train.epochs"})
+RESUME_FREE_KEYS = frozenset(
+    {"name", "out_dir", "data.workers", "train.device", "train.eval_batch_size", "train.epochs"}
+)
 # A key the run's config.yaml lacks was added to semifer after the run started and has its default; only the
 # free-form sections list just what was set, so there a key missing on one side is a difference.
 FREE_FORM_SECTIONS = ("method.", "pretrain.")
@@ -39,8 +40,7 @@ except ImportError:  # Windows: no advisory locks; runs are still protected from
 
 
 @contextmanager
-def claim_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False,
-                  owner: bool = True) -> Iterator[Path]:
+def claim_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False, owner: bool = True) -> Iterator[Path]:
     """Hold `run_dir` for one run: locked, checked for resume/overwrite, cleared of partial writes.
 
     `owner=False` (the non-zero ranks of a distributed run) skips everything; rank 0 owns the directory.
@@ -55,11 +55,15 @@ def claim_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False,
         raise ConfigError(f"{run_dir}: no run to resume here (no {RUN_MARKER}); drop --resume to start a new run")
     if not resume and _has_content(run_dir):
         if not overwrite:
-            raise ConfigError(f"{run_dir} already holds a run; continue it with --resume, start it over with "
-                              "--overwrite, or choose another --run-dir")
+            raise ConfigError(
+                f"{run_dir} already holds a run; continue it with --resume, start it over with "
+                "--overwrite, or choose another --run-dir"
+            )
         if not is_run:
-            raise ConfigError(f"{run_dir} is not a semifer run directory (no {RUN_MARKER}); --overwrite will not "
-                              "delete it: choose another --run-dir")
+            raise ConfigError(
+                f"{run_dir} is not a semifer run directory (no {RUN_MARKER}); --overwrite will not "
+                "delete it: choose another --run-dir"
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     with _lock(run_dir):
         if overwrite:
@@ -93,8 +97,10 @@ def _lock(run_dir: Path) -> Iterator[None]:
             except BlockingIOError:
                 fh.seek(0)
                 holder = fh.read().strip() or "unknown"
-                raise ConfigError(f"{run_dir} is in use by another training (pid {holder}); wait for it to "
-                                  "end or choose another --run-dir") from None
+                raise ConfigError(
+                    f"{run_dir} is in use by another training (pid {holder}); wait for it to "
+                    "end or choose another --run-dir"
+                ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
@@ -122,14 +128,20 @@ def check_resume_config(run_dir: Path, config: dict[str, Any]) -> None:
     """Refuse to resume with a configuration other than the run's, naming every key that differs."""
     saved = flatten(yaml.safe_load((run_dir / RUN_MARKER).read_text()) or {})
     now = flatten(config)
-    differ = sorted(k for k in set(saved) | set(now) if k not in RESUME_FREE_KEYS
-                    and (k in saved or k.startswith(FREE_FORM_SECTIONS))
-                    and saved.get(k, _MISSING) != now.get(k, _MISSING))
+    differ = sorted(
+        k
+        for k in set(saved) | set(now)
+        if k not in RESUME_FREE_KEYS
+        and (k in saved or k.startswith(FREE_FORM_SECTIONS))
+        and saved.get(k, _MISSING) != now.get(k, _MISSING)
+    )
     if differ:
         shown = "; ".join(f"{k} (run: {_show(saved, k)}, now: {_show(now, k)})" for k in differ[:6])
         more = f"; and {len(differ) - 6} more" if len(differ) > 6 else ""
-        raise ConfigError(f"{run_dir}: cannot resume with a different configuration: {shown}{more}. Resume with "
-                          f"the run's own settings ({run_dir / RUN_MARKER}) or start a new run")
+        raise ConfigError(
+            f"{run_dir}: cannot resume with a different configuration: {shown}{more}. Resume with "
+            f"the run's own settings ({run_dir / RUN_MARKER}) or start a new run"
+        )
 
 
 def _show(values: dict[str, Any], key: str) -> str:

@@ -27,8 +27,10 @@ class TensorBoardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ConfigError("log.tensorboard=true needs the tensorboard package: pip install 'semifer[tensorboard]' "
-                              "(or leave log.tensorboard=false; metrics.jsonl has the same numbers)") from None
+            raise ConfigError(
+                "log.tensorboard=true needs the tensorboard package: pip install 'semifer[tensorboard]' "
+                "(or leave log.tensorboard=false; metrics.jsonl has the same numbers)"
+            ) from None
         self.writer = SummaryWriter(str(log_dir))
 
     def log(self, record: dict[str, Any]) -> None:

@@ -59,9 +59,11 @@ def check_unlabeled(cfg: Config, method: Method, data: TrainData) -> None:
     d = cfg.data
     split = f"data.split_file={d.split_file}" if d.split_file else f"data.split={d.split}"
     held = f" and data.val={d.val}" if d.val else ""
-    raise ConfigError(f"method {method.name} learns from unlabeled images, but {split}{held} leaves no image of "
-                      f"{d.train} unlabeled; label fewer (e.g. data.split=per_class:20), set "
-                      "data.include_labeled_in_unlabeled=true, or add data.extra_unlabeled pools")
+    raise ConfigError(
+        f"method {method.name} learns from unlabeled images, but {split}{held} leaves no image of "
+        f"{d.train} unlabeled; label fewer (e.g. data.split=per_class:20), set "
+        "data.include_labeled_in_unlabeled=true, or add data.extra_unlabeled pools"
+    )
 
 
 def _to_batch(raw: dict[str, Any], device: torch.device, channels_last: bool) -> Batch:
@@ -73,8 +75,18 @@ def _to_batch(raw: dict[str, Any], device: torch.device, channels_last: bool) ->
 class Trainer:
     """Runs `cfg.train.epochs` x `cfg.train.iters_per_epoch` steps of `method` and writes the run directory."""
 
-    def __init__(self, cfg: Config, run_dir: Path, method: Method, model: nn.Module, data: TrainData,
-                 device: torch.device, rank: int = 0, world: int = 1, progress: bool = True):
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        method: Method,
+        model: nn.Module,
+        data: TrainData,
+        device: torch.device,
+        rank: int = 0,
+        world: int = 1,
+        progress: bool = True,
+    ):
         check_unlabeled(cfg, method, data)
         self.cfg, self.run_dir, self.method, self.data = cfg, run_dir, method.to(device), data
         self.device, self.rank, self.world = device, rank, world
@@ -90,12 +102,14 @@ class Trainer:
         views = MultiView(model)
         self.train_model: nn.Module = (
             DistributedDataParallel(views, device_ids=[device.index] if device.type == "cuda" else None)
-            if world > 1 else views
+            if world > 1
+            else views
         )
         self.ema = ModelEMA(model, tc.ema) if tc.ema > 0 else None
         if method.uses_teacher and self.ema is None:
-            raise ConfigError(f"method {method.name} pseudo-labels with the EMA teacher: set train.ema > 0 "
-                              "(e.g. train.ema=0.999)")
+            raise ConfigError(
+                f"method {method.name} pseudo-labels with the EMA teacher: set train.ema > 0 (e.g. train.ema=0.999)"
+            )
         if tc.compile:
             model.compile()  # in place, after the EMA copy: the state dict keeps its keys, evaluation stays eager
         self.total_steps = tc.epochs * tc.iters_per_epoch
@@ -121,18 +135,31 @@ class Trainer:
         tc, seed = self.cfg.train, self.cfg.seed
         balanced = self.cfg.data.balanced_labeled
         balanced = self.method.balanced_labeled if balanced is None else balanced
-        labeled = endless_loader(ViewDataset(self.data.labeled, self._views(self.method.labeled_views)),
-                                 tc.batch_size, seed, self.cfg.data.workers, self.rank, self.world,
-                                 start=self.step * tc.batch_size,
-                                 balanced_labels=self.data.labeled.labels if balanced else None)
+        labeled = endless_loader(
+            ViewDataset(self.data.labeled, self._views(self.method.labeled_views)),
+            tc.batch_size,
+            seed,
+            self.cfg.data.workers,
+            self.rank,
+            self.world,
+            start=self.step * tc.batch_size,
+            balanced_labels=self.data.labeled.labels if balanced else None,
+        )
         unlabeled = None
         if self.method.uses_unlabeled and self.data.unlabeled is not None:
             mu = self.method.unlabeled_ratio if tc.unlabeled_ratio is None else tc.unlabeled_ratio
             ub = max(1, round(tc.batch_size * mu))
-            unlabeled = endless_loader(ViewDataset(self.data.unlabeled, self._views(self.method.unlabeled_views)),
-                                       ub, seed + 1, self.cfg.data.workers, self.rank, self.world,
-                                       start=self.step * ub, extra_from=self.data.extra_from,
-                                       extra_ratio=self.cfg.data.extra_ratio)
+            unlabeled = endless_loader(
+                ViewDataset(self.data.unlabeled, self._views(self.method.unlabeled_views)),
+                ub,
+                seed + 1,
+                self.cfg.data.workers,
+                self.rank,
+                self.world,
+                start=self.step * ub,
+                extra_from=self.data.extra_from,
+                extra_ratio=self.cfg.data.extra_ratio,
+            )
         return labeled, unlabeled
 
     def _make_loader(self, faces: FaceSet, kinds: tuple[str, ...], train_mode: bool) -> Any:
@@ -140,8 +167,12 @@ class Trainer:
         dataset = ViewDataset(faces, self._views(kinds))
         if not train_mode:
             return eval_loader(dataset, self.cfg.train.eval_batch_size, 0)
-        return torch.utils.data.DataLoader(dataset, batch_size=self.cfg.train.batch_size, shuffle=True,
-                                           drop_last=len(faces) > self.cfg.train.batch_size)
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.cfg.train.batch_size,
+            shuffle=True,
+            drop_last=len(faces) > self.cfg.train.batch_size,
+        )
 
     # ----------------------------------------------------------- checkpoints
     def checkpoint_path(self, name: str = "last") -> Path:
@@ -152,11 +183,18 @@ class Trainer:
         if self.rank != 0:
             return
         state = {
-            "config": self.cfg.to_dict(), "step": self.step, "model": self.model.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None, "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "method": self.method.state_dict(), "rng": rng_state(), "history": self.history,
-            "classes": list(self.data.labeled.classes), "arch": self.cfg.model.arch,
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "method": self.method.state_dict(),
+            "rng": rng_state(),
+            "history": self.history,
+            "classes": list(self.data.labeled.classes),
+            "arch": self.cfg.model.arch,
         }
         save_checkpoint(state, self.checkpoint_path(), *([self.checkpoint_path("best")] if best else []))
 
@@ -215,9 +253,15 @@ class Trainer:
         faces = self.data.test if faces is None else faces
         if faces is None or self.rank != 0:
             return None
-        return evaluate(self.eval_model(), faces, self.cfg.data.img_size, self.device,
-                        batch_size=self.cfg.train.eval_batch_size, bgr_quirk=self.cfg.data.bgr_quirk,
-                        progress=self.progress)
+        return evaluate(
+            self.eval_model(),
+            faces,
+            self.cfg.data.img_size,
+            self.device,
+            batch_size=self.cfg.train.eval_batch_size,
+            bgr_quirk=self.cfg.data.bgr_quirk,
+            progress=self.progress,
+        )
 
     def fit(self, stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
         """Train to the end (or stop after epoch `stop_after_epoch`, checkpointed, to resume later)."""
@@ -232,8 +276,13 @@ class Trainer:
             sums: dict[str, torch.Tensor] = {}
             first = self.step - epoch * tc.iters_per_epoch
             started, images = time.perf_counter(), 0
-            bar = tqdm(range(first, tc.iters_per_epoch), desc=f"epoch {epoch + 1}/{tc.epochs}",
-                       disable=not self.progress, leave=False, mininterval=0.5 if sys.stderr.isatty() else 60)
+            bar = tqdm(
+                range(first, tc.iters_per_epoch),
+                desc=f"epoch {epoch + 1}/{tc.epochs}",
+                disable=not self.progress,
+                leave=False,
+                mininterval=0.5 if sys.stderr.isatty() else 60,
+            )
             for it in bar:
                 lb = _to_batch(next(labeled_iter), self.device, self.channels_last)
                 ulb = None
@@ -251,10 +300,13 @@ class Trainer:
             self.guard.check(self.checkpoint_path())
             seconds = time.perf_counter() - started
             steps = max(1, tc.iters_per_epoch - first)
-            record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step,
-                                      "lr": self.optimizer.param_groups[0]["lr"],
-                                      "images_per_s": images * self.world / max(seconds, 1e-9),
-                                      "epoch_seconds": seconds}
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "step": self.step,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "images_per_s": images * self.world / max(seconds, 1e-9),
+                "epoch_seconds": seconds,
+            }
             record.update({f"train/{k}": float(v.item()) / steps for k, v in sums.items()})
             if not self.history:
                 record.update({f"start/{k}": v for k, v in self.start_notes.items()})
@@ -281,9 +333,16 @@ class Trainer:
         return self.history
 
     def _epoch_context(self, epoch: int) -> EpochContext:
-        return EpochContext(epoch=epoch + 1, epochs=self.cfg.train.epochs, step=self.step,
-                            ema_model=self.eval_model(), labeled=self.data.labeled, device=self.device,
-                            make_loader=self._make_loader, all_reduce_sum=dist.all_reduce_sum)
+        return EpochContext(
+            epoch=epoch + 1,
+            epochs=self.cfg.train.epochs,
+            step=self.step,
+            ema_model=self.eval_model(),
+            labeled=self.data.labeled,
+            device=self.device,
+            make_loader=self._make_loader,
+            all_reduce_sum=dist.all_reduce_sum,
+        )
 
     def _print_epoch(self, record: dict[str, Any]) -> None:
         if not self.progress:

@@ -103,8 +103,9 @@ def onnx_model_info(path: Path, session: object | None = None) -> ModelInfo:
     try:
         description = json.loads(blob)
     except (ValueError, RecursionError) as exc:
-        raise SemiferError(f"{path}: the semifer metadata of this ONNX graph is not valid JSON ({exc}); export "
-                           "the model again") from None
+        raise SemiferError(
+            f"{path}: the semifer metadata of this ONNX graph is not valid JSON ({exc}); export the model again"
+        ) from None
     return ModelInfo.from_dict(description, str(path))
 
 
@@ -118,11 +119,15 @@ def check_onnx_initializers(path: Path) -> None:
         return
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
-        tensors = {init.name: numpy_helper.to_array(init) for init in graph.initializer
-                   if init.data_location != onnx.TensorProto.EXTERNAL}
+        tensors = {
+            init.name: numpy_helper.to_array(init)
+            for init in graph.initializer
+            if init.data_location != onnx.TensorProto.EXTERNAL
+        }
     except Exception as exc:  # protobuf's DecodeError and onnx's own errors share no base class
-        raise CheckpointError(f"{path}: not a readable ONNX graph, truncated or corrupt ({str(exc)[:200]}); "
-                              "export the model again") from None
+        raise CheckpointError(
+            f"{path}: not a readable ONNX graph, truncated or corrupt ({str(exc)[:200]}); export the model again"
+        ) from None
     check_finite(tensors, path, "ONNX graph")
 
 

@@ -32,6 +32,7 @@ def _cv2():  # noqa: ANN202 - the module
 def drop_nested(boxes: list[Box], inside: float = NESTED) -> list[Box]:
     """`boxes` (in their order) less every box lying mostly (`inside` of its area or more) within a box at
     least as large: Haar also fires on a mouth or an eye within a face, which is no second face."""
+
     def area(box: Box) -> int:
         return max(0, box[2]) * max(0, box[3])
 
@@ -68,14 +69,17 @@ class HaarDetector:
         path = Path(folder, "haarcascade_frontalface_default.xml")
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
-            raise SemiferError(f"{path}: OpenCV's Haar cascade is missing (OpenCV 5 wheels ship none); "
-                               "install 'opencv-python-headless>=4.8,<5' or give --detect yunet:PATH")
+            raise SemiferError(
+                f"{path}: OpenCV's Haar cascade is missing (OpenCV 5 wheels ship none); "
+                "install 'opencv-python-headless>=4.8,<5' or give --detect yunet:PATH"
+            )
         self.cv2, self.min_size, self.min_neighbors, self.scale_factor = cv2, min_size, min_neighbors, scale_factor
 
     def __call__(self, image: np.ndarray) -> list[Box]:
         grey = self.cv2.cvtColor(image, self.cv2.COLOR_RGB2GRAY)
-        boxes = self.cascade.detectMultiScale(grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                              minSize=(self.min_size, self.min_size))
+        boxes = self.cascade.detectMultiScale(
+            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(self.min_size, self.min_size)
+        )
         return drop_nested([tuple(int(v) for v in box) for box in boxes])  # type: ignore[misc]
 
 
@@ -105,8 +109,9 @@ class YuNetDetector:
         try:
             _, faces = self.net.detect(self.cv2.cvtColor(image, self.cv2.COLOR_RGB2BGR))
         except self.cv2.error as exc:
-            raise SemiferError(f"{self.path}: YuNet detection failed ({exc.msg.strip()}); "
-                               "is this a YuNet face-detection model?") from None
+            raise SemiferError(
+                f"{self.path}: YuNet detection failed ({exc.msg.strip()}); is this a YuNet face-detection model?"
+            ) from None
         if faces is None:
             return []
         return drop_nested([tuple(int(round(v)) for v in face[:4]) for face in faces])  # type: ignore[misc]
@@ -153,4 +158,4 @@ def crop_face(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
     cx, cy = x + w / 2, y + h / 2
     x0, y0 = max(0, int(round(cx - side / 2))), max(0, int(round(cy - side / 2)))
     x1, y1 = min(image.shape[1], int(round(cx + side / 2))), min(image.shape[0], int(round(cy + side / 2)))
-    return image[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+    return image[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]

@@ -54,16 +54,23 @@ def export_onnx(model: torch.nn.Module, info: ModelInfo, path: Path, check_batch
     try:
         import onnx
     except ImportError:
-        raise SemiferError("ONNX export needs onnx, onnxscript and onnxruntime: "
-                           "pip install 'semifer[export]'") from None
+        raise SemiferError(
+            "ONNX export needs onnx, onnxscript and onnxruntime: pip install 'semifer[export]'"
+        ) from None
     net = PixelInputNet(model, info.bgr_quirk).cpu().eval()
     size = info.img_size
     example = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(net, (example,), input_names=["pixels"], output_names=["logits"],
-                                     dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, dynamo=True,
-                                     verbose=False)
+        program = torch.onnx.export(
+            net,
+            (example,),
+            input_names=["pixels"],
+            output_names=["logits"],
+            dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}},
+            dynamo=True,
+            verbose=False,
+        )
     graph = program.model_proto
     onnx.helper.set_model_props(graph, {ONNX_METADATA_KEY: info.to_json()})
     onnx.save(graph, str(path), format="protobuf")
@@ -140,7 +147,7 @@ def _read_evaluation(folder: str | Path) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         raise SemiferError(f"{path}: not valid JSON ({exc}); run `semifer eval --out` again to rewrite it") from None
     if not isinstance(blob, dict) or not isinstance(blob.get("data"), str):
-        raise SemiferError(f"{path}: not metrics written by `semifer eval --out` (no \"data\" entry); run it again")
+        raise SemiferError(f'{path}: not metrics written by `semifer eval --out` (no "data" entry); run it again')
     return blob
 
 
@@ -160,13 +167,23 @@ def _other_format_hashes(out_dir: Path, info: ModelInfo, written: str) -> dict[s
         return {}
     if any(getattr(old, key) != getattr(info, key) for key in _SAME_MODEL):
         return {}
-    return {name: digest for name, digest in old.files.items()
-            if name in (WEIGHTS, ONNX) and name != written and (out_dir / name).is_file()
-            and sha256_file(out_dir / name) == digest}
+    return {
+        name: digest
+        for name, digest in old.files.items()
+        if name in (WEIGHTS, ONNX)
+        and name != written
+        and (out_dir / name).is_file()
+        and sha256_file(out_dir / name) == digest
+    }
 
 
-def export_model(source: str | Path, fmt: str, out: str | Path | None = None, eval_dirs: list[str] | None = None,
-                 use_ema: bool = True) -> ExportResult:
+def export_model(
+    source: str | Path,
+    fmt: str,
+    out: str | Path | None = None,
+    eval_dirs: list[str] | None = None,
+    use_ema: bool = True,
+) -> ExportResult:
     """Export the model at `source` (run, checkpoint, safetensors export or built-in name) in `fmt` to `out`
     (default: RUN/export, or NAME-export for a built-in); model.json lists the sha256 of the weight file.
     `eval_dirs` are `semifer eval --out` folders whose metrics go into the model card. All files appear
@@ -191,8 +208,10 @@ def export_model(source: str | Path, fmt: str, out: str | Path | None = None, ev
             tmp = staging.path(ONNX)
             diff = export_onnx(model, info, tmp)
             if diff > ONNX_TOLERANCE:
-                raise SemiferError(f"{out_dir / ONNX}: onnxruntime's logits differ from PyTorch's by {diff:.2e} "
-                                   f"(> {ONNX_TOLERANCE:.0e}); the graph was not written")
+                raise SemiferError(
+                    f"{out_dir / ONNX}: onnxruntime's logits differ from PyTorch's by {diff:.2e} "
+                    f"(> {ONNX_TOLERANCE:.0e}); the graph was not written"
+                )
         info.files = {**_other_format_hashes(out_dir, info, name), name: sha256_file(tmp)}
         staging.write("MODEL_CARD.md", model_card(info))
         staging.write(MODEL_JSON, info.to_json() + "\n")

@@ -47,8 +47,7 @@ def check_threads(value: object) -> int:
     """--threads as a whole number from 0 (the runtime's default) to MAX_THREADS."""
     number = _whole(value)
     if number is None or not 0 <= number <= MAX_THREADS:
-        raise SemiferError(f"--threads {value!r}: give a whole number from 0 (the runtime's default) "
-                           f"to {MAX_THREADS}")
+        raise SemiferError(f"--threads {value!r}: give a whole number from 0 (the runtime's default) to {MAX_THREADS}")
     return number
 
 
@@ -61,8 +60,10 @@ def check_margin(value: object) -> float | None:
     except (TypeError, ValueError):
         number = math.nan
     if not 0.0 <= number <= MAX_MARGIN:  # false for nan too
-        raise SemiferError(f"--margin {value!r}: give a number from 0 to {MAX_MARGIN:g} (context added on each "
-                           "side of a face box, x its side)")
+        raise SemiferError(
+            f"--margin {value!r}: give a number from 0 to {MAX_MARGIN:g} (context added on each "
+            "side of a face box, x its side)"
+        )
     return number
 
 
@@ -77,8 +78,9 @@ def _whole(value: object) -> int | None:
         return None
 
 
-def _readable_frames(paths: list[Path], every: str, on_error: Callable[[DataError], None],
-                     progress: bool) -> Iterator[Frame]:
+def _readable_frames(
+    paths: list[Path], every: str, on_error: Callable[[DataError], None], progress: bool
+) -> Iterator[Frame]:
     for path in tqdm(paths, desc="predict", unit="file", disable=not progress or len(paths) < PROGRESS_FROM):
         try:
             yield from frames_of(path, every, progress)
@@ -86,10 +88,18 @@ def _readable_frames(paths: list[Path], every: str, on_error: Callable[[DataErro
             on_error(exc)
 
 
-def predict_files(predictor: Predictor, inputs: list[str], detect: str = "auto", every: str = "1s",
-                  batch_size: int = 256, margin: float | None = None, annotate: Path | None = None,
-                  progress: bool = True, on_error: Callable[[str], None] | None = None,
-                  on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> PredictReport:
+def predict_files(
+    predictor: Predictor,
+    inputs: list[str],
+    detect: str = "auto",
+    every: str = "1s",
+    batch_size: int = 256,
+    margin: float | None = None,
+    annotate: Path | None = None,
+    progress: bool = True,
+    on_error: Callable[[str], None] | None = None,
+    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> PredictReport:
     """Rows (see `FacePrediction.row`) for every face in `inputs` (files, folders, videos): each frame's rows
     go to `on_rows` as soon as they are computed when it is given, else into the report's `rows`."""
     batch_size, margin = check_batch_size(batch_size), check_margin(margin)

@@ -61,8 +61,10 @@ def _check_hashes(folder: Path, info: ModelInfo, weights: Path | None = None) ->
     if not info.files:
         return
     if weights is not None and weights.name not in info.files:
-        raise CheckpointError(f"{weights}: not listed under \"files\" in {folder / MODEL_JSON}, so it cannot be "
-                              f"checked and may belong to another model; {_REEXPORT}")
+        raise CheckpointError(
+            f'{weights}: not listed under "files" in {folder / MODEL_JSON}, so it cannot be '
+            f"checked and may belong to another model; {_REEXPORT}"
+        )
     verify_files(folder, info.files, _REEXPORT)
 
 
@@ -82,9 +84,11 @@ def _check_head(weights: Path, info: ModelInfo, tensors: dict[str, torch.Tensor]
     would be misnamed, or one would be missing)."""
     head = tensors.get("head.weight")
     if head is not None and (head.ndim != 2 or head.shape[0] != len(info.classes)):
-        raise CheckpointError(f"{weights}: the head has {head.shape[0] if head.ndim else 0} outputs but "
-                              f"{weights.parent / MODEL_JSON} lists {len(info.classes)} classes (\"classes\"); "
-                              f"{_REEXPORT}")
+        raise CheckpointError(
+            f"{weights}: the head has {head.shape[0] if head.ndim else 0} outputs but "
+            f'{weights.parent / MODEL_JSON} lists {len(info.classes)} classes ("classes"); '
+            f"{_REEXPORT}"
+        )
 
 
 def _run_model(path: Path, use_ema: bool, device: str) -> tuple[FERNet, ModelInfo]:
@@ -95,28 +99,32 @@ def _run_model(path: Path, use_ema: bool, device: str) -> tuple[FERNet, ModelInf
     except SemiferError:
         raise
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: the checkpoint does not rebuild its model ({type(exc).__name__}: "
-                              f"{str(exc)[:300]}); use an earlier copy or train again") from None
+        raise CheckpointError(
+            f"{path}: the checkpoint does not rebuild its model ({type(exc).__name__}: "
+            f"{str(exc)[:300]}); use an earlier copy or train again"
+        ) from None
     run_dir = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
     return model, ModelInfo.from_run(cfg, classes, run_dir)
 
 
-def open_torch_model(path: str | Path | None, use_ema: bool = True,
-                     device: str = "auto") -> tuple[FERNet, ModelInfo]:
+def open_torch_model(path: str | Path | None, use_ema: bool = True, device: str = "auto") -> tuple[FERNet, ModelInfo]:
     """The PyTorch model (eval mode) and its ModelInfo from a run, a checkpoint, exported safetensors or a
     built-in name (None: the built-in classifier)."""
     path = model_path(path)
     if not path.exists():
         raise SemiferError(f"{path}: no such model; give a run directory, a checkpoint or an exported model")
     if path.suffix == ".onnx":
-        raise SemiferError(f"{path}: an ONNX graph cannot be opened as a PyTorch model; use the run or its "
-                           "safetensors export")
+        raise SemiferError(
+            f"{path}: an ONNX graph cannot be opened as a PyTorch model; use the run or its safetensors export"
+        )
     folder = _exported_folder(path)
     if folder is None:
         if path.suffix == ".safetensors":
-            raise SemiferError(f"{path}: safetensors weights need the {MODEL_JSON} of their export beside them "
-                               "(architecture, classes); give the folder `semifer export` wrote (a backbone from "
-                               "`semifer pretrain` is not a classifier: train from it with model.pretrained=FILE)")
+            raise SemiferError(
+                f"{path}: safetensors weights need the {MODEL_JSON} of their export beside them "
+                "(architecture, classes); give the folder `semifer export` wrote (a backbone from "
+                "`semifer pretrain` is not a classifier: train from it with model.pretrained=FILE)"
+            )
         return _run_model(path, use_ema, device)
     info = ModelInfo.load(folder / MODEL_JSON)
     weights = path if path.suffix == ".safetensors" else folder / WEIGHTS
@@ -126,18 +134,26 @@ def open_torch_model(path: str | Path | None, use_ema: bool = True,
     tensors = load_safetensors(weights, "exported weights file")
     check_finite(tensors, weights, "exported weights file")
     _check_head(weights, info, tensors)
-    model = FERNet(info.arch, len(info.classes), img_size=info.img_size,
-                   **{k: v for k, v in info.head.items() if v is not None})
+    model = FERNet(
+        info.arch, len(info.classes), img_size=info.img_size, **{k: v for k, v in info.head.items() if v is not None}
+    )
     try:
         model.load_state_dict(tensors)
     except (RuntimeError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{weights}: the weights do not fit the model in {folder / MODEL_JSON} "
-                              f"({str(exc)[:300]}); {_REEXPORT}") from None
+        raise CheckpointError(
+            f"{weights}: the weights do not fit the model in {folder / MODEL_JSON} ({str(exc)[:300]}); {_REEXPORT}"
+        ) from None
     return model.to(local_device(device)).eval(), info
 
 
-def load(path: str | Path | None = None, backend: str = "auto", device: str = "auto", threads: int = 0,
-         use_ema: bool = True, precision: str = "fp32") -> Predictor:
+def load(
+    path: str | Path | None = None,
+    backend: str = "auto",
+    device: str = "auto",
+    threads: int = 0,
+    use_ema: bool = True,
+    precision: str = "fp32",
+) -> Predictor:
     """A Predictor for the model at `path`, a built-in classifier's name, or (None) the built-in expression
     classifier. `backend='onnx'` runs an exported graph with onnxruntime
     (`threads` intra-op threads, 0 = its default); 'auto' uses ONNX only when no PyTorch weights are there.
@@ -149,8 +165,14 @@ def load(path: str | Path | None = None, backend: str = "auto", device: str = "a
     info = ModelInfo.load(folder / MODEL_JSON) if folder is not None else None
     onnx = path if path.suffix == ".onnx" else folder / ONNX if folder is not None else None
     # an export folder's safetensors file counts only when model.json lists it (or lists no file at all)
-    torch_weights = folder is not None and path.suffix != ".onnx" and (
-        path.suffix == ".safetensors" or ((folder / WEIGHTS).is_file() and (not info.files or WEIGHTS in info.files)))
+    torch_weights = (
+        folder is not None
+        and path.suffix != ".onnx"
+        and (
+            path.suffix == ".safetensors"
+            or ((folder / WEIGHTS).is_file() and (not info.files or WEIGHTS in info.files))
+        )
+    )
     if backend == "onnx" or (backend == "auto" and onnx is not None and not torch_weights):
         if onnx is None or not onnx.is_file():
             raise SemiferError(f"{path}: no ONNX graph here; make one with `semifer export RUN --format onnx`")
@@ -160,8 +182,10 @@ def load(path: str | Path | None = None, backend: str = "auto", device: str = "a
         graph = OnnxBackend(onnx, threads)
         info = onnx_model_info(onnx, graph.session)
         if graph.num_outputs not in (None, len(info.classes)):
-            raise CheckpointError(f"{onnx}: the graph has {graph.num_outputs} outputs but its description lists "
-                                  f"{len(info.classes)} classes (\"classes\"); {_REEXPORT}")
+            raise CheckpointError(
+                f"{onnx}: the graph has {graph.num_outputs} outputs but its description lists "
+                f'{len(info.classes)} classes ("classes"); {_REEXPORT}'
+            )
         return Predictor(graph, info)
     model, info = open_torch_model(path, use_ema, device)
     return Predictor(TorchBackend(model, info, precision), info, model)

@@ -54,20 +54,36 @@ class ModelInfo:
     def from_run(cls, cfg: Config, classes: list[str], run_dir: Path | None) -> ModelInfo:
         """The info of a trained run; the split, final metrics and any `semifer eval --out` results are read
         from the run directory when it is there (a lone checkpoint has only its config)."""
-        data: dict[str, Any] = {"train": cfg.data.train, "test": cfg.data.test, "split": cfg.data.split,
-                                "extra_unlabeled": list(cfg.data.extra_unlabeled)}
+        data: dict[str, Any] = {
+            "train": cfg.data.train,
+            "test": cfg.data.test,
+            "split": cfg.data.split,
+            "extra_unlabeled": list(cfg.data.extra_unlabeled),
+        }
         metrics = None
         evaluations: list[dict[str, Any]] = []
         if run_dir is not None:
             data.update(_split_summary(run_dir / "split.json"))
             final = _read_json(run_dir / "final.json")
             metrics = final.get("final") if final else None
-            evaluations = [blob for path in sorted(run_dir.glob("*/metrics.json"))
-                           if isinstance(blob := _read_json(path), dict) and "data" in blob]
-        return cls(arch=cfg.model.arch, classes=list(classes), img_size=cfg.data.img_size,
-                   colour=image_colour(cfg.data.train), head={k: getattr(cfg.model, k) for k in HEAD_KEYS},
-                   bgr_quirk=cfg.data.bgr_quirk, method=dict(cfg.method), data=data, metrics=metrics,
-                   evaluations=evaluations, source=str(run_dir or ""))
+            evaluations = [
+                blob
+                for path in sorted(run_dir.glob("*/metrics.json"))
+                if isinstance(blob := _read_json(path), dict) and "data" in blob
+            ]
+        return cls(
+            arch=cfg.model.arch,
+            classes=list(classes),
+            img_size=cfg.data.img_size,
+            colour=image_colour(cfg.data.train),
+            head={k: getattr(cfg.model, k) for k in HEAD_KEYS},
+            bgr_quirk=cfg.data.bgr_quirk,
+            method=dict(cfg.method),
+            data=data,
+            metrics=metrics,
+            evaluations=evaluations,
+            source=str(run_dir or ""),
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -82,13 +98,18 @@ class ModelInfo:
         is one SemiferError naming `where` and the field (an img_size of 100000 would otherwise allocate
         tens of GB per face, a repeated class name merge two probability columns)."""
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise SemiferError(f"{where}: not a semifer model description (expected \"format\": \"{FORMAT}\")")
+            raise SemiferError(f'{where}: not a semifer model description (expected "format": "{FORMAT}")')
         known = {f.name: f for f in fields(cls)}
-        missing = [name for name, f in known.items()
-                   if f.default is MISSING and f.default_factory is MISSING and name not in blob]
+        missing = [
+            name
+            for name, f in known.items()
+            if f.default is MISSING and f.default_factory is MISSING and name not in blob
+        ]
         if missing:
-            raise SemiferError(f"{where}: incomplete model description: no {', '.join(repr(m) for m in missing)} "
-                               "field; export the model again")
+            raise SemiferError(
+                f"{where}: incomplete model description: no {', '.join(repr(m) for m in missing)} "
+                "field; export the model again"
+            )
         values = {k: v for k, v in blob.items() if k in known}
         _validate(values, where)
         return cls(**values)
@@ -100,8 +121,9 @@ class ModelInfo:
         except OSError as exc:
             raise SemiferError(f"{path}: cannot read the model description ({exc.strerror or exc})") from None
         except (ValueError, RecursionError) as exc:
-            raise SemiferError(f"{path}: the model description is not valid JSON ({exc}); export the model "
-                               "again") from None
+            raise SemiferError(
+                f"{path}: the model description is not valid JSON ({exc}); export the model again"
+            ) from None
         return cls.from_dict(blob, str(path))
 
 
@@ -206,5 +228,10 @@ def _split_summary(path: Path) -> dict[str, Any]:
     blob = _read_json(path)
     if not blob:
         return {}
-    return {"split": blob.get("protocol"), "split_seed": blob.get("seed"), "labeled": len(blob.get("labeled", [])),
-            "unlabeled": len(blob.get("unlabeled", [])), "label_counts": blob.get("counts", {})}
+    return {
+        "split": blob.get("protocol"),
+        "split_seed": blob.get("seed"),
+        "labeled": len(blob.get("labeled", [])),
+        "unlabeled": len(blob.get("unlabeled", [])),
+        "label_counts": blob.get("counts", {}),
+    }

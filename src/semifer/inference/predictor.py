@@ -39,8 +39,16 @@ class FacePrediction:
     def row(self) -> dict[str, Any]:
         """A flat record: source, frame, box x/y/w/h, label, then `p_<class>` for every class."""
         x, y, w, h = self.box if self.box is not None else (None, None, None, None)
-        return {"source": self.source, "frame": self.frame, "x": x, "y": y, "w": w, "h": h, "label": self.label,
-                **{f"p_{name}": p for name, p in self.probs.items()}}
+        return {
+            "source": self.source,
+            "frame": self.frame,
+            "x": x,
+            "y": y,
+            "w": w,
+            "h": h,
+            "label": self.label,
+            **{f"p_{name}": p for name, p in self.probs.items()},
+        }
 
 
 def _name(image: object) -> str:
@@ -80,14 +88,19 @@ class Predictor:
     def _classify(self, prepared: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
         out = [np.zeros((0, len(self.classes)), dtype=np.float32)]
         for start in range(0, len(prepared), batch_size):
-            logits = self.backend(np.stack(prepared[start:start + batch_size]))
+            logits = self.backend(np.stack(prepared[start : start + batch_size]))
             out.append(torch.softmax(torch.from_numpy(logits).float(), dim=1).numpy())
         return np.concatenate(out)
 
-    def _predictions(self, probs: np.ndarray, faces: Sequence[tuple[str, int | None, Box | None]]
-                     ) -> list[FacePrediction]:
-        return [FacePrediction(self.classes[int(p.argmax())], dict(zip(self.classes, p.tolist(), strict=True)),
-                               box, source, frame) for p, (source, frame, box) in zip(probs, faces, strict=True)]
+    def _predictions(
+        self, probs: np.ndarray, faces: Sequence[tuple[str, int | None, Box | None]]
+    ) -> list[FacePrediction]:
+        return [
+            FacePrediction(
+                self.classes[int(p.argmax())], dict(zip(self.classes, p.tolist(), strict=True)), box, source, frame
+            )
+            for p, (source, frame, box) in zip(probs, faces, strict=True)
+        ]
 
     def predict(self, images: Iterable[object] | object, batch_size: int = 256) -> list[FacePrediction]:
         """Each image is taken as one face crop (no detection); one prediction per image, in order."""
@@ -97,16 +110,24 @@ class Predictor:
         probs = self._classify([self.prepare(to_rgb(image)) for image in images], batch_size)
         return self._predictions(probs, [(_name(image), None, None) for image in images])
 
-    def detect_and_predict(self, image: object, detect: str | Detector = "auto",
-                           margin: float | None = None) -> list[FacePrediction]:
+    def detect_and_predict(
+        self, image: object, detect: str | Detector = "auto", margin: float | None = None
+    ) -> list[FacePrediction]:
         """Find the faces in one image and predict each; boxes are in the image's (EXIF-rotated) pixels.
         `margin` (x the box side, per side) defaults to the detector's own (see `detect.default_margin`)."""
-        return [p for _, preds in self.predict_frames([Frame(_name(image), None, to_rgb(image))], detect, margin)
-                for p in preds]
+        return [
+            p
+            for _, preds in self.predict_frames([Frame(_name(image), None, to_rgb(image))], detect, margin)
+            for p in preds
+        ]
 
-    def predict_frames(self, frames: Iterable[Frame], detect: str | Detector = "auto",
-                       margin: float | None = None, batch_size: int = 256
-                       ) -> Iterator[tuple[Frame, list[FacePrediction]]]:
+    def predict_frames(
+        self,
+        frames: Iterable[Frame],
+        detect: str | Detector = "auto",
+        margin: float | None = None,
+        batch_size: int = 256,
+    ) -> Iterator[tuple[Frame, list[FacePrediction]]]:
         """Each frame (e.g. every image and sampled video frame of a `semifer predict` call) with the
         predictions for the faces detected in it, in input order. Faces of consecutive frames are classified
         together, `batch_size` at a time; at most `batch_size` frames and ~`PENDING_BYTES` of frames and faces
@@ -127,10 +148,11 @@ class Predictor:
                 pending, prepared, held = [], [], 0
         yield from self._flush(pending, prepared, batch_size)
 
-    def _flush(self, pending: list[tuple[Frame, list[Box]]], prepared: list[np.ndarray], batch_size: int
-               ) -> Iterator[tuple[Frame, list[FacePrediction]]]:
+    def _flush(
+        self, pending: list[tuple[Frame, list[Box]]], prepared: list[np.ndarray], batch_size: int
+    ) -> Iterator[tuple[Frame, list[FacePrediction]]]:
         probs, start = self._classify(prepared, batch_size), 0
         for frame, boxes in pending:
             faces = [(frame.source, frame.frame, box) for box in boxes]
-            yield frame, self._predictions(probs[start:start + len(boxes)], faces)
+            yield frame, self._predictions(probs[start : start + len(boxes)], faces)
             start += len(boxes)

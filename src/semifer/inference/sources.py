@@ -83,8 +83,11 @@ def expand_inputs(inputs: list[str]) -> Inputs:
                 continue  # walked already, as another input or through a link
             found = _walk(path, wanted, seen_folders)
             if not found:
-                raise DataError(path, "no images or videos in this folder",
-                                fix=f"give image ({', '.join(sorted(IMAGE_EXTENSIONS))}) or video files")
+                raise DataError(
+                    path,
+                    "no images or videos in this folder",
+                    fix=f"give image ({', '.join(sorted(IMAGE_EXTENSIONS))}) or video files",
+                )
             for file in found:
                 result.add(file, _stat(file))
         else:

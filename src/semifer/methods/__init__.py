@@ -51,5 +51,14 @@ def build_method(options: dict[str, Any], num_classes: int, num_unlabeled: int =
         raise ConfigError(f"method {options['name']}: {exc}") from None
 
 
-__all__ = ["METHODS", "Batch", "EpochContext", "Method", "StepOutput", "TrainContext", "build_method", "method_class",
-           "plain_head"]
+__all__ = [
+    "METHODS",
+    "Batch",
+    "EpochContext",
+    "Method",
+    "StepOutput",
+    "TrainContext",
+    "build_method",
+    "method_class",
+    "plain_head",
+]

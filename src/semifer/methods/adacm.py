@@ -37,8 +37,13 @@ class AdaCM(ConfidenceSSL):
     head = {"dropout": 0.5, "l2norm": True}
     # The unit-length feature bounds the logits by the head's weight norm; SGD with weight decay keeps that
     # norm small (on FER2013 the labeled CE stayed at log 7 for 500 steps), Adam grows it as in the paper.
-    own_training = ("train.optimizer=adam", "train.lr=5e-4", "train.weight_decay=0", "train.schedule=none",
-                    "train.ema_weight_decay=0.02")
+    own_training = (
+        "train.optimizer=adam",
+        "train.lr=5e-4",
+        "train.weight_decay=0",
+        "train.schedule=none",
+        "train.ema_weight_decay=0.02",
+    )
     # Adam grows the head norm by ~lr * sqrt(feature dim) per step: the paper's 16,000 steps on a 512-d
     # pretrained ResNet get confident; ~1,000 steps of the 128-d small net at 5e-4 do not (labeled CE still
     # 1.90 after 300 steps on FER2013, no image above the 0.8 margin), so short runs use 4x the lr.

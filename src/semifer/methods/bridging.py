@@ -94,8 +94,14 @@ class FaceMixup:
             return torch.full((n,), self.real_weight, device=device)
         return (1.0 - pair_iou(boxes)).clamp(0.0, 1.0).to(device)
 
-    def __call__(self, x: torch.Tensor, labels: torch.Tensor, num_classes: int, boxes: torch.Tensor | None = None,
-                 lam: float | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        num_classes: int,
+        boxes: torch.Tensor | None = None,
+        lam: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """(inputs, targets, lambda): inputs = [x; mix] (2B rows), targets (2B, C) with the weights folded in."""
         lam = self.sample_lambda() if lam is None else lam
         eps = self.label_smoothing
@@ -134,8 +140,10 @@ class FaceBoxTable(nn.Module):
             note = "whole image (data already cropped to the face): IoU 1, real-image terms weigh 0"
         else:
             boxes, found = detect_face_boxes(faces)
-            note = (f"Haar cascade found a face in {int(found.sum())} of {len(faces)} labeled images "
-                    "(the whole image for the rest)")
+            note = (
+                f"Haar cascade found a face in {int(found.sum())} of {len(faces)} labeled images "
+                "(the whole image for the rest)"
+            )
         self.boxes = torch.as_tensor(boxes, device=device)
         return {"face_boxes": note}
 
@@ -193,8 +201,14 @@ class BridgingStage1(Method):
         outs = forward_views(model, [inputs[:n], inputs[n:]], self.opts.separate_forward)
         rows = soft_cross_entropy(torch.cat([z for z, _ in outs]), targets, reduction="none") / (2 * n)
         loss_real, loss_mixed = rows[:n].sum(), rows[n:].sum()
-        return StepOutput(loss_real + loss_mixed, {"loss_real": loss_real.detach(), "loss_mixed": loss_mixed.detach(),
-                                                   "mixup_lambda": torch.full((), lam, device=x.device)})
+        return StepOutput(
+            loss_real + loss_mixed,
+            {
+                "loss_real": loss_real.detach(),
+                "loss_mixed": loss_mixed.detach(),
+                "mixup_lambda": torch.full((), lam, device=x.device),
+            },
+        )
 
 
 class BridgingStage2(ConfidenceSSL):
@@ -226,8 +240,13 @@ class BridgingStage2(ConfidenceSSL):
         face_boxes: str = "detect"
         pseudo_labeler: str = "teacher"
 
-    own_training = ("train.optimizer=adamw", "train.lr=1.5e-4", "train.weight_decay=0.05", "train.ema=0.999",
-                    "train.unlabeled_ratio=1")
+    own_training = (
+        "train.optimizer=adamw",
+        "train.lr=1.5e-4",
+        "train.weight_decay=0.05",
+        "train.ema=0.999",
+        "train.unlabeled_ratio=1",
+    )
 
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
@@ -238,8 +257,14 @@ class BridgingStage2(ConfidenceSSL):
         notes = super().on_train_start(ctx)
         return {**notes, **self.face_boxes.prepare(ctx.labeled, ctx.device)} if self.opts.face_mixup else notes
 
-    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float,
-             teacher: nn.Module | None = None) -> StepOutput:
+    def step(
+        self,
+        model: nn.Module,
+        labeled: Batch,
+        unlabeled: Batch | None,
+        progress: float,
+        teacher: nn.Module | None = None,
+    ) -> StepOutput:
         if not self.opts.face_mixup:
             return super().step(model, labeled, unlabeled, progress, teacher)
         boxes = self.face_boxes(labeled.index)

@@ -86,10 +86,20 @@ class ConfidenceSSL(Method):
         options: dict[str, Any] = {
             "fixed": {"tau": o.tau},
             "flexmatch": {"tau": o.tau, "warmup": o.flex_warmup, "mapping": o.flex_mapping},
-            "adaptive_margin": {"B": o.margin_B, "gamma": o.margin_gamma, "floor": o.margin_floor,
-                                "schedule": o.margin_schedule, "initial": o.margin_init},
-            "dynamic": {"momentum": o.dyn_momentum, "warmup": o.dyn_warmup, "class_state": o.dyn_class_state,
-                        "floor": o.dyn_floor, "ceil": o.dyn_ceil},
+            "adaptive_margin": {
+                "B": o.margin_B,
+                "gamma": o.margin_gamma,
+                "floor": o.margin_floor,
+                "schedule": o.margin_schedule,
+                "initial": o.margin_init,
+            },
+            "dynamic": {
+                "momentum": o.dyn_momentum,
+                "warmup": o.dyn_warmup,
+                "class_state": o.dyn_class_state,
+                "floor": o.dyn_floor,
+                "ceil": o.dyn_ceil,
+            },
         }.get(self.opts.threshold, {})
         return build_policy(o.threshold, self.num_classes, self.num_unlabeled, options)
 
@@ -105,8 +115,14 @@ class ConfidenceSSL(Method):
     def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
         return self.policy.set_run_length(ctx.total_steps)
 
-    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float,
-             teacher: nn.Module | None = None) -> StepOutput:
+    def step(
+        self,
+        model: nn.Module,
+        labeled: Batch,
+        unlabeled: Batch | None,
+        progress: float,
+        teacher: nn.Module | None = None,
+    ) -> StepOutput:
         assert unlabeled is not None
         o = self.opts
         k = o.weak_views
@@ -114,10 +130,11 @@ class ConfidenceSSL(Method):
         features = o.uncertain_loss == "infonce"
         student_weak = teacher is None or features or o.target_view == "weak"
         # Ada-CM's order of passes: weak views, labeled, strong (matters for BN running statistics).
-        outs = forward_views(model, [*(weak if student_weak else []), labeled.views[0], *strong],
-                             o.separate_forward, features)
+        outs = forward_views(
+            model, [*(weak if student_weak else []), labeled.views[0], *strong], o.separate_forward, features
+        )
         k_out = k if student_weak else 0
-        weak_out, labeled_logits, strong_out = outs[:k_out], outs[k_out][0], outs[k_out + 1:]
+        weak_out, labeled_logits, strong_out = outs[:k_out], outs[k_out][0], outs[k_out + 1 :]
 
         if teacher is None:
             guess = [z for z, _ in weak_out]
@@ -138,8 +155,9 @@ class ConfidenceSSL(Method):
             if features:
                 loss_c = info_nce([f for _, f in weak_out], mask < 1, o.temperature, o.temperature)
             else:
-                loss_c = torch.stack([selective_negative_loss(z, probs, mask < 1, o.snl_threshold, o.snl_k)
-                                      for z, _ in targets]).mean()
+                loss_c = torch.stack(
+                    [selective_negative_loss(z, probs, mask < 1, o.snl_threshold, o.snl_k) for z, _ in targets]
+                ).mean()
             loss = loss + o.lambda_c * loss_c
             logs["loss_c"] = loss_c.detach()
         self._record(mask, pseudo, unlabeled.label)
@@ -150,8 +168,14 @@ class ConfidenceSSL(Method):
         """Accumulate subset sizes and pseudo-label accuracy (true labels are diagnostics only)."""
         known = (truth >= 0).float()
         right = (pseudo == truth).float()
-        self.stats += torch.stack([mask.sum(), torch.ones_like(mask).sum(),  # no host-to-device copy
-                                   (mask * right * known).sum(), (mask * known).sum()])
+        self.stats += torch.stack(
+            [
+                mask.sum(),
+                torch.ones_like(mask).sum(),  # no host-to-device copy
+                (mask * right * known).sum(),
+                (mask * known).sum(),
+            ]
+        )
         self.class_selected.index_add_(0, pseudo, mask)
 
     def on_epoch_end(self, ctx: EpochContext) -> dict[str, Any]:

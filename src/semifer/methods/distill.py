@@ -40,8 +40,17 @@ def load_teacher(path: str | Path, num_classes: int) -> nn.Module:
     weights = state["ema"] if state.get("ema") else state["model"]
     check_finite(weights, checkpoint, "teacher checkpoint")
     m = cfg.model
-    teacher = FERNet(m.arch, num_classes, m.dropout, m.l2norm, m.attention, m.feature_dropout, cfg.data.img_size,
-                     m.patch_size, m.drop_path)
+    teacher = FERNet(
+        m.arch,
+        num_classes,
+        m.dropout,
+        m.l2norm,
+        m.attention,
+        m.feature_dropout,
+        cfg.data.img_size,
+        m.patch_size,
+        m.drop_path,
+    )
     teacher.load_state_dict(weights)
     return teacher.eval().requires_grad_(False)
 
@@ -61,8 +70,10 @@ class Distill(Method):
     def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
         if not self.opts.teachers:
-            raise ConfigError("method.teachers: give the run directories of the trained teachers, e.g. "
-                              "method.teachers='[runs/a, runs/b]'")
+            raise ConfigError(
+                "method.teachers: give the run directories of the trained teachers, e.g. "
+                "method.teachers='[runs/a, runs/b]'"
+            )
         self._teachers = [load_teacher(path, num_classes) for path in self.opts.teachers]  # not checkpointed
 
     def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:

@@ -19,8 +19,15 @@ from .confidence_ssl import ConfidenceSSL
 class FixMatch(ConfidenceSSL):
     name = "fixmatch"
     unlabeled_ratio = 7.0
-    own_training = ("train.unlabeled_ratio=7", "train.optimizer=sgd", "train.lr=0.03", "train.nesterov=true",
-                    "train.weight_decay=5e-4", "train.schedule=fixmatch_cosine", "train.ema=0.999")
+    own_training = (
+        "train.unlabeled_ratio=7",
+        "train.optimizer=sgd",
+        "train.lr=0.03",
+        "train.nesterov=true",
+        "train.weight_decay=5e-4",
+        "train.schedule=fixmatch_cosine",
+        "train.ema=0.999",
+    )
 
     @dataclass
     class Options(ConfidenceSSL.Options):

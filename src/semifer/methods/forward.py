@@ -20,8 +20,9 @@ class MultiView(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor | list[torch.Tensor], features: bool = False,
-                separate: bool = True) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | list[Output]:
+    def forward(
+        self, x: torch.Tensor | list[torch.Tensor], features: bool = False, separate: bool = True
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | list[Output]:
         if isinstance(x, torch.Tensor):
             return self.model(x, features=features) if features else self.model(x)
         if separate:

@@ -23,8 +23,9 @@ def sharpen(probs: torch.Tensor, T: float) -> torch.Tensor:
     return powered / powered.sum(dim=1, keepdim=True)
 
 
-def align_distribution(probs: torch.Tensor, p_target: torch.Tensor, p_model: torch.Tensor,
-                       eps: float = 1e-6) -> torch.Tensor:
+def align_distribution(
+    probs: torch.Tensor, p_target: torch.Tensor, p_model: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """ReMixMatch's distribution alignment: p * p(y) / p~(y), renormalised per row.
 
     Classes the model predicts more often than the target marginal `p_target` lose mass, rarer ones gain;
@@ -118,8 +119,9 @@ def running_stats_frozen(model: nn.Module, after_passes: int = 0) -> Iterator[No
             m.momentum = momentum
 
 
-def forward_mixed(model: nn.Module, mixed: torch.Tensor, sizes: Sequence[int], interleave: bool,
-                  extra: Sequence[torch.Tensor] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def forward_mixed(
+    model: nn.Module, mixed: torch.Tensor, sizes: Sequence[int], interleave: bool, extra: Sequence[torch.Tensor] = ()
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Logits of the mixed batch (rows in their original order) and of `extra` batches, in one model call.
 
     `interleave=True`: one pass per interleaved batch (`interleave_index` over the groups `sizes`), then

@@ -50,8 +50,15 @@ class MixMatch(Method):
 
     name = "mixmatch"
     # The paper's optimisation (its code's decoupled decay is the engine's ema_weight_decay).
-    own_training = ("train.optimizer=adam", "train.lr=0.002", "train.weight_decay=0", "train.schedule=none",
-                    "train.ema=0.999", "train.ema_weight_decay=0.02", "train.unlabeled_ratio=1")
+    own_training = (
+        "train.optimizer=adam",
+        "train.lr=0.002",
+        "train.weight_decay=0",
+        "train.schedule=none",
+        "train.ema=0.999",
+        "train.ema_weight_decay=0.02",
+        "train.unlabeled_ratio=1",
+    )
 
     @dataclass
     class Options:
@@ -91,7 +98,10 @@ class MixMatch(Method):
         loss_u = F.mse_loss(torch.softmax(logits[n_lab:].float(), dim=1), mixed_y[n_lab:])
         lambda_u = o.lambda_u * linear_rampup(progress, o.rampup)
         loss = loss_x + lambda_u * loss_u
-        logs = {"loss_x": loss_x.detach(), "loss_u": loss_u.detach(),
-                "lambda_u": torch.full((), lambda_u, device=loss.device),
-                "mixup_lambda": torch.full((), lam, device=loss.device)}
+        logs = {
+            "loss_x": loss_x.detach(),
+            "loss_u": loss_u.detach(),
+            "lambda_u": torch.full((), lambda_u, device=loss.device),
+            "mixup_lambda": torch.full((), lam, device=loss.device),
+        }
         return StepOutput(loss, logs)

@@ -85,11 +85,14 @@ class ReMixMatch(Method):
         super().__init__(options, num_classes, num_unlabeled)
         o = self.opts
         if o.lambda_rot != 0:
-            raise ValueError("remixmatch: lambda_rot must be 0 -- the classifier has no rotation head and a "
-                             "method owns no trainable parameters")
+            raise ValueError(
+                "remixmatch: lambda_rot must be 0 -- the classifier has no rotation head and a "
+                "method owns no trainable parameters"
+            )
         if o.strong_views < 1 or o.T <= 0 or o.mixup_alpha < 0 or not 0 <= o.rampup <= 1 or o.history < 1:
-            raise ValueError("remixmatch needs strong_views >= 1, T > 0, mixup_alpha >= 0, 0 <= rampup <= 1 "
-                             "and history >= 1")
+            raise ValueError(
+                "remixmatch needs strong_views >= 1, T > 0, mixup_alpha >= 0, 0 <= rampup <= 1 and history >= 1"
+            )
         if o.p_target not in ("labeled", "uniform"):
             raise ValueError(f"remixmatch: p_target must be labeled or uniform, got {o.p_target!r}")
         self.register_buffer("p_model_history", torch.full((o.history, num_classes), 1.0 / num_classes))
@@ -136,8 +139,7 @@ class ReMixMatch(Method):
 
         n_lab, n_unl = len(labeled), len(unlabeled)
         inputs = torch.cat([labeled.views[0], *strong, weak])
-        targets = torch.cat([F.one_hot(labeled.label, self.num_classes).float(),
-                             guess.repeat(o.strong_views + 1, 1)])
+        targets = torch.cat([F.one_hot(labeled.label, self.num_classes).float(), guess.repeat(o.strong_views + 1, 1)])
         mixed_x, mixed_y, lam = mixup(inputs, targets, o.mixup_alpha)
         sizes = [n_lab] + [n_unl] * (o.strong_views + 1)
         logits, (strong_logits,) = forward_mixed(model, mixed_x, sizes, o.interleave, extra=[strong[0]])
@@ -147,9 +149,13 @@ class ReMixMatch(Method):
         loss_u1 = soft_cross_entropy(strong_logits, guess)
         ramp = linear_rampup(progress, o.rampup)
         loss = loss_x + ramp * (o.lambda_u * loss_u + o.lambda_u1 * loss_u1)
-        logs = {"loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "loss_u1": loss_u1.detach(),
-                "lambda_u": torch.full((), ramp * o.lambda_u, device=loss.device),
-                "mixup_lambda": torch.full((), lam, device=loss.device)}
+        logs = {
+            "loss_x": loss_x.detach(),
+            "loss_u": loss_u.detach(),
+            "loss_u1": loss_u1.detach(),
+            "lambda_u": torch.full((), ramp * o.lambda_u, device=loss.device),
+            "mixup_lambda": torch.full((), lam, device=loss.device),
+        }
         return StepOutput(loss, logs)
 
     def on_epoch_end(self, ctx: EpochContext) -> dict[str, Any]:

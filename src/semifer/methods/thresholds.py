@@ -37,8 +37,9 @@ class ThresholdPolicy(nn.Module):
         """1.0 where the sample's confidence reaches the threshold of its pseudo-label's class."""
         return (confidence >= self.thresholds[pseudo]).float()
 
-    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor,
-                probs: torch.Tensor | None = None) -> None:
+    def observe(
+        self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor, probs: torch.Tensor | None = None
+    ) -> None:
         """Per-step update from an unlabeled batch (no-op by default); `probs` is its (N, C) mean softmax."""
 
     def update_epoch(self, ctx: EpochContext) -> dict[str, Any]:
@@ -66,8 +67,9 @@ class FlexMatchThreshold(ThresholdPolicy):
     convex mapping M(x) = x / (2 - x) (or linear M(x) = x).
     """
 
-    def __init__(self, num_classes: int, num_unlabeled: int, tau: float = 0.95, warmup: bool = True,
-                 mapping: str = "convex"):
+    def __init__(
+        self, num_classes: int, num_unlabeled: int, tau: float = 0.95, warmup: bool = True, mapping: str = "convex"
+    ):
         super().__init__(num_classes, 0.0)
         self.tau, self.warmup, self.mapping = tau, warmup, mapping
         self.register_buffer("selected", torch.full((num_unlabeled,), -1, dtype=torch.long))
@@ -88,8 +90,9 @@ class FlexMatchThreshold(ThresholdPolicy):
         self._refresh()
         return super().mask(confidence, pseudo)
 
-    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor,
-                probs: torch.Tensor | None = None) -> None:
+    def observe(
+        self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor, probs: torch.Tensor | None = None
+    ) -> None:
         """Remember confident predictions; under DDP every rank records every rank's batch."""
         confidence, pseudo, index = (all_gather_cat(t) for t in (confidence, pseudo, index))
         over = confidence > self.tau
@@ -124,14 +127,27 @@ class AdaptiveMargin(ThresholdPolicy):
     Statistics are summed over ranks, so every rank uses the same margins.
     """
 
-    def __init__(self, num_classes: int, B: float = 0.97, gamma: float = math.e, floor: float = 0.8,
-                 schedule: str = "paper", initial: float = 0.8):
+    def __init__(
+        self,
+        num_classes: int,
+        B: float = 0.97,
+        gamma: float = math.e,
+        floor: float = 0.8,
+        schedule: str = "paper",
+        initial: float = 0.8,
+    ):
         super().__init__(num_classes, initial)
         schedule_factor(schedule, 1, gamma)
         self.B, self.gamma, self.floor, self.schedule = B, gamma, floor, schedule
 
-    def margins_from(self, confidence: torch.Tensor, pred: torch.Tensor, label: torch.Tensor, t: int,
-                     reduce: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> torch.Tensor:
+    def margins_from(
+        self,
+        confidence: torch.Tensor,
+        pred: torch.Tensor,
+        label: torch.Tensor,
+        t: int,
+        reduce: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+    ) -> torch.Tensor:
         """New margins from labeled-set predictions (confidence = max prob, pred = argmax)."""
         n = len(self.thresholds)
         correct = pred == label
@@ -157,8 +173,7 @@ class AdaptiveMargin(ThresholdPolicy):
             preds.append(pred)
             labels.append(raw["label"].to(ctx.device))
         model.train(was_training)
-        margin = self.margins_from(torch.cat(confs), torch.cat(preds), torch.cat(labels), ctx.epoch,
-                                   ctx.all_reduce_sum)
+        margin = self.margins_from(torch.cat(confs), torch.cat(preds), torch.cat(labels), ctx.epoch, ctx.all_reduce_sum)
         self.thresholds.copy_(margin.to(self.thresholds.device))
         return {}
 
@@ -185,13 +200,23 @@ class DynamicThreshold(ThresholdPolicy):
 
     MAX_MOMENTUM = 0.999
 
-    def __init__(self, num_classes: int, momentum: float | None = None, class_state: str = "confidence",
-                 floor: float = 0.0, ceil: float = 1.0, warmup: float = 0.1):
+    def __init__(
+        self,
+        num_classes: int,
+        momentum: float | None = None,
+        class_state: str = "confidence",
+        floor: float = 0.0,
+        ceil: float = 1.0,
+        warmup: float = 0.1,
+    ):
         super().__init__(num_classes, 1.0 / num_classes)
         if class_state not in ("confidence", "probability"):
             raise ValueError(f"unknown class_state {class_state!r}; use confidence or probability")
-        if (momentum is not None and not 0.0 <= momentum < 1.0) or not 0.0 <= floor <= ceil <= 1.0 \
-                or not 0.0 < warmup <= 1.0:
+        if (
+            (momentum is not None and not 0.0 <= momentum < 1.0)
+            or not 0.0 <= floor <= ceil <= 1.0
+            or not 0.0 < warmup <= 1.0
+        ):
             raise ValueError("need 0 <= momentum < 1, 0 <= floor <= ceil <= 1 and 0 < warmup <= 1")
         self.scaled, self.warmup = momentum is None, warmup
         self.momentum = self.MAX_MOMENTUM if momentum is None else momentum
@@ -215,8 +240,9 @@ class DynamicThreshold(ThresholdPolicy):
         self.thresholds.copy_((self.global_state * ratio).clamp(self.floor, self.ceil))
 
     @torch.no_grad()
-    def observe(self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor,
-                probs: torch.Tensor | None = None) -> None:
+    def observe(
+        self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor, probs: torch.Tensor | None = None
+    ) -> None:
         m = self.momentum
         confidence, pseudo = all_gather_cat(confidence.float()), all_gather_cat(pseudo)
         self.global_state.mul_(m).add_((1 - m) * confidence.mean())

@@ -29,8 +29,9 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: st
     return loss.mean() if reduction == "mean" else loss
 
 
-def info_nce(views: list[torch.Tensor], keep: torch.Tensor, temperature: float = 0.07,
-             base_temperature: float = 0.07) -> torch.Tensor:
+def info_nce(
+    views: list[torch.Tensor], keep: torch.Tensor, temperature: float = 0.07, base_temperature: float = 0.07
+) -> torch.Tensor:
     """Unsupervised NT-Xent (SimCLR form of the supervised-contrastive loss) over the kept images.
 
     `views[k]` holds the (N, D) features of the k-th view; only rows with `keep` take part. Every view is
@@ -74,8 +75,9 @@ def complementary_labels(probs: torch.Tensor, threshold: float = 0.05, k: int = 
     return chosen & ~F.one_hot(probs.argmax(1), probs.shape[1]).bool()
 
 
-def selective_negative_loss(logits: torch.Tensor, probs: torch.Tensor, uncertain: torch.Tensor,
-                            threshold: float = 0.05, k: int = 0) -> torch.Tensor:
+def selective_negative_loss(
+    logits: torch.Tensor, probs: torch.Tensor, uncertain: torch.Tensor, threshold: float = 0.05, k: int = 0
+) -> torch.Tensor:
     """Selective negative learning (DTA+SNL, Cai et al.) on the low-confidence unlabeled samples.
 
     For each row with `uncertain` set, the complementary labels chosen from `probs` (see

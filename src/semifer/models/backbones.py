@@ -54,7 +54,7 @@ class ResNetBackbone(nn.Module):
     def layer_id(self, name: str) -> int:
         """The stem (conv1, bn1) 0, `layerK` K: the last stage, 4, is one layer below the head."""
         head = name.split(".")[0]
-        return int(head[len("layer"):]) if head.startswith("layer") else 0
+        return int(head[len("layer") :]) if head.startswith("layer") else 0
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -73,12 +73,14 @@ class SmallCNN(nn.Module):
     def __init__(self, width: int = 16):
         super().__init__()
         w = width
-        self.stages = nn.ModuleList([
-            _conv_bn(3, w),
-            nn.Sequential(_conv_bn(w, 2 * w, 2), _conv_bn(2 * w, 2 * w)),
-            nn.Sequential(_conv_bn(2 * w, 4 * w, 2), _conv_bn(4 * w, 4 * w)),
-            nn.Sequential(_conv_bn(4 * w, 8 * w, 2), _conv_bn(8 * w, 8 * w)),
-        ])
+        self.stages = nn.ModuleList(
+            [
+                _conv_bn(3, w),
+                nn.Sequential(_conv_bn(w, 2 * w, 2), _conv_bn(2 * w, 2 * w)),
+                nn.Sequential(_conv_bn(2 * w, 4 * w, 2), _conv_bn(4 * w, 4 * w)),
+                nn.Sequential(_conv_bn(4 * w, 8 * w, 2), _conv_bn(8 * w, 8 * w)),
+            ]
+        )
         self.feature_dim = 8 * w
         self.num_layers = len(self.stages)
 

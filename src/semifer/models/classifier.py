@@ -40,9 +40,18 @@ class FERNet(nn.Module):
     `img_size`, `patch_size` and `drop_path` shape a ViT backbone (a ViT's map is its patch-token grid).
     """
 
-    def __init__(self, arch: str, num_classes: int, dropout: float = 0.0, l2norm: bool = False,
-                 attention: bool = False, feature_dropout: float = 0.0, img_size: int = 48,
-                 patch_size: int | None = None, drop_path: float | None = None):
+    def __init__(
+        self,
+        arch: str,
+        num_classes: int,
+        dropout: float = 0.0,
+        l2norm: bool = False,
+        attention: bool = False,
+        feature_dropout: float = 0.0,
+        img_size: int = 48,
+        patch_size: int | None = None,
+        drop_path: float | None = None,
+    ):
         super().__init__()
         if arch not in BACKBONES:
             raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(BACKBONES)}")

@@ -30,8 +30,12 @@ class LoadReport:
 
     def __str__(self) -> str:
         lines = [f"loaded {self.loaded} tensors from {self.path}"]
-        for label, keys in (("missing (kept at init)", self.missing), ("unexpected (ignored)", self.unexpected),
-                            ("shape mismatch (kept at init)", self.mismatched), ("resampled", self.resampled)):
+        for label, keys in (
+            ("missing (kept at init)", self.missing),
+            ("unexpected (ignored)", self.unexpected),
+            ("shape mismatch (kept at init)", self.mismatched),
+            ("resampled", self.resampled),
+        ):
             if keys:
                 shown = ", ".join(keys[:8]) + (f", ... (+{len(keys) - 8})" if len(keys) > 8 else "")
                 lines.append(f"  {len(keys)} {label}: {shown}")
@@ -50,11 +54,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     built-in named by its name (`face-simclr-small`)."""
     path = weights_path(path)
     if path.is_dir():
-        raise SemiferError(f"{path}: a folder, not a weights file; give the backbone or checkpoint file itself "
-                           "(runs/NAME/backbone.safetensors, runs/NAME/checkpoints/last.pt)")
+        raise SemiferError(
+            f"{path}: a folder, not a weights file; give the backbone or checkpoint file itself "
+            "(runs/NAME/backbone.safetensors, runs/NAME/checkpoints/last.pt)"
+        )
     if not path.is_file():
-        raise SemiferError(f"{path}: checkpoint not found; give the local path of the file you downloaded, or a "
-                           "built-in name (`semifer weights` lists them)")
+        raise SemiferError(
+            f"{path}: checkpoint not found; give the local path of the file you downloaded, or a "
+            "built-in name (`semifer weights` lists them)"
+        )
     if path.suffix == ".safetensors":
         tensors = load_safetensors(path, "pretrained weights file")
     else:
@@ -64,8 +72,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 blob = blob[key]
                 break
         if not isinstance(blob, dict):
-            raise SemiferError(f"{path}: expected a state dict (or {{'state_dict': ...}}), found "
-                               f"{type(blob).__name__}")
+            raise SemiferError(f"{path}: expected a state dict (or {{'state_dict': ...}}), found {type(blob).__name__}")
         tensors = {k: v for k, v in blob.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path}: the pretrained weights file holds no tensors; give a backbone or checkpoint")
@@ -82,12 +89,17 @@ def _strip(key: str, prefixes: tuple[str, ...] = _PREFIXES) -> str:
         changed = False
         for prefix in prefixes:
             if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
+                key, changed = key[len(prefix) :], True
     return key
 
 
-def _load_matching(module: nn.Module, source: dict[str, torch.Tensor], path: str | Path, strict: bool,
-                   resampled: list[str] | None = None) -> LoadReport:
+def _load_matching(
+    module: nn.Module,
+    source: dict[str, torch.Tensor],
+    path: str | Path,
+    strict: bool,
+    resampled: list[str] | None = None,
+) -> LoadReport:
     """Load the tensors of `source` whose names and shapes match `module`'s, and report the rest."""
     target = module.state_dict()
     usable, mismatched = {}, []
@@ -97,8 +109,14 @@ def _load_matching(module: nn.Module, source: dict[str, torch.Tensor], path: str
                 usable[key] = value
             else:
                 mismatched.append(f"{key} {tuple(value.shape)}->{tuple(target[key].shape)}")
-    report = LoadReport(str(path), len(usable), sorted(set(target) - set(usable) - {m.split()[0] for m in mismatched}),
-                        sorted(set(source) - set(target)), mismatched, resampled or [])
+    report = LoadReport(
+        str(path),
+        len(usable),
+        sorted(set(target) - set(usable) - {m.split()[0] for m in mismatched}),
+        sorted(set(source) - set(target)),
+        mismatched,
+        resampled or [],
+    )
     if strict and (report.missing or report.mismatched):
         raise SemiferError(f"strict load failed:\n{report}")
     if not usable:

@@ -51,16 +51,26 @@ class ViTBackbone(VisionTransformer):
         if not 0.0 <= drop_path < 1.0:
             raise ValueError(f"model.drop_path must be in [0, 1), got {drop_path}")
         dim, depth, heads = VIT_SIZES[size]
-        super().__init__(img_size=img_size, patch_size=patch_size, embed_dim=dim, depth=depth, num_heads=heads,
-                         mlp_ratio=4.0, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
-                         global_pool="avg", num_classes=0, drop_path_rate=drop_path)
+        super().__init__(
+            img_size=img_size,
+            patch_size=patch_size,
+            embed_dim=dim,
+            depth=depth,
+            num_heads=heads,
+            mlp_ratio=4.0,
+            qkv_bias=True,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            global_pool="avg",
+            num_classes=0,
+            drop_path_rate=drop_path,
+        )
         self.feature_dim = dim
         self.patch_size = patch_size
         self.grid = img_size // patch_size
         self.num_layers = depth + 1
 
     def forward_map(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.forward_features(x)[:, self.num_prefix_tokens:]
+        tokens = self.forward_features(x)[:, self.num_prefix_tokens :]
         return tokens.transpose(1, 2).reshape(len(x), self.feature_dim, self.grid, self.grid)
 
     def pool_map(self, feature_map: torch.Tensor) -> torch.Tensor:

@@ -6,5 +6,17 @@ from .kinds import PRETRAININGS, pretrain
 from .mae import MaskedAutoencoder, PretrainOptions, PretrainResult, pretrain_options
 from .masking import hide_patches, masked_patch_loss, patchify, random_patch_mask, unpatchify
 
-__all__ = ["PRETRAININGS", "MaskedAutoencoder", "PixelDecoder", "PretrainOptions", "PretrainResult", "hide_patches",
-           "masked_patch_loss", "patchify", "pretrain", "pretrain_options", "random_patch_mask", "unpatchify"]
+__all__ = [
+    "PRETRAININGS",
+    "MaskedAutoencoder",
+    "PixelDecoder",
+    "PretrainOptions",
+    "PretrainResult",
+    "hide_patches",
+    "masked_patch_loss",
+    "patchify",
+    "pretrain",
+    "pretrain_options",
+    "random_patch_mask",
+    "unpatchify",
+]

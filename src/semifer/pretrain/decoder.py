@@ -8,8 +8,7 @@ from torch.nn import functional as F
 
 
 def _conv_bn_gelu(cin: int, cout: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.GELU())
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout), nn.GELU())
 
 
 class PixelDecoder(nn.Module):

@@ -13,8 +13,9 @@ from .simclr import SimCLRPretrainer
 PRETRAININGS: dict[str, type[Pretrainer]] = {"mae": Pretrainer, "simclr": SimCLRPretrainer}
 
 
-def pretrain(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None,
-             overwrite: bool = False) -> PretrainResult:
+def pretrain(
+    cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None, overwrite: bool = False
+) -> PretrainResult:
     """Run the pretraining `cfg.pretrain['method']` names (default `mae`); returns where the backbone is."""
     method = cfg.pretrain.get("method", "mae")
     if method not in PRETRAININGS:

@@ -105,9 +105,11 @@ def pretrain_options(cfg: Config) -> PretrainOptions:
     if cfg.model.arch in VIT_SIZES:
         vit_patch = cfg.model.patch_size or default_patch_size(size)
         if opts.patch_size not in (None, vit_patch):
-            raise ConfigError(f"pretrain.patch_size {opts.patch_size} differs from the ViT's patch {vit_patch}; "
-                              "a ViT's MAE masks its own patches: set model.patch_size and leave pretrain.patch_size "
-                              "null")
+            raise ConfigError(
+                f"pretrain.patch_size {opts.patch_size} differs from the ViT's patch {vit_patch}; "
+                "a ViT's MAE masks its own patches: set model.patch_size and leave pretrain.patch_size "
+                "null"
+            )
         opts.patch_size = vit_patch
     if opts.patch_size is None:
         opts.patch_size = 16 if size >= 128 else 8
@@ -124,18 +126,21 @@ def pretrain_options(cfg: Config) -> PretrainOptions:
 
 def pretrain_view(size: int, scale: tuple[float, float] = (0.2, 1.0), bgr_quirk: bool = False) -> View:
     """MAE's pretraining augmentation: random resized crop (bicubic) and horizontal flip, then normalisation."""
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=scale, interpolation=InterpolationMode.BICUBIC, antialias=True),
-        v2.RandomHorizontalFlip(),
-        Normalize(bgr_quirk),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=scale, interpolation=InterpolationMode.BICUBIC, antialias=True),
+            v2.RandomHorizontalFlip(),
+            Normalize(bgr_quirk),
+        ]
+    )
 
 
 def pretrain_pool(cfg: Config) -> tuple[FaceSet, int | None]:
     """`data.train` (labels dropped) followed by the `data.extra_unlabeled` pools, and where the extras start."""
     pool = load_dataset(cfg.data.train, cfg.data.root).require_nonempty().without_labels()
-    extras = [load_dataset(spec, cfg.data.root).require_nonempty().without_labels()
-              for spec in cfg.data.extra_unlabeled]
+    extras = [
+        load_dataset(spec, cfg.data.root).require_nonempty().without_labels() for spec in cfg.data.extra_unlabeled
+    ]
     if cfg.data.extra_ratio is not None and not extras:
         raise ConfigError("data.extra_ratio needs data.extra_unlabeled pools to draw from")
     if not extras:
@@ -146,8 +151,7 @@ def pretrain_pool(cfg: Config) -> tuple[FaceSet, int | None]:
 class MaskedAutoencoder(nn.Module):
     """Backbone (encoder) + `PixelDecoder`: blanked image -> predicted image of the same size."""
 
-    def __init__(self, backbone: nn.Module, img_size: int, patch: int, decoder_dim: int = 128,
-                 decoder_depth: int = 2):
+    def __init__(self, backbone: nn.Module, img_size: int, patch: int, decoder_dim: int = 128, decoder_depth: int = 2):
         super().__init__()
         self.patch = patch
         self.backbone = backbone
@@ -185,8 +189,7 @@ def _to_display(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruct(model: MaskedAutoencoder, images: torch.Tensor, mask: torch.Tensor,
-                norm_pix: bool) -> torch.Tensor:
+def reconstruct(model: MaskedAutoencoder, images: torch.Tensor, mask: torch.Tensor, norm_pix: bool) -> torch.Tensor:
     """MAE's visualisation: the predicted hidden patches pasted into the visible input patches.
 
     With `norm_pix` the prediction is per-patch standardised, so it is mapped back with each target
@@ -201,8 +204,14 @@ def reconstruct(model: MaskedAutoencoder, images: torch.Tensor, mask: torch.Tens
     return images.float() * (1 - hidden) + unpatchify(prediction, patch, h, w) * hidden
 
 
-def plot_reconstructions(images: torch.Tensor, masked: torch.Tensor, recon: torch.Tensor, path: Path,
-                         title: str, labels: tuple[str, str, str] = ("input", "masked", "reconstruction")) -> Path:
+def plot_reconstructions(
+    images: torch.Tensor,
+    masked: torch.Tensor,
+    recon: torch.Tensor,
+    path: Path,
+    title: str,
+    labels: tuple[str, str, str] = ("input", "masked", "reconstruction"),
+) -> Path:
     """One column per face, three rows: by default input, masked input (what the encoder sees), reconstruction."""
     import matplotlib
 
@@ -256,8 +265,11 @@ class Pretrainer:
             raise ConfigError(f"unknown model.arch {cfg.model.arch!r}; choose one of {', '.join(BACKBONES)}")
         m = cfg.model
         no_drop_path = 0.0 if m.arch in VIT_SIZES else None  # MAE pretrains without stochastic depth
-        backbone = BACKBONES[m.arch](img_size=cfg.data.img_size, patch_size=m.patch_size,
-                                     drop_path=no_drop_path if m.drop_path is None else m.drop_path)
+        backbone = BACKBONES[m.arch](
+            img_size=cfg.data.img_size,
+            patch_size=m.patch_size,
+            drop_path=no_drop_path if m.drop_path is None else m.drop_path,
+        )
         if cfg.model.pretrained:
             report = load_backbone_weights(backbone, cfg.model.pretrained, strict=cfg.model.strict_load)
             (run_dir / "pretrained_load.txt").write_text(f"{report}\n")
@@ -297,11 +309,20 @@ class Pretrainer:
         return self.run_dir / "backbone.safetensors"
 
     def save(self) -> None:
-        save_checkpoint({"config": self.cfg.to_dict(), "step": self.step, "model": self.model.state_dict(),
-                         "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                         "scaler": self.scaler.state_dict(), "rng": rng_state(), "history": self.history,
-                         "seconds_spent": self.budget.spent},
-                        self.checkpoint_path())
+        save_checkpoint(
+            {
+                "config": self.cfg.to_dict(),
+                "step": self.step,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": rng_state(),
+                "history": self.history,
+                "seconds_spent": self.budget.spent,
+            },
+            self.checkpoint_path(),
+        )
         save_backbone(self.model.encoder_state_dict(), self.backbone_path(), self.cfg.model.arch)
 
     def resume(self) -> bool:
@@ -310,8 +331,10 @@ class Pretrainer:
         if not self.checkpoint_path().is_file():
             rewrite_metrics(self.run_dir, [])
             if self.progress:
-                print(f"{self.run_dir}: no checkpoint to resume from (the run stopped before its first one): "
-                      "starting over from step 0")
+                print(
+                    f"{self.run_dir}: no checkpoint to resume from (the run stopped before its first one): "
+                    "starting over from step 0"
+                )
             return False
         state = load_checkpoint(self.checkpoint_path())
         self.model.load_state_dict(state["model"])
@@ -327,8 +350,15 @@ class Pretrainer:
     def _loader(self) -> Any:
         d, tc = self.cfg.data, self.cfg.train
         view = self.train_view() if d.augment else test_view(d.img_size, d.bgr_quirk)
-        return endless_loader(ViewDataset(self.faces, [view]), tc.batch_size, self.cfg.seed, d.workers,
-                              start=self.step * tc.batch_size, extra_from=self.extra_from, extra_ratio=d.extra_ratio)
+        return endless_loader(
+            ViewDataset(self.faces, [view]),
+            tc.batch_size,
+            self.cfg.seed,
+            d.workers,
+            start=self.step * tc.batch_size,
+            extra_from=self.extra_from,
+            extra_ratio=d.extra_ratio,
+        )
 
     def _preview_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed faces (the pool's first ones, test view) and a fixed mask, so previews are comparable."""
@@ -365,8 +395,13 @@ class Pretrainer:
         self.model.eval()
         recon = reconstruct(self.model, images, mask, self.opts.norm_pix_loss)
         masked = hide_patches(images, mask, self.opts.patch_size)
-        return plot_reconstructions(images, masked, recon, self.run_dir / "plots" / "reconstructions.png",
-                                    f"{self.cfg.name}: epoch {epoch}, {self.opts.mask_ratio:.0%} of patches masked")
+        return plot_reconstructions(
+            images,
+            masked,
+            recon,
+            self.run_dir / "plots" / "reconstructions.png",
+            f"{self.cfg.name}: epoch {epoch}, {self.opts.mask_ratio:.0%} of patches masked",
+        )
 
     def fit(self) -> list[dict[str, Any]]:
         tc = self.cfg.train
@@ -377,8 +412,13 @@ class Pretrainer:
         while epoch < tc.epochs and not self.budget.expired():
             first = self.step - epoch * tc.iters_per_epoch
             total, started = torch.zeros((), device=self.device), time.perf_counter()
-            bar = tqdm(range(first, tc.iters_per_epoch), desc=f"pretrain {epoch + 1}/{tc.epochs}",
-                       disable=not self.progress, leave=False, mininterval=0.5 if sys.stderr.isatty() else 60)
+            bar = tqdm(
+                range(first, tc.iters_per_epoch),
+                desc=f"pretrain {epoch + 1}/{tc.epochs}",
+                disable=not self.progress,
+                leave=False,
+                mininterval=0.5 if sys.stderr.isatty() else 60,
+            )
             for it in bar:
                 loss = self.train_step(next(batches)["views"][0].to(self.device, non_blocking=True))
                 total += loss
@@ -390,24 +430,32 @@ class Pretrainer:
             bar.close()
             seconds = time.perf_counter() - started
             steps = max(1, self.step - epoch * tc.iters_per_epoch - first)
-            record = {"epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
-                      "train/loss": float(total.item()) / steps,
-                      "images_per_s": steps * tc.batch_size / max(seconds, 1e-9), "epoch_seconds": seconds,
-                      **self.epoch_extras()}
+            record = {
+                "epoch": epoch + 1,
+                "step": self.step,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train/loss": float(total.item()) / steps,
+                "images_per_s": steps * tc.batch_size / max(seconds, 1e-9),
+                "epoch_seconds": seconds,
+                **self.epoch_extras(),
+            }
             self.history.append(record)
             with (self.run_dir / "metrics.jsonl").open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
             self.write_preview(*preview, epoch + 1)
             self.save()
             if self.progress:
-                tqdm.write(f"pretrain epoch {epoch + 1}/{tc.epochs}  {self.loss_name} {record['train/loss']:.4f}"
-                           f"  {record['images_per_s']:.0f} img/s")
+                tqdm.write(
+                    f"pretrain epoch {epoch + 1}/{tc.epochs}  {self.loss_name} {record['train/loss']:.4f}"
+                    f"  {record['images_per_s']:.0f} img/s"
+                )
             epoch += 1
         if self.budget.expired():
             self.save()  # the budget may run out after the epoch's save: record it spent, so a resume stops too
             if self.progress:
-                tqdm.write(f"time budget of {self.opts.minutes:g} min spent after {self.step} of {self.total_steps} "
-                           "steps")
+                tqdm.write(
+                    f"time budget of {self.opts.minutes:g} min spent after {self.step} of {self.total_steps} steps"
+                )
         return self.history
 
 
@@ -418,8 +466,14 @@ def resolve_lr(cfg: Config, opts: Any) -> None:
         cfg.train.lr = opts.base_lr * cfg.train.batch_size / 256
 
 
-def pretrain(cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None,
-             kind: type[Pretrainer] = Pretrainer, overwrite: bool = False) -> PretrainResult:
+def pretrain(
+    cfg: Config,
+    resume: bool = False,
+    progress: bool = True,
+    run_dir: Path | None = None,
+    kind: type[Pretrainer] = Pretrainer,
+    overwrite: bool = False,
+) -> PretrainResult:
     """Pretraining of `model.arch` on the configured faces (masked reconstruction unless `kind` says
     otherwise); returns where the backbone is.
 

@@ -37,8 +37,13 @@ def masked_count(num_patches: int, ratio: float) -> int:
     return count
 
 
-def random_patch_mask(batch: int, num_patches: int, ratio: float, device: torch.device | str = "cpu",
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def random_patch_mask(
+    batch: int,
+    num_patches: int,
+    ratio: float,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """(batch, num_patches) float mask, 1 = hidden: exactly `masked_count` random patches per image, drawn as
     MAE's `random_masking` does (argsort of uniform noise, the first N - count patches kept)."""
     keep = num_patches - masked_count(num_patches, ratio)
@@ -69,8 +74,9 @@ def patch_targets(images: torch.Tensor, patch: int, norm_pix: bool, eps: float =
     return target
 
 
-def masked_patch_loss(prediction: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, patch: int,
-                      norm_pix: bool = False) -> torch.Tensor:
+def masked_patch_loss(
+    prediction: torch.Tensor, images: torch.Tensor, mask: torch.Tensor, patch: int, norm_pix: bool = False
+) -> torch.Tensor:
     """Mean squared error over the pixels of the hidden patches only (MAE's loss).
 
     `prediction` and `images` are (B, C, H, W); the per-patch MSE is averaged over the patches with

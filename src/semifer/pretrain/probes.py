@@ -43,9 +43,11 @@ class ProbeResult:
         return asdict(self)
 
     def summary(self) -> str:
-        return (f"{self.backbone}: k-NN (k={self.knn_k}) {100 * self.knn_accuracy:.2f}%  linear "
-                f"{100 * self.linear_accuracy:.2f}%  ({self.train_images} probe-train / {self.test_images} test "
-                f"images, {self.seconds:.0f} s)")
+        return (
+            f"{self.backbone}: k-NN (k={self.knn_k}) {100 * self.knn_accuracy:.2f}%  linear "
+            f"{100 * self.linear_accuracy:.2f}%  ({self.train_images} probe-train / {self.test_images} test "
+            f"images, {self.seconds:.0f} s)"
+        )
 
 
 def backbone_file(path: str | Path) -> Path:
@@ -53,11 +55,15 @@ def backbone_file(path: str | Path) -> Path:
     missing or a folder: a run or export folder is a classifier, not a backbone file."""
     file = weights_path(path)
     if file.is_dir():
-        raise SemiferError(f"{file}: a folder, not a backbone file; give the backbone.safetensors a `semifer "
-                           "pretrain` run wrote (or a .pt/.safetensors backbone), not a run or export folder")
+        raise SemiferError(
+            f"{file}: a folder, not a backbone file; give the backbone.safetensors a `semifer "
+            "pretrain` run wrote (or a .pt/.safetensors backbone), not a run or export folder"
+        )
     if not file.is_file():
-        raise SemiferError(f"{file}: backbone file not found; give runs/NAME/backbone.safetensors, a built-in name "
-                           "(`semifer weights`) or 'random'")
+        raise SemiferError(
+            f"{file}: backbone file not found; give runs/NAME/backbone.safetensors, a built-in name "
+            "(`semifer weights`) or 'random'"
+        )
     return file
 
 
@@ -72,8 +78,9 @@ def backbone_arch(path: str | Path) -> str | None:
         with safe_open(str(path), framework="pt") as handle:
             arch = (handle.metadata() or {}).get("arch")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a backbone file: the safetensors file is truncated or corrupt "
-                              f"({str(exc)[:200]})") from None
+        raise CheckpointError(
+            f"{path}: not a backbone file: the safetensors file is truncated or corrupt ({str(exc)[:200]})"
+        ) from None
     return arch if isinstance(arch, str) else None
 
 
@@ -94,22 +101,23 @@ def frozen_model(path: str | Path | None, arch: str | None = None) -> FERNet:
     return model
 
 
-def features(model: FERNet, faces: FaceSet, img_size: int, batch_size: int = 512,
-             progress: bool = True) -> np.ndarray:
+def features(model: FERNet, faces: FaceSet, img_size: int, batch_size: int = 512, progress: bool = True) -> np.ndarray:
     """(N, D) pooled backbone features of the test view of every face, model in eval mode, fp32."""
     device = next(model.parameters()).device
     _, feats = predict(model, faces, img_size, device, batch_size=batch_size, progress=progress, features=True)
     return feats
 
 
-def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                 k: int = 20) -> float:
+def knn_accuracy(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = 20
+) -> float:
     knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
     return float((knn.fit(train_x, train_y).predict(test_x) == test_y).mean())
 
 
-def linear_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                    c: float = 1.0) -> float:
+def linear_accuracy(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, c: float = 1.0
+) -> float:
     scaler = StandardScaler().fit(train_x)
     clf = LogisticRegression(C=c, max_iter=2000)
     clf.fit(scaler.transform(train_x), train_y)
@@ -120,18 +128,28 @@ def check_probe_options(train_images: int, train_classes: int, img_size: int, k:
     """Refuse, before any feature is extracted, what the probes cannot fit: the k-NN probe needs 1 <= k <= the
     probe-train images, the linear probe two classes, and the input size must be a real face size."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= train_images:
-        raise SemiferError(f"--k {k}: the k-NN probe needs a whole number of neighbours from 1 to the "
-                           f"{train_images} probe-train images")
+        raise SemiferError(
+            f"--k {k}: the k-NN probe needs a whole number of neighbours from 1 to the "
+            f"{train_images} probe-train images"
+        )
     low, high = IMG_SIZES
     if isinstance(img_size, bool) or not isinstance(img_size, int) or not low <= img_size <= high:
         raise SemiferError(f"--img-size {img_size}: expected a whole number of pixels from {low} to {high}")
     if train_classes < 2:
-        raise SemiferError(f"the probe-train set has {train_classes} class; the linear probe needs faces of at "
-                           "least two expressions")
+        raise SemiferError(
+            f"the probe-train set has {train_classes} class; the linear probe needs faces of at least two expressions"
+        )
 
 
-def probe(path: str | Path | None, train: FaceSet, test: FaceSet, img_size: int, arch: str | None = None,
-          k: int = 20, progress: bool = True) -> ProbeResult:
+def probe(
+    path: str | Path | None,
+    train: FaceSet,
+    test: FaceSet,
+    img_size: int,
+    arch: str | None = None,
+    k: int = 20,
+    progress: bool = True,
+) -> ProbeResult:
     """k-NN and linear-probe accuracy on `test` of the frozen backbone in `path` (None: random init)."""
     if not train.is_labeled or not test.is_labeled:
         raise SemiferError("probes need labeled probe-train and test sets (the labels are used by the probe only)")
@@ -141,7 +159,13 @@ def probe(path: str | Path | None, train: FaceSet, test: FaceSet, img_size: int,
     with torch.inference_mode():
         train_x = features(model, train, img_size, progress=progress)
         test_x = features(model, test, img_size, progress=progress)
-    return ProbeResult(str(path) if path else "random init", model.arch, len(train), len(test), k,
-                       knn_accuracy(train_x, train.labels, test_x, test.labels, k),
-                       linear_accuracy(train_x, train.labels, test_x, test.labels),
-                       time.perf_counter() - started)
+    return ProbeResult(
+        str(path) if path else "random init",
+        model.arch,
+        len(train),
+        len(test),
+        k,
+        knn_accuracy(train_x, train.labels, test_x, test.labels, k),
+        linear_accuracy(train_x, train.labels, test_x, test.labels),
+        time.perf_counter() - started,
+    )

@@ -70,8 +70,10 @@ def simclr_options(cfg: Config) -> SimCLROptions:
     if opts.temperature <= 0 or len(opts.crop_scale) != 2:
         raise ConfigError("pretrain.temperature must be > 0 and pretrain.crop_scale two numbers")
     if opts.low_res is not None and not (0 < opts.low_res <= cfg.data.img_size and 0 <= opts.low_res_fraction <= 1):
-        raise ConfigError(f"pretrain.low_res must be in 1..data.img_size ({cfg.data.img_size}) and "
-                          f"pretrain.low_res_fraction in [0, 1]; got {opts.low_res} and {opts.low_res_fraction}")
+        raise ConfigError(
+            f"pretrain.low_res must be in 1..data.img_size ({cfg.data.img_size}) and "
+            f"pretrain.low_res_fraction in [0, 1]; got {opts.low_res} and {opts.low_res_fraction}"
+        )
     return opts
 
 
@@ -82,8 +84,12 @@ class SimCLR(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.temperature = temperature
-        self.projector = nn.Sequential(nn.Linear(backbone.feature_dim, hidden), nn.BatchNorm1d(hidden),
-                                       nn.ReLU(inplace=True), nn.Linear(hidden, out))
+        self.projector = nn.Sequential(
+            nn.Linear(backbone.feature_dim, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, out),
+        )
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         """What `model.pretrained=` loads: the backbone alone (the projection head is discarded)."""
@@ -129,8 +135,7 @@ class SimCLRPretrainer(Pretrainer):
 
     def batch_view(self, size: int | None = None) -> ContrastiveBatchView:
         o, d = self.opts, self.cfg.data
-        return ContrastiveBatchView(size or d.img_size, o.crop_scale, o.jitter, o.jitter_p, o.grayscale_p,
-                                    d.bgr_quirk)
+        return ContrastiveBatchView(size or d.img_size, o.crop_scale, o.jitter, o.jitter_p, o.grayscale_p, d.bgr_quirk)
 
     def _preview_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed faces and two seeded draws of their views, so the figure shows the augmentation."""
@@ -157,5 +162,11 @@ class SimCLRPretrainer(Pretrainer):
             return self.run_dir / "plots" / "views.png"
         faces = torch.stack([Normalize()(self.faces.load(i)) for i in range(len(first))])
         faces = nn.functional.interpolate(faces, size=first.shape[-2:], mode="bilinear", antialias=True)
-        return plot_reconstructions(faces, first, second, self.run_dir / "plots" / "views.png",
-                                    f"{self.cfg.name}: two SimCLR views of each face", ("face", "view 1", "view 2"))
+        return plot_reconstructions(
+            faces,
+            first,
+            second,
+            self.run_dir / "plots" / "views.png",
+            f"{self.cfg.name}: two SimCLR views of each face",
+            ("face", "view 1", "view 2"),
+        )

@@ -67,8 +67,7 @@ class ViTMaskedAutoencoder(nn.Module):
     linears, xavier patch projection, N(0, 0.02) tokens) and its position embedding is frozen to sin-cos.
     """
 
-    def __init__(self, backbone: ViTBackbone, decoder_dim: int = 512, decoder_depth: int = 8,
-                 decoder_heads: int = 16):
+    def __init__(self, backbone: ViTBackbone, decoder_dim: int = 512, decoder_depth: int = 8, decoder_heads: int = 16):
         super().__init__()
         if decoder_dim % decoder_heads:
             raise ValueError(f"pretrain.decoder_dim {decoder_dim} must be a multiple of decoder_heads {decoder_heads}")
@@ -80,7 +79,8 @@ class ViTMaskedAutoencoder(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(decoder_dim, backbone.grid), requires_grad=False)
         self.decoder_blocks = nn.ModuleList(
-            Block(decoder_dim, decoder_heads, 4.0, qkv_bias=True, norm_layer=norm) for _ in range(decoder_depth))
+            Block(decoder_dim, decoder_heads, 4.0, qkv_bias=True, norm_layer=norm) for _ in range(decoder_depth)
+        )
         self.decoder_norm = norm(decoder_dim)
         self.decoder_pred = nn.Linear(decoder_dim, self.patch * self.patch * 3)
         self._init_weights()

@@ -24,8 +24,12 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path:
     axes[0].legend(fontsize=7)
     tested = [r for r in history if "test" in r]
     axes[1].plot([r["epoch"] for r in tested], [100 * r["test"]["accuracy"] for r in tested], marker="o", label="acc")
-    axes[1].plot([r["epoch"] for r in tested], [100 * r["test"]["mean_class_accuracy"] for r in tested],
-                 marker=".", label="mean-class acc")
+    axes[1].plot(
+        [r["epoch"] for r in tested],
+        [100 * r["test"]["mean_class_accuracy"] for r in tested],
+        marker=".",
+        label="mean-class acc",
+    )
     axes[1].set_title("test (EMA model)")
     axes[1].set_ylabel("%")
     axes[1].legend(fontsize=7)
@@ -63,12 +67,20 @@ def plot_comparison(histories: dict[str, list[dict[str, Any]]], path: Path, titl
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     for name, history in histories.items():
         tested = [r for r in history if "test" in r]
-        (line,) = axes[0].plot([r["epoch"] for r in tested], [100 * r["test"]["accuracy"] for r in tested],
-                               label=name, linestyle="--" if "(" in name else "-")
+        (line,) = axes[0].plot(
+            [r["epoch"] for r in tested],
+            [100 * r["test"]["accuracy"] for r in tested],
+            label=name,
+            linestyle="--" if "(" in name else "-",
+        )
         used = [r for r in history if r.get("unlabeled/subset1_fraction") is not None]
         if used:
-            axes[1].plot([r["epoch"] for r in used], [100 * r["unlabeled/subset1_fraction"] for r in used],
-                         color=line.get_color(), linestyle=line.get_linestyle())
+            axes[1].plot(
+                [r["epoch"] for r in used],
+                [100 * r["unlabeled/subset1_fraction"] for r in used],
+                color=line.get_color(),
+                linestyle=line.get_linestyle(),
+            )
     axes[0].set_title("test accuracy (EMA model)")
     axes[1].set_title("unlabeled images trained on a pseudo-label")
     for ax in axes:

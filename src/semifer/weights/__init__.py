@@ -45,8 +45,10 @@ def verify_files(folder: Path, files: dict[str, str], fix: str) -> None:
         if not path.is_file():
             raise CheckpointError(f"{path}: missing; {fix}")
         if sha256_file(path) != expected:
-            raise CheckpointError(f"{path}: its sha256 does not match the one in {folder / MODEL_JSON}, so the "
-                                  f"file was altered or damaged; {fix}")
+            raise CheckpointError(
+                f"{path}: its sha256 does not match the one in {folder / MODEL_JSON}, so the "
+                f"file was altered or damaged; {fix}"
+            )
 
 
 @dataclass(frozen=True)
@@ -116,15 +118,29 @@ def is_builtin(name: str | Path) -> bool:
 def get_weights(name: str, kind: str | None = None) -> BuiltinWeights:
     """The built-in `name`, its files verified against their sha256; `kind` checks it is of that kind."""
     if name not in builtin_names():
-        raise SemiferError(f"no built-in weights named {name!r}; the built-ins are {', '.join(builtin_names())} "
-                           "(`semifer weights` lists them)")
+        raise SemiferError(
+            f"no built-in weights named {name!r}; the built-ins are {', '.join(builtin_names())} "
+            "(`semifer weights` lists them)"
+        )
     weights = _read(ROOT / name)
     if kind is not None and weights.kind != kind:
         others = [w.name for w in list_weights() if w.kind == kind]
-        raise SemiferError(f"{name} is a built-in {weights.kind}, not a {kind}; the built-in {kind}s are "
-                           f"{', '.join(others) or 'none'}")
+        raise SemiferError(
+            f"{name} is a built-in {weights.kind}, not a {kind}; the built-in {kind}s are {', '.join(others) or 'none'}"
+        )
     return weights.verify()
 
 
-__all__ = ["CLASSIFIER", "KINDS", "MODEL_JSON", "REPRESENTATION", "BuiltinWeights", "builtin_names", "get_weights",
-           "is_builtin", "list_weights", "sha256_file", "verify_files"]
+__all__ = [
+    "CLASSIFIER",
+    "KINDS",
+    "MODEL_JSON",
+    "REPRESENTATION",
+    "BuiltinWeights",
+    "builtin_names",
+    "get_weights",
+    "is_builtin",
+    "list_weights",
+    "sha256_file",
+    "verify_files",
+]
