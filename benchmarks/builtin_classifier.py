@@ -67,6 +67,8 @@ def recipe_overrides(run: Path, preset: str) -> list[str]:
             continue
         if key == "model.pretrained" and Path(str(have)).name.startswith("simclr-prog-2"):
             continue  # the built-in representation's file, as it was before it was packaged
+        if key == "method.teachers":
+            have = "[" + ", ".join(f"runs/{Path(t).name}" for t in have) + "]"  # as rebuild_commands names them
         diff.append(f"{key}={have}")
     return diff
 
@@ -76,10 +78,8 @@ def rebuild_commands(run: Path, preset: str) -> list[str]:
     overrides = recipe_overrides(run, preset)
     teachers = [Path(t) for t in load_config(str(run / "config.yaml")).method.get("teachers", [])]
     commands = [rebuild_commands(t, preset)[-1] + f" name={t.name}" for t in teachers]
-    if teachers:
-        listed = ", ".join(f"runs/{t.name}" for t in teachers)
-        overrides = [o for o in overrides if not o.startswith("method.teachers=")] + [f"'method.teachers=[{listed}]'"]
-    return [*commands, " ".join(["semifer train -c", preset, *overrides])]
+    quoted = [f"'{o}'" if " " in o else o for o in overrides]
+    return [*commands, " ".join(["semifer train -c", preset, *quoted])]
 
 
 def last_epoch(run: Path) -> dict[str, Any]:
@@ -128,11 +128,13 @@ def package(run: Path, preset: str, name: str, commands: list[str]) -> dict[str,
     cfg = load_config(preset)
     info.data.update({"train": cfg.data.train, "test": cfg.data.test})
     info.source = ""
+    if "teachers" in info.method:  # named as the rebuild commands name them, not where they ran
+        info.method["teachers"] = [f"runs/{Path(t).name}" for t in info.method["teachers"]]
     metrics = info.metrics or {}
     info.builtin = {
         "name": name,
         "kind": "classifier",
-        "summary": f"7-class expression classifier, {info.arch} at {info.img_size} px grey faces, fine-tuned from "
+        "summary": f"7-class expression classifier, {info.arch} at {info.img_size} px grey faces, trained from "
         "the built-in face representation",
         "data": f"FER2013 Training, {info.data.get('labeled')} labeled faces ({info.data.get('split')}; "
         f"{len(json.loads((run / 'split.json').read_text()).get('validation', []))} more held out for "

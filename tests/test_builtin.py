@@ -254,3 +254,16 @@ def test_probe_takes_the_builtin_representation_by_name():
     shipped = load_safetensors(weights.get_weights(weights.REPRESENTATION).weights_file)
     probed = frozen_model(weights.REPRESENTATION).backbone.state_dict()
     assert all(torch.equal(probed[k], v) for k, v in shipped.items())
+
+
+def test_exported_files_are_readable_as_a_plain_open_would_make_them(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        export_dir = tmp_path / "export"
+        assert main(["export", weights.CLASSIFIER, "--format", "safetensors", "--out", str(export_dir)]) == 0
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "model.json", "MODEL_CARD.md"):
+        assert (export_dir / name).stat().st_mode & 0o777 == 0o644, name

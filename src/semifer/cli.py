@@ -134,6 +134,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         summary += f"; {len(report.errors)} unreadable (listed above)"
     if report.not_regular:
         summary += f"; {report.not_regular} skipped: not regular files (FIFOs, sockets or devices)"
+    sys.stdout.flush()  # the rows on stdout before the summary on stderr, in a terminal too
     print(summary + (f" -> {out}" if out else ""), file=sys.stdout if out else sys.stderr)
     return 1 if report.errors else 0
 
@@ -390,8 +391,20 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: object
 _python_show_warning = warnings.showwarning
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; KEY=VALUE overrides may also follow options (`fit DIR --unlabeled U train.epochs=5`),
+    which argparse alone rejects once a command's positionals were read."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*(args.overrides or []), *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         return _run(args)

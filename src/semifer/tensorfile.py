@@ -144,6 +144,16 @@ def check_finite(tensors: Mapping[str, Any], path: str | Path, what: str = "weig
             )
 
 
+def temp_beside(path: Path) -> tuple[int, str]:
+    """A new temp file in `path`'s folder, named after it, with the permissions a plain `open` would give
+    (mkstemp's 0600 would leave an exported model or a run unreadable to the other users of a machine)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
 def write_atomically(path: Path, data: bytes | str, what: str = "file") -> Path:
     """Write `data` through a temp file in the same folder, then rename: readers see the old file or the whole
     new one, never half of it. On any failure the temp file is removed and a SemiferError says what happened
@@ -151,7 +161,7 @@ def write_atomically(path: Path, data: bytes | str, what: str = "file") -> Path:
     blob = data.encode() if isinstance(data, str) else data
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+        fd, tmp = temp_beside(path)
         with os.fdopen(fd, "wb") as handle:
             handle.write(blob)
             handle.flush()

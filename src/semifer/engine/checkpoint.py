@@ -16,7 +16,6 @@ import errno
 import hashlib
 import os
 import random
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,8 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..tensorfile import check_finite, load_torch_file
+from ..tensorfile import PARTIAL_SUFFIX, check_finite, load_torch_file, temp_beside
 
-PARTIAL_SUFFIX = ".partial"
 CHECKSUMS = "checksums"
 # Parts whose plain data is left out of their checksum (their tensors are in): the Python and numpy RNG states
 # decide only which random draws follow a resume, never a weight or a result, and checkpoints converted from
@@ -44,7 +42,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], what: str = "checkpoi
     removed by `remove_partial_writes` when the run starts again); a full disk is reported as such.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

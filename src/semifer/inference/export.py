@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from ..errors import SemiferError
-from ..tensorfile import PARTIAL_SUFFIX, check_finite, write_error
+from ..tensorfile import check_finite, temp_beside, write_error
 from ..weights import is_builtin, sha256_file
 from .backends import ONNX_METADATA_KEY, OnnxBackend, PixelInputNet
 from .loading import MODEL_JSON, ONNX, WEIGHTS, open_torch_model
@@ -91,7 +90,7 @@ class _Staging:
 
     def path(self, name: str) -> Path:
         """A new empty temp file for `name` (for writers that take a path)."""
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.", suffix=PARTIAL_SUFFIX)
+        fd, tmp = temp_beside(self.folder / name)
         os.close(fd)
         self.temps[self.folder / name] = Path(tmp)
         return Path(tmp)
