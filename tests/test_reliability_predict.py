@@ -3,8 +3,6 @@ huge or 16-bit images), every bad option or output path refused up front in one 
 output as computed and memory flat on long videos, and no face reported inside another."""
 
 import contextlib
-import csv
-import json
 import os
 import struct
 import threading
@@ -27,23 +25,7 @@ from semifer.inference.loading import load
 from semifer.inference.predictor import Predictor
 from semifer.inference.sources import frames_of, to_rgb
 from semifer.labels import CANONICAL
-
-
-def write_crops(root, n):
-    """Synthetic 48 px faces as PNGs in class folders."""
-    faces = load_dataset(f"synthetic:?split=test&n={n}")
-    for i, (pixels, label) in enumerate(zip(faces.pixels, faces.labels, strict=True)):
-        path = root / CANONICAL[label] / f"{i:03d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(path)
-    return root
-
-
-def read_rows(path):
-    if str(path).endswith(".json"):
-        return json.loads(path.read_text())
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+from test_predict import read_rows, write_crops
 
 
 def error_lines(err):

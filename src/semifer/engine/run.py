@@ -18,7 +18,7 @@ from ..data.registry import load_dataset
 from ..data.splits import Split, add_validation, apply_split, check_labeled_pixels, make_split, validation_part
 from ..errors import ConfigError
 from ..methods import Method, build_method, method_class
-from ..models import FERNet, load_backbone_weights, load_model_weights
+from ..models import FERNet, fernet_from_config, load_backbone_weights, load_model_weights
 from ..report.plots import plot_run
 from ..weights import get_weights, is_builtin
 from . import distributed as dist
@@ -145,18 +145,7 @@ def own_training_notice(cfg: Config) -> str | None:
 def make_model(cfg: Config, num_classes: int) -> FERNet:
     """The configured FERNet (head resolved from the method), freshly initialised."""
     resolve_head(cfg)
-    m = cfg.model
-    return FERNet(
-        m.arch,
-        num_classes,
-        m.dropout,
-        m.l2norm,
-        m.attention,
-        m.feature_dropout,
-        cfg.data.img_size,
-        m.patch_size,
-        m.drop_path,
-    )
+    return fernet_from_config(cfg.model, num_classes, cfg.data.img_size)
 
 
 def check_pretrained_arch(cfg: Config) -> None:

@@ -3,6 +3,8 @@ backbone's pooling (global average; + fc_norm for a ViT) -> dropout -> (optional
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -82,3 +84,18 @@ class FERNet(nn.Module):
         feature = self.embed(x)
         logits = self.head(feature)
         return (logits, feature) if features else logits
+
+
+def fernet_from_config(model: Any, num_classes: int, img_size: int) -> FERNet:
+    """A FERNet built from a config's `model` section (its head options already resolved) at `img_size`."""
+    return FERNet(
+        model.arch,
+        num_classes,
+        model.dropout,
+        model.l2norm,
+        model.attention,
+        model.feature_dropout,
+        img_size,
+        model.patch_size,
+        model.drop_path,
+    )

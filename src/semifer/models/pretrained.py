@@ -49,20 +49,26 @@ def weights_path(path_or_name: str | Path) -> Path:
     return Path(path_or_name)
 
 
+def weights_file(path: str | Path, what: str, folder_hint: str, missing_hint: str) -> Path:
+    """The existing file a weights argument names (a built-in name or a path); a folder or a missing file is
+    one SemiferError ending in the hint that fits the caller."""
+    file = weights_path(path)
+    if file.is_dir():
+        raise SemiferError(f"{file}: a folder, not a {what}; {folder_hint}")
+    if not file.is_file():
+        raise SemiferError(f"{file}: {what} not found; {missing_hint}")
+    return file
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a `.pth`/`.pt` (plain, or under 'state_dict'/'model') or `.safetensors` checkpoint, or of a
     built-in named by its name (`face-simclr-small`)."""
-    path = weights_path(path)
-    if path.is_dir():
-        raise SemiferError(
-            f"{path}: a folder, not a weights file; give the backbone or checkpoint file itself "
-            "(runs/NAME/backbone.safetensors, runs/NAME/checkpoints/last.pt)"
-        )
-    if not path.is_file():
-        raise SemiferError(
-            f"{path}: checkpoint not found; give the local path of the file you downloaded, or a "
-            "built-in name (`semifer weights` lists them)"
-        )
+    path = weights_file(
+        path,
+        "weights file",
+        "give the backbone or checkpoint file itself (runs/NAME/backbone.safetensors, runs/NAME/checkpoints/last.pt)",
+        "give the local path of the file you downloaded, or a built-in name (`semifer weights` lists them)",
+    )
     if path.suffix == ".safetensors":
         tensors = load_safetensors(path, "pretrained weights file")
     else:

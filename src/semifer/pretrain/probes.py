@@ -23,7 +23,7 @@ from ..data.faceset import FaceSet
 from ..engine.evaluate import predict
 from ..errors import CheckpointError, SemiferError
 from ..inference.model_info import IMG_SIZES
-from ..models import BACKBONES, FERNet, load_backbone_weights, read_state_dict, weights_path
+from ..models import BACKBONES, FERNet, load_backbone_weights, read_state_dict, weights_file
 
 
 @dataclass
@@ -53,18 +53,13 @@ class ProbeResult:
 def backbone_file(path: str | Path) -> Path:
     """The backbone file `path` names (a built-in name or a file), refused with one clear error when it is
     missing or a folder: a run or export folder is a classifier, not a backbone file."""
-    file = weights_path(path)
-    if file.is_dir():
-        raise SemiferError(
-            f"{file}: a folder, not a backbone file; give the backbone.safetensors a `semifer "
-            "pretrain` run wrote (or a .pt/.safetensors backbone), not a run or export folder"
-        )
-    if not file.is_file():
-        raise SemiferError(
-            f"{file}: backbone file not found; give runs/NAME/backbone.safetensors, a built-in name "
-            "(`semifer weights`) or 'random'"
-        )
-    return file
+    return weights_file(
+        path,
+        "backbone file",
+        "give the backbone.safetensors a `semifer pretrain` run wrote (or a .pt/.safetensors backbone), not a run "
+        "or export folder",
+        "give runs/NAME/backbone.safetensors, a built-in name (`semifer weights`) or 'random'",
+    )
 
 
 def backbone_arch(path: str | Path) -> str | None:
