@@ -373,3 +373,17 @@ def test_numeric_overrides_raise_only_config_errors_and_keep_values_in_range(key
         pytest.fail(f"{key}={value!r}: {type(exc).__name__}: {exc}")
     numbers = held if isinstance(held, list | tuple) else [held]
     assert all(bounds(key).holds(n) for n in numbers if n is not None), f"{key}={value!r} accepted"
+
+
+def test_init_from_a_damaged_checkpoint_is_refused(tmp_path):
+    from semifer.models import FERNet, load_model_weights
+
+    path = tmp_path / "last.pt"
+    model = FERNet("small_cnn", 7)
+    save_checkpoint({"model": model.state_dict(), "config": {}}, path)
+    load_model_weights(FERNet("small_cnn", 7), path)  # intact: loads
+    state = torch.load(path, weights_only=True)
+    state["model"]["head.bias"] += 1  # changed after semifer wrote it, checksums kept
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_model_weights(FERNet("small_cnn", 7), path)

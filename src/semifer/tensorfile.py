@@ -11,6 +11,7 @@ readers see whole or not at all, as exports need.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import pickle
 import re
@@ -183,3 +184,64 @@ def write_error(path: Path, exc: OSError, what: str) -> SemiferError:
             "command again (nothing was left half-written)"
         )
     return SemiferError(f"{path}: cannot write the {what} ({exc.strerror or exc}); choose a folder you can write to")
+
+
+CHECKSUMS = "checksums"
+# Parts whose plain data is left out of their checksum (their tensors are in): the Python and numpy RNG states
+# decide only which random draws follow a resume, never a weight or a result, and checkpoints converted from
+# older versions hold them in another form.
+_TENSORS_ONLY = frozenset({"rng"})
+
+
+def content_checksums(state: dict[str, Any]) -> dict[str, str]:
+    """sha256 of each top-level part's content: tensors by dtype, shape and bytes, plain data by value."""
+    sums = {}
+    for key, value in state.items():
+        if key == CHECKSUMS:
+            continue
+        digest = hashlib.sha256()
+        _feed(digest, value, plain=key not in _TENSORS_ONLY)
+        sums[str(key)] = digest.hexdigest()
+    return sums
+
+
+def _feed(digest: Any, value: Any, plain: bool, where: str = "") -> None:
+    """Add `value` to `digest` in a form that a save and load round trip keeps (dict order aside); without
+    `plain`, only its tensors and where they sit."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{where}:T{flat.dtype}{tuple(value.shape)}\0".encode())
+        digest.update(flat.view(torch.uint8).numpy())
+    elif isinstance(value, dict | list | tuple):
+        items = sorted(value.items(), key=lambda kv: repr(kv[0])) if isinstance(value, dict) else enumerate(value)
+        if plain:
+            digest.update(f"{where}:{'{' if isinstance(value, dict) else '['}\0".encode())
+        for key, item in items:
+            _feed(digest, item, plain, f"{where}/{key!r}")
+    elif not plain:
+        return
+    elif isinstance(value, np.ndarray):
+        digest.update(f"{where}:A{value.dtype}{value.shape}\0".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    else:
+        digest.update(f"{where}:{type(value).__name__}:{value!r}\0".encode())
+
+
+def verify_checksums(state: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose content no longer matches the checksums written with it."""
+    recorded = state.get(CHECKSUMS)
+    if recorded is None:
+        return  # written before semifer kept checksums
+    now = content_checksums(state)
+    changed = sorted(
+        k
+        for k in set(now) | set(recorded if isinstance(recorded, dict) else {})
+        if not isinstance(recorded, dict) or recorded.get(k) != now.get(k)
+    )
+    if changed:
+        parts = ", ".join(repr(k) for k in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise CheckpointError(
+            f"{path}: checksum mismatch in {parts}: the file changed after semifer wrote it (a "
+            "failing disk or a bad copy), so its contents cannot be trusted; restore it from a "
+            "backup or copy it again, or train the run again (--overwrite)"
+        )

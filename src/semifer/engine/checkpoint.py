@@ -13,7 +13,6 @@ at load too: such a model predicts nothing but NaN, and resuming it trains nothi
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import random
 from collections.abc import Callable
@@ -24,13 +23,16 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
-from ..tensorfile import PARTIAL_SUFFIX, check_finite, load_torch_file, temp_beside
+from ..tensorfile import (
+    CHECKSUMS,
+    PARTIAL_SUFFIX,
+    check_finite,
+    content_checksums,
+    load_torch_file,
+    temp_beside,
+    verify_checksums,
+)
 
-CHECKSUMS = "checksums"
-# Parts whose plain data is left out of their checksum (their tensors are in): the Python and numpy RNG states
-# decide only which random draws follow a resume, never a weight or a result, and checkpoints converted from
-# older versions hold them in another form.
-_TENSORS_ONLY = frozenset({"rng"})
 # The parts that hold weights a model is built from, checked for NaN and inf.
 _WEIGHTS = {"model": "checkpoint's model", "ema": "checkpoint's EMA model"}
 
@@ -118,60 +120,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if isinstance(state.get(part), dict):
             check_finite(state[part], path, what)
     return state
-
-
-def content_checksums(state: dict[str, Any]) -> dict[str, str]:
-    """sha256 of each top-level part's content: tensors by dtype, shape and bytes, plain data by value."""
-    sums = {}
-    for key, value in state.items():
-        if key == CHECKSUMS:
-            continue
-        digest = hashlib.sha256()
-        _feed(digest, value, plain=key not in _TENSORS_ONLY)
-        sums[str(key)] = digest.hexdigest()
-    return sums
-
-
-def _feed(digest: Any, value: Any, plain: bool, where: str = "") -> None:
-    """Add `value` to `digest` in a form that a save and load round trip keeps (dict order aside); without
-    `plain`, only its tensors and where they sit."""
-    if isinstance(value, torch.Tensor):
-        flat = value.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{where}:T{flat.dtype}{tuple(value.shape)}\0".encode())
-        digest.update(flat.view(torch.uint8).numpy())
-    elif isinstance(value, dict | list | tuple):
-        items = sorted(value.items(), key=lambda kv: repr(kv[0])) if isinstance(value, dict) else enumerate(value)
-        if plain:
-            digest.update(f"{where}:{'{' if isinstance(value, dict) else '['}\0".encode())
-        for key, item in items:
-            _feed(digest, item, plain, f"{where}/{key!r}")
-    elif not plain:
-        return
-    elif isinstance(value, np.ndarray):
-        digest.update(f"{where}:A{value.dtype}{value.shape}\0".encode())
-        digest.update(np.ascontiguousarray(value).tobytes())
-    else:
-        digest.update(f"{where}:{type(value).__name__}:{value!r}\0".encode())
-
-
-def verify_checksums(state: dict[str, Any], path: Path) -> None:
-    """Refuse a checkpoint whose content no longer matches the checksums written with it."""
-    recorded = state.get(CHECKSUMS)
-    if recorded is None:
-        return  # written before semifer kept checksums
-    now = content_checksums(state)
-    changed = sorted(
-        k
-        for k in set(now) | set(recorded if isinstance(recorded, dict) else {})
-        if not isinstance(recorded, dict) or recorded.get(k) != now.get(k)
-    )
-    if changed:
-        parts = ", ".join(repr(k) for k in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-        raise CheckpointError(
-            f"{path}: checksum mismatch in {parts}: the file changed after semifer wrote it (a "
-            "failing disk or a bad copy), so its contents cannot be trusted; restore it from a "
-            "backup or copy it again, or train the run again (--overwrite)"
-        )
 
 
 def rng_state() -> dict[str, Any]:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, SemiferError
-from ..tensorfile import check_finite, load_safetensors, load_torch_file
+from ..tensorfile import CHECKSUMS, check_finite, load_safetensors, load_torch_file, verify_checksums
 from ..weights import get_weights, is_builtin
 
 _PREFIXES = ("module.", "backbone.", "encoder.", "model.", "base.", "features.")
@@ -73,6 +73,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         tensors = load_safetensors(path, "pretrained weights file")
     else:
         blob = load_torch_file(path, "pretrained weights file")
+        if isinstance(blob, dict) and CHECKSUMS in blob:  # a semifer checkpoint (`model.init_from=RUN/...pt`)
+            verify_checksums(blob, path)
         for key in ("state_dict", "model", "ema"):
             if isinstance(blob, dict) and isinstance(blob.get(key), dict):
                 blob = blob[key]
