@@ -155,6 +155,17 @@ def split_model_argument(model: str | None, items: list[str]) -> tuple[str | Non
     return model, items
 
 
+def _cmd_select(args: argparse.Namespace) -> None:
+    from .inference.selecting import select_faces
+
+    result = select_faces(args.pool, args.budget, args.strategy, args.out, args.backbone, args.seed, args.labeled)
+    skipped = f"; {result.unreadable} unreadable files skipped" if result.unreadable else ""
+    print(
+        f"{len(result.rows)} of {result.pool} faces chosen by {args.strategy}{skipped} -> {result.csv} and "
+        f"{result.folder}"
+    )
+
+
 def _cmd_weights(args: argparse.Namespace) -> None:
     from .weights import list_weights
 
@@ -348,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--student", action="store_true", help="export the student weights instead of the EMA")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("select", help="choose which faces of an unlabeled pool to label, from a face representation")
+    p.add_argument("pool", help="a folder of face images, or any dataset spec (its labels are not read)")
+    p.add_argument("--budget", type=int, required=True, help="how many faces to choose")
+    p.add_argument("--strategy", default="typiclust", choices=("typiclust", "kcenter", "random"))
+    p.add_argument("--out", default="to-label", help="folder for selected.csv and faces/ (default: to-label)")
+    p.add_argument("--backbone", default="face-simclr-small", help="representation: a built-in name or a file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--labeled", help="selected.csv of an earlier round: those faces count as chosen already")
+    p.set_defaults(func=_cmd_select)
 
     p = sub.add_parser("weights", help="the built-in weights: face representation and expression classifier")
     p.add_argument("--json", action="store_true", help="print the list as JSON")

@@ -1,0 +1,99 @@
+"""`semifer select`: embed an unlabeled pool with a face representation, choose the faces to label
+(`semifer.selection`), and write them as `selected.csv` plus a folder of the chosen faces to label."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data.faceset import FaceSet, read_image
+from ..data.registry import load_dataset
+from ..errors import DataError, SemiferError
+from ..pretrain.probes import features, frozen_model
+from ..selection import select
+
+CSV_NAME = "selected.csv"
+FACES = "faces"
+
+
+@dataclass
+class SelectResult:
+    rows: list[dict[str, str]]
+    pool: int
+    unreadable: int
+    csv: Path
+    folder: Path
+
+
+def open_pool(pool: str) -> FaceSet:
+    """A folder of images (as `unlabeled:`) or any dataset spec, labels dropped."""
+    spec = f"unlabeled:{pool}" if Path(pool).is_dir() else pool
+    return load_dataset(spec).require_nonempty().without_labels()
+
+
+def readable(faces: FaceSet) -> tuple[FaceSet, int]:
+    """The faces whose files decode (all of them for in-memory datasets) and how many did not."""
+    if faces.paths is None:
+        return faces, 0
+    keep = []
+    for i, path in enumerate(faces.paths):
+        try:
+            read_image(path)
+            keep.append(i)
+        except DataError:
+            continue
+    return faces.subset(keep), len(faces) - len(keep)
+
+
+def earlier_ids(path: str | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        with open(path, newline="") as handle:
+            return [row["id"] for row in csv.DictReader(handle)]
+    except (OSError, KeyError, csv.Error) as exc:
+        raise SemiferError(f"{path}: not a selected.csv written by `semifer select` ({exc})") from None
+
+
+def select_faces(
+    pool: str,
+    budget: int,
+    strategy: str = "typiclust",
+    out: str | Path = "to-label",
+    backbone: str = "face-simclr-small",
+    seed: int = 0,
+    labeled: str | None = None,
+    img_size: int = 48,
+) -> SelectResult:
+    """Choose `budget` faces of `pool` by `strategy` on the `backbone` embedding (at `img_size` px); faces of
+    an earlier round's `labeled` selected.csv count as chosen already. Writes OUT/selected.csv and OUT/faces/."""
+    faces, unreadable = readable(open_pool(pool))
+    if not len(faces):
+        raise DataError(pool, "no readable face image in the pool", fix="point it at a folder of face images")
+    position = {sid: i for i, sid in enumerate(faces.ids)}
+    already = [position[s] for s in earlier_ids(labeled) if s in position]
+    embedding = features(frozen_model(backbone).eval(), faces, img_size, progress=False)
+    chosen = select(np.asarray(embedding), budget, strategy, seed, already)
+    out = Path(out)
+    folder = out / FACES
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for rank, (index, cluster) in enumerate(zip(chosen.indices, chosen.clusters, strict=True)):
+        sid = faces.ids[index]
+        name = f"{rank:04d}_{Path(sid).name if faces.paths is not None else sid}"
+        target = folder / (name if faces.paths is not None else f"{name}.png")
+        if faces.paths is not None:
+            shutil.copyfile(faces.paths[index], target)
+        else:
+            Image.fromarray(np.asarray(faces.pixels[index])).save(target)
+        rows.append({"rank": str(rank), "id": sid, "file": target.name, "cluster": str(cluster)})
+    with open(out / CSV_NAME, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["rank", "id", "file", "cluster"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return SelectResult(rows, len(faces), unreadable, out / CSV_NAME, folder)
