@@ -363,7 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("select", help="choose which faces of an unlabeled pool to label, from a face representation")
     p.add_argument("pool", help="a folder of face images, or any dataset spec (its labels are not read)")
     p.add_argument("--budget", type=int, required=True, help="how many faces to choose")
-    p.add_argument("--strategy", default="typiclust", choices=("typiclust", "kcenter", "random"))
+    p.add_argument(
+        "--strategy",
+        default="random",
+        choices=("random", "typiclust", "kcenter"),
+        help="random (default: the best measured on FER2013, see BENCHMARKS.md), typiclust or kcenter",
+    )
     p.add_argument("--out", default="to-label", help="folder for selected.csv and faces/ (default: to-label)")
     p.add_argument("--backbone", default="face-simclr-small", help="representation: a built-in name or a file")
     p.add_argument("--seed", type=int, default=0)

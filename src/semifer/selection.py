@@ -112,7 +112,7 @@ def select_typiclust(embedding: np.ndarray, budget: int, seed: int, already: Seq
 
 
 def select(
-    embedding: np.ndarray, budget: int, strategy: str = "typiclust", seed: int = 0, already: Sequence[int] = ()
+    embedding: np.ndarray, budget: int, strategy: str = "random", seed: int = 0, already: Sequence[int] = ()
 ) -> Selection:
     """`budget` pool indices to label by `strategy`, none of them in `already`."""
     if strategy not in STRATEGIES:

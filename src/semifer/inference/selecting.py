@@ -63,7 +63,7 @@ def earlier_ids(path: str | None) -> list[str]:
 def select_faces(
     pool: str,
     budget: int,
-    strategy: str = "typiclust",
+    strategy: str = "random",
     out: str | Path = "to-label",
     backbone: str = "face-simclr-small",
     seed: int = 0,

@@ -1,0 +1,133 @@
+"""Which faces to label, judged cheaply: a linear probe on the built-in representation's frozen features.
+
+    python benchmarks/selection_probe.py [--budgets 100 400 1000] [--seeds 0 1 2]
+
+FER2013 Training less 3,589 held-out validation faces is the pool, as a simulated person: a face's label is
+read only once it is chosen. Each selection (`uniform` random, the Ada-CM `stratified` protocol, which reads the
+labels to balance classes, `kcenter`, `typiclust`) picks the budget from the built-in representation's
+embedding; a logistic regression on the chosen faces' frozen features (C by 3-fold cross-validation on those
+faces alone) is scored on the validation faces (which choose `semifer select`'s default) and on PublicTest.
+This ranks selections without fine-tuning; semifer's methods fine-tune the whole network, so the gaps here are a
+first indication, not the fine-tuned result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from record import OUT, command, data_root, header, machine, save_json, write_section
+from semifer.data import load_dataset
+from semifer.data.splits import make_split
+from semifer.pretrain.probes import features, frozen_model
+from semifer.selection import select
+from semifer.weights import REPRESENTATION
+
+SELECTIONS = ("uniform", "stratified", "kcenter", "typiclust")
+VAL_FACES, VAL_SEED = 3589, 1234
+
+
+def chosen_indices(selection: str, pool, embedding: np.ndarray, budget: int, seed: int) -> list[int]:
+    if selection == "stratified":
+        split = make_split(pool, f"adacm:{budget}", seed)
+        position = {face_id: i for i, face_id in enumerate(pool.ids)}
+        return [position[face_id] for face_id in split.labeled]
+    return select(embedding, budget, "random" if selection == "uniform" else selection, seed).indices
+
+
+def probe(train_x: np.ndarray, train_y: np.ndarray, scored: dict[str, tuple], seed: int) -> dict[str, float]:
+    """`{name}_accuracy` of a linear probe fitted on the chosen faces, for each scored set."""
+    search = LogisticRegressionCV(
+        Cs=np.logspace(-3, 1, 9).tolist(), cv=KFold(3, shuffle=True, random_state=seed), max_iter=2000
+    )
+    clf = make_pipeline(StandardScaler(), search).fit(train_x, train_y)
+    return {f"{name}_accuracy": float((clf.predict(x) == y).mean()) for name, (x, y) in scored.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budgets", nargs="*", type=int, default=[100, 400, 1000])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn's notices of coming defaults
+    if args.report_only:
+        report(json.loads((OUT / "selection_probe.json").read_text()))
+        return
+    csv = data_root() / "fer2013" / "fer2013.csv.gz"
+    training = load_dataset(f"fer2013:{csv}?split=Training")
+    held_out = np.random.default_rng(VAL_SEED).permutation(len(training))
+    val, pool = training.subset(held_out[:VAL_FACES]), training.subset(np.sort(held_out[VAL_FACES:]))
+    test = load_dataset(f"fer2013:{csv}?split=PublicTest")
+    model = frozen_model(REPRESENTATION).eval()
+    with torch.inference_mode():
+        pool_x, val_x, test_x = (features(model, faces, 48, progress=False) for faces in (pool, val, test))
+    rows = []
+    for budget in args.budgets:
+        for seed in args.seeds:
+            for selection in SELECTIONS:
+                started = time.perf_counter()
+                idx = chosen_indices(selection, pool, pool_x, budget, seed)
+                labels = pool.labels[idx]  # revealed only now
+                rows.append(
+                    {
+                        "selection": selection,
+                        "labels": len(idx),
+                        "seed": seed,
+                        **probe(pool_x[idx], labels, {"val": (val_x, val.labels), "test": (test_x, test.labels)}, seed),
+                        "classes_covered": int(len(set(labels.tolist()))),
+                        "smallest_class": int(np.bincount(labels, minlength=7).min()),
+                        "seconds": time.perf_counter() - started,
+                        "evaluation": f"linear probe on frozen {REPRESENTATION} features, PublicTest",
+                    }
+                )
+                print(f"{budget} {selection} seed {seed}: val {100 * rows[-1]['val_accuracy']:.2f}%", flush=True)
+    blob = {"machine": machine(), "command": command(), "rows": rows}
+    save_json("selection_probe", blob)
+    report(blob)
+
+
+def report(blob: dict) -> None:
+    rows = blob["rows"]
+    budgets = sorted({r["labels"] for r in rows if r["selection"] != "stratified"})
+    lines = [
+        "### Which faces to label: selections judged by a linear probe",
+        "",
+        "FER2013 Training less 3,589 held-out validation faces as the unlabeled pool, labels revealed only for "
+        "the chosen faces; a logistic regression on the built-in representation's frozen features (C by 3-fold "
+        "CV on the chosen faces) scored on the validation faces and on PublicTest. Mean ± sd over seeds (n); "
+        "*stratified* is the Ada-CM protocol, which reads every label to balance the classes, so it is a "
+        "reference a real person cannot use. A frozen probe ranks selections without fine-tuning: a first "
+        "indication, not the fine-tuned result. `semifer select`'s default is the best on the validation faces.",
+        header(blob["machine"]),
+    ]
+    for scored in ("val", "test"):
+        lines += ["", f"{'Validation faces' if scored == 'val' else 'PublicTest'}:", ""]
+        lines += ["| labels | " + " | ".join(SELECTIONS) + " |", "|---" * (len(SELECTIONS) + 1) + "|"]
+        for budget in budgets:
+            cells = []
+            for selection in SELECTIONS:
+                accs = [
+                    100 * r[f"{scored}_accuracy"]
+                    for r in rows
+                    if r["selection"] == selection and abs(r["labels"] - budget) < 5
+                ]
+                sd = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+                cells.append(f"{statistics.mean(accs):.2f}{sd} ({len(accs)})" if accs else "-")
+            lines.append(f"| {budget} | " + " | ".join(cells) + " |")
+    lines += ["", f"Command: `{blob['command']}`. Raw numbers: `benchmarks/out/selection_probe.json`."]
+    write_section("selection_probe", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
