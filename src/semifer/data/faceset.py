@@ -79,7 +79,7 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
     if upright is not None:
         image = image.transpose(upright)
     if image.mode == "F" or image.mode.startswith("I"):
-        return np.repeat(_grey_to_uint8(np.asarray(image), image.mode)[:, :, None], 3, axis=2)
+        return np.repeat(wide_to_uint8(np.asarray(image))[:, :, None], 3, axis=2)
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
         alpha = rgba[:, :, 3:] / 255.0
@@ -87,8 +87,10 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
     return np.array(image if image.mode == "RGB" else image.convert("RGB"))
 
 
-def _grey_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
-    if mode == "F":
+def wide_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Pixel values of a wider type as uint8: floats in [0, 1] scaled to 0-255 (others clipped, NaN 0), 16-bit
+    values scaled from 0-65535 (a PIL 16-bit grey image or a uint16 array), so no value wraps around."""
+    if values.dtype.kind == "f":
         values = np.nan_to_num(values.astype(np.float32), nan=0.0)
         scale = 255.0 if values.max(initial=0.0) <= 1.0 else 1.0
         return np.clip(values * scale, 0, 255).round().astype(np.uint8)

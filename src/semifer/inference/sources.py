@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..data.faceset import read_image, rgb_pixels
+from ..data.faceset import read_image, rgb_pixels, wide_to_uint8
 from ..data.parsing import IMAGE_EXTENSIONS, walk_files
 from ..errors import DataError, SemiferError
 
@@ -105,11 +105,8 @@ def to_rgb(image: object) -> np.ndarray:
         return rgb_pixels(image)
     if isinstance(image, np.ndarray):
         array = image
-        if array.dtype.kind == "f":
-            array = np.nan_to_num(array, nan=0.0)
-            array = np.clip(array * (255.0 if array.max(initial=0) <= 1.0 else 1.0), 0, 255).round()
-        elif array.dtype == np.uint16:
-            array = (array.astype(np.uint32) * 255 + 32767) // 65535
+        if array.dtype.kind == "f" or array.dtype == np.uint16:
+            array = wide_to_uint8(array)
         elif array.dtype.kind in "iu" and array.dtype.itemsize > 1:
             array = np.clip(array, 0, 255)
         array = array.astype(np.uint8, copy=False)
