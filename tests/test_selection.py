@@ -10,7 +10,7 @@ from PIL import Image
 from semifer.cli import main
 from semifer.data import load_dataset
 from semifer.errors import SemiferError
-from semifer.selection import select, typicality
+from semifer.selection import select, select_uncertain, typicality, uncertainty
 
 
 def blobs(centres=6, per=40, seed=0):
@@ -97,3 +97,30 @@ def test_select_command_writes_the_chosen_faces(tmp_path, capsys):
         assert not {r["id"] for r in csv.DictReader(handle)} & {r["id"] for r in rows}
     assert main(["select", str(pool), "--budget", "41", "--out", str(out)]) == 2
     assert "more than the 40 faces" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("measure", ["margin", "entropy"])
+def test_a_later_round_takes_the_least_sure_face_of_each_uncovered_cluster(measure):
+    x, cluster = blobs(centres=3)
+    probs = np.tile([0.9, 0.05, 0.05], (len(x), 1))
+    unsure = [int(np.flatnonzero(cluster == c)[7]) for c in range(3)]
+    probs[unsure] = [0.4, 0.35, 0.25]
+    labeled = [int(np.flatnonzero(cluster == 0)[0])]
+    chosen = select_uncertain(x, probs, 2, measure, seed=0, already=labeled)
+    assert sorted(chosen.indices) == sorted(unsure[1:])  # cluster 0 is covered by the labeled face
+    assert uncertainty(probs[[unsure[0], 0]], measure).argmax() == 0
+    with pytest.raises(SemiferError, match="more than"):
+        select_uncertain(x, probs, len(x) + 1, measure)
+
+
+def test_an_uncertainty_round_uses_a_model_and_names_it_when_missing(tmp_path, capsys):
+    pool = "synthetic:?split=test&n=30"
+    assert main(["select", pool, "--budget", "4", "--strategy", "margin", "--out", str(tmp_path / "r")]) == 2
+    assert "pass --model RUN" in capsys.readouterr().err
+    out = tmp_path / "r2"
+    assert (
+        main(["select", pool, "--budget", "4", "--strategy", "entropy", "--model", "fer2013-small", "--out", str(out)])
+        == 0
+    )
+    written = sorted(p.name for p in (out / "faces").iterdir())
+    assert len(written) == 4 and all(name.endswith(".png") and "/" not in name for name in written)

@@ -8,11 +8,13 @@ import errno
 import json
 import sys
 import warnings
+import webbrowser
 from pathlib import Path
 
 from . import __version__
 from .errors import DataWarning, SemiferError
 from .inference.detect import DETECTORS_HELP
+from .labels import BASIC7
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -158,12 +160,35 @@ def split_model_argument(model: str | None, items: list[str]) -> tuple[str | Non
 def _cmd_select(args: argparse.Namespace) -> None:
     from .inference.selecting import select_faces
 
-    result = select_faces(args.pool, args.budget, args.strategy, args.out, args.backbone, args.seed, args.labeled)
+    result = select_faces(
+        args.pool, args.budget, args.strategy, args.out, args.backbone, args.seed, args.labeled, model=args.model
+    )
     skipped = f"; {result.unreadable} unreadable files skipped" if result.unreadable else ""
     print(
         f"{len(result.rows)} of {result.pool} faces chosen by {args.strategy}{skipped} -> {result.csv} and "
         f"{result.folder}"
     )
+
+
+def _cmd_label(args: argparse.Namespace) -> None:
+    from .labeling.server import LabelServer
+    from .labeling.store import LabelStore
+
+    store = LabelStore(args.faces, args.out, args.classes.split(","))
+    server = LabelServer(store, args.port)
+    skipped = f" ({store.unreadable} unreadable files skipped)" if store.unreadable else ""
+    print(f"labeling {len(store.faces)} faces{skipped} at {server.url}  (Ctrl-C to stop; every label is saved)")
+    print(f"labels -> {store.csv_path} and the class folders under {store.out}", flush=True)
+    if args.open:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    given = len(store.labels())
+    print(f"{given} of {len(store.faces)} faces labeled; train on them: semifer fit {store.out} --unlabeled POOL")
 
 
 def _cmd_weights(args: argparse.Namespace) -> None:
@@ -366,14 +391,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strategy",
         default="random",
-        choices=("random", "typiclust", "kcenter"),
-        help="random (default: the best measured on FER2013, see BENCHMARKS.md), typiclust or kcenter",
+        choices=("random", "typiclust", "kcenter", "margin", "entropy"),
+        help="random (default: the best measured on FER2013, see BENCHMARKS.md), typiclust or kcenter; a later "
+        "round with --model: margin or entropy (the model's least sure face in each cluster of the embedding)",
     )
+    p.add_argument("--model", help="a trained run, export or built-in name whose uncertainty margin/entropy use")
     p.add_argument("--out", default="to-label", help="folder for selected.csv and faces/ (default: to-label)")
     p.add_argument("--backbone", default="face-simclr-small", help="representation: a built-in name or a file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--labeled", help="selected.csv of an earlier round: those faces count as chosen already")
     p.set_defaults(func=_cmd_select)
+
+    p = sub.add_parser("label", help="label faces in a local web page (keyboard: 1-9, Backspace undoes)")
+    p.add_argument("faces", help="a folder of face images, such as the faces/ folder `semifer select` writes")
+    p.add_argument("--out", default="labeled", help="class-folder tree and labels.csv to write (default: labeled)")
+    p.add_argument(
+        "--classes",
+        default=",".join(BASIC7),
+        help=f"comma-separated expression classes, keys 1, 2, ... in this order (default: {','.join(BASIC7)})",
+    )
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765; 0: any free port)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("weights", help="the built-in weights: face representation and expression classifier")
     p.add_argument("--json", action="store_true", help="print the list as JSON")

@@ -9,13 +9,17 @@ self-supervised embedding beats uniform random sampling at low budgets on image 
 - `typiclust` (Hacohen et al., ICML 2022): k-means into as many clusters as faces wanted (plus the ones already
   labeled), then from each cluster not yet covered, largest first, its most typical face (highest density: the
   inverse mean distance to its nearest neighbours in the cluster), so picks are representative, not outliers.
+- `margin` / `entropy` (a later round, with a trained model): uncertainty within diversity. The same clusters as
+  TypiClust, and from each uncovered cluster, largest first, the face the model is least sure of (smallest gap
+  between its two most probable classes, or highest entropy), so a round does not spend its budget on many
+  near-copies of one confusing face.
 
 Faces already labeled (`already`) count as picked: a later round adds to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +29,7 @@ from sklearn.neighbors import NearestNeighbors
 from .errors import SemiferError
 
 STRATEGIES = ("random", "kcenter", "typiclust")
+UNCERTAINTY = ("margin", "entropy")
 TYPICALITY_NEIGHBOURS = 20
 
 
@@ -84,7 +89,20 @@ def typicality(points: np.ndarray, neighbours: int = TYPICALITY_NEIGHBOURS) -> n
     return 1.0 / (distances[:, 1:].mean(1) + 1e-8)
 
 
-def select_typiclust(embedding: np.ndarray, budget: int, seed: int, already: Sequence[int] = ()) -> Selection:
+def uncertainty(probabilities: np.ndarray, measure: str) -> np.ndarray:
+    """Per face, higher is less sure: the negated gap between the two most probable classes, or the entropy."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if measure == "margin":
+        top = np.sort(p, axis=1)[:, -2:]
+        return top[:, 0] - top[:, 1]
+    return -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(1)
+
+
+def select_by_cluster(
+    embedding: np.ndarray, budget: int, seed: int, already: Sequence[int], score: Callable[[np.ndarray], np.ndarray]
+) -> Selection:
+    """k-means into budget + |already| clusters; from each cluster no labeled face is in, largest first, the
+    member with the highest `score(members' unit embeddings, members)`; k-center fills what clusters leave."""
     x = normalise(embedding.astype(np.float32))
     n_clusters = min(len(x), budget + len(already))
     labels = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit_predict(x)
@@ -98,7 +116,7 @@ def select_typiclust(embedding: np.ndarray, budget: int, seed: int, already: Seq
         members = members[[m not in taken for m in members]]
         if not len(members):
             continue
-        best = int(members[int(np.argmax(typicality(x[members])))])
+        best = int(members[int(np.argmax(score(x, members)))])
         chosen.append(best)
         clusters.append(int(cluster))
         taken.add(best)
@@ -109,6 +127,28 @@ def select_typiclust(embedding: np.ndarray, budget: int, seed: int, already: Seq
         chosen += extra.indices
         clusters += extra.clusters
     return Selection(chosen, clusters)
+
+
+def select_typiclust(embedding: np.ndarray, budget: int, seed: int, already: Sequence[int] = ()) -> Selection:
+    return select_by_cluster(embedding, budget, seed, already, lambda x, members: typicality(x[members]))
+
+
+def select_uncertain(
+    embedding: np.ndarray,
+    probabilities: np.ndarray,
+    budget: int,
+    measure: str = "margin",
+    seed: int = 0,
+    already: Sequence[int] = (),
+) -> Selection:
+    """Uncertainty within diversity: per uncovered cluster, the face `measure` says the model is least sure of."""
+    if measure not in UNCERTAINTY:
+        raise SemiferError(f"unknown uncertainty measure {measure!r}; choose one of {', '.join(UNCERTAINTY)}")
+    if len(probabilities) != len(embedding):
+        raise SemiferError(f"{len(probabilities)} rows of probabilities for {len(embedding)} faces")
+    check_budget(len(embedding), budget, len(set(already)))
+    unsure = uncertainty(probabilities, measure)
+    return select_by_cluster(embedding, budget, seed, already, lambda x, members: unsure[members])
 
 
 def select(

@@ -15,7 +15,8 @@ from ..data.faceset import FaceSet, read_image
 from ..data.registry import load_dataset
 from ..errors import DataError, SemiferError
 from ..pretrain.probes import features, frozen_model
-from ..selection import select
+from ..selection import UNCERTAINTY, select, select_uncertain
+from .loading import load
 
 CSV_NAME = "selected.csv"
 FACES = "faces"
@@ -60,6 +61,16 @@ def earlier_ids(path: str | None) -> list[str]:
         raise SemiferError(f"{path}: not a selected.csv written by `semifer select` ({exc})") from None
 
 
+def model_probabilities(model: str, faces: FaceSet, batch: int = 256) -> np.ndarray:
+    """The trained model's class probabilities for every face of the pool, a batch of decoded faces at a time."""
+    predictor = load(model)
+    parts = [np.zeros((0, len(predictor.classes)), dtype=np.float32)]
+    for start in range(0, len(faces), batch):
+        crops = [faces.load(i).permute(1, 2, 0).numpy() for i in range(start, min(start + batch, len(faces)))]
+        parts.append(predictor.probabilities(crops))
+    return np.concatenate(parts)
+
+
 def select_faces(
     pool: str,
     budget: int,
@@ -69,23 +80,35 @@ def select_faces(
     seed: int = 0,
     labeled: str | None = None,
     img_size: int = 48,
+    model: str | None = None,
 ) -> SelectResult:
     """Choose `budget` faces of `pool` by `strategy` on the `backbone` embedding (at `img_size` px); faces of
-    an earlier round's `labeled` selected.csv count as chosen already. Writes OUT/selected.csv and OUT/faces/."""
+    an earlier round's `labeled` selected.csv count as chosen already. `margin` / `entropy` also need `model`
+    (a trained run, export or built-in name), whose uncertainty picks within the embedding's clusters. Writes
+    OUT/selected.csv and OUT/faces/."""
+    if strategy in UNCERTAINTY and model is None:
+        raise SemiferError(
+            f"--strategy {strategy} ranks faces by a trained model's uncertainty; pass --model RUN "
+            "(a `semifer fit` / `semifer train` run), or choose random, typiclust or kcenter for a first round"
+        )
     faces, unreadable = readable(open_pool(pool))
     if not len(faces):
         raise DataError(pool, "no readable face image in the pool", fix="point it at a folder of face images")
     position = {sid: i for i, sid in enumerate(faces.ids)}
     already = [position[s] for s in earlier_ids(labeled) if s in position]
     embedding = features(frozen_model(backbone).eval(), faces, img_size, progress=False)
-    chosen = select(np.asarray(embedding), budget, strategy, seed, already)
+    if strategy in UNCERTAINTY:
+        probabilities = model_probabilities(str(model), faces)
+        chosen = select_uncertain(np.asarray(embedding), probabilities, budget, strategy, seed, already)
+    else:
+        chosen = select(np.asarray(embedding), budget, strategy, seed, already)
     out = Path(out)
     folder = out / FACES
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for rank, (index, cluster) in enumerate(zip(chosen.indices, chosen.clusters, strict=True)):
         sid = faces.ids[index]
-        name = f"{rank:04d}_{Path(sid).name if faces.paths is not None else sid}"
+        name = f"{rank:04d}_{Path(sid).name if faces.paths is not None else sid.replace('/', '_')}"
         target = folder / (name if faces.paths is not None else f"{name}.png")
         if faces.paths is not None:
             shutil.copyfile(faces.paths[index], target)
