@@ -160,11 +160,11 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
     import torch
 
     from semifer.config import load_config
-    from semifer.engine.distributed import local_device
-    from semifer.engine.precision import autocast
     from semifer.engine.run import make_model
     from semifer.engine.trainer import TrainData, Trainer
     from semifer.methods import Batch, build_method
+    from semifer.runtime.distributed import local_device
+    from semifer.runtime.precision import autocast
 
     method_name, overrides = CASES[case]
     preset, scale_overrides = SCALES[scale]

@@ -12,13 +12,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from semifer.config import load_config
 from semifer.data.loaders import auto_workers
-from semifer.engine import precision
-from semifer.engine.precision import autocast_dtype, cpu_has_native_bf16, grad_scaler
 from semifer.engine.run import make_model
 from semifer.engine.trainer import TrainData, Trainer
 from semifer.errors import ConfigError
 from semifer.methods import Batch, build_method
 from semifer.pretrain.mae import Pretrainer
+from semifer.runtime import precision
+from semifer.runtime.precision import autocast_dtype, cpu_has_native_bf16, grad_scaler
 
 TINY = ["data.train=synthetic:?n=70", "data.workers=0", "train.batch_size=8", "train.ema=0.9"]
 CPU, GPU = torch.device("cpu"), torch.device("cuda")

@@ -13,11 +13,11 @@ import semifer
 from semifer.cli import main
 from semifer.data import load_dataset
 from semifer.engine.evaluate import predict as eval_predict
-from semifer.engine.precision import cpu_has_native_bf16
 from semifer.engine.predictor import load_model
 from semifer.errors import SemiferError
 from semifer.inference.sources import to_rgb
 from semifer.labels import CANONICAL
+from semifer.runtime.precision import cpu_has_native_bf16
 
 
 def write_crops(root, n=21, split="test"):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ..config import Config, build_dataclass
 from ..models import FERNet
-from .checkpoint import load_checkpoint
-from .distributed import local_device
+from ..runtime.checkpoint import load_checkpoint
+from ..runtime.distributed import local_device
 from .run import make_model
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..config import Config, parse_override, preset_names, read_preset, save_config
@@ -20,10 +18,11 @@ from ..errors import ConfigError
 from ..methods import Method, build_method, method_class
 from ..models import FERNet, fernet_from_config, load_backbone_weights, load_model_weights
 from ..report.plots import plot_run
+from ..runtime import distributed as dist
+from ..runtime.seeding import seed_everything
 from ..weights import get_weights, is_builtin
-from . import distributed as dist
 from .evaluate import Metrics, plot_confusion
-from .rundir import check_resume_config, claim_run_dir
+from .rundir import check_resume_config, claim_run_dir, make_run_dir
 from .trainer import TrainData, Trainer, best_on_validation
 
 
@@ -35,23 +34,6 @@ class RunResult:
     final: Metrics | None
     history: list[dict[str, Any]]
     trainer: Trainer | None = None
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def make_run_dir(cfg: Config, resume: bool) -> Path:
-    """`out_dir/name`, or `name-2`, `name-3`... when that exists and this is not a resume."""
-    base = Path(cfg.out_dir) / cfg.name
-    if resume or not base.exists():
-        return base
-    n = 2
-    while (base.parent / f"{base.name}-{n}").exists():
-        n += 1
-    return base.parent / f"{base.name}-{n}"
 
 
 def prepare_data(cfg: Config, run_dir: Path) -> TrainData:

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ..data.views import Normalize
-from ..engine.precision import autocast, autocast_dtype
 from ..errors import CheckpointError, SemiferError
+from ..runtime.precision import autocast, autocast_dtype
 from ..tensorfile import check_finite
 from .model_info import ModelInfo
 

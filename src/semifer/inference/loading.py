@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from ..engine.distributed import local_device
 from ..engine.predictor import load_model
 from ..errors import CheckpointError, SemiferError
 from ..models import FERNet
+from ..runtime.distributed import local_device
 from ..tensorfile import check_finite, load_safetensors
 from ..weights import CLASSIFIER, get_weights, is_builtin, verify_files
 from .backends import OnnxBackend, TorchBackend, check_onnx_initializers, onnx_model_info

@@ -48,16 +48,16 @@ from ..data.faceset import FaceSet, concat
 from ..data.loaders import ViewDataset, endless_loader
 from ..data.registry import load_dataset
 from ..data.views import IMAGENET_MEAN, IMAGENET_STD, Normalize, View, test_view
-from ..engine import distributed as dist
-from ..engine.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..engine.optim import build_optimizer, build_scheduler
-from ..engine.precision import autocast, autocast_dtype, grad_scaler
-from ..engine.run import make_run_dir, seed_everything
-from ..engine.rundir import check_resume_config, claim_run_dir, rewrite_metrics
+from ..engine.rundir import check_resume_config, claim_run_dir, make_run_dir, rewrite_metrics
 from ..engine.time_budget import TimeBudget
 from ..errors import ConfigError
 from ..models import BACKBONES, load_backbone_weights
 from ..models.vit import VIT_SIZES, ViTBackbone, default_patch_size
+from ..runtime import distributed as dist
+from ..runtime.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..runtime.precision import autocast, autocast_dtype, grad_scaler
+from ..runtime.seeding import seed_everything
 from .decoder import PixelDecoder
 from .masking import (
     hide_patches,
