@@ -11,14 +11,19 @@ import pytest
 import semifer
 
 ROOT = Path(semifer.__file__).parent
-HIGHER = ("engine", "pretrain", "api", "cli", "demo")
+TOP = ("api", "cli", "demo")
+TRAINING = (*TOP, "engine", "pretrain")
 # package -> the packages (or top-level modules) of semifer that no module in it may import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "runtime": (*HIGHER, "inference", "methods", "models", "data", "report"),
-    "data": (*HIGHER, "inference", "methods", "models"),
-    "models": (*HIGHER, "inference", "methods"),
-    "methods": (*HIGHER, "inference"),
-    "inference": HIGHER,
+    "weights": (*TRAINING, "inference", "methods", "models", "data", "runtime", "report"),
+    "runtime": (*TRAINING, "inference", "methods", "models", "data", "report"),
+    "report": (*TRAINING, "inference", "methods", "models", "data"),
+    "data": (*TRAINING, "inference", "methods", "models"),
+    "models": (*TRAINING, "inference", "methods"),
+    "methods": (*TRAINING, "inference"),
+    "inference": TRAINING,
+    "engine": (*TOP, "pretrain"),
+    "pretrain": TOP,
 }
 
 
