@@ -54,8 +54,8 @@ def _from_config(cfg: Config, num_classes: int, **kwargs: Any) -> FERNet:
     unset = [f"model.{key}" for key in HEAD_KEYS if getattr(model, key) is None]
     if unset:
         raise ConfigError(
-            f"{', '.join(unset)} unset: a config's head is filled from its method before the model is built "
-            "(engine.run.resolve_head), or set them"
+            f"{', '.join(unset)} unset: a run fills a config's head from its method when it starts; set them "
+            "to build the model from this config directly"
         )
     return FERNet(
         model.arch,
@@ -80,13 +80,13 @@ def create_model(
 ) -> FERNet:
     """A FERNet from a config (its `model` section at `data.img_size`) or an architecture name (`list_models`).
 
-    `pretrained` says where the weights come from: None (a config's own: the backbone of `model.pretrained`,
+    `pretrained` says where the weights come from: None or True (a config's own: the backbone of `model.pretrained`,
     then the whole net of `model.init_from`; nothing for an arch name), False (none: freshly initialised), or a
     backbone file or built-in backbone's name (in place of `model.pretrained`). Each load's key report is
     printed with `verbose` and kept in `run_dir` (`pretrained_load.txt`, `init_load.txt`), by the main process.
     `kwargs` are FERNet's options (`dropout`, `l2norm`, `attention`, `feature_dropout`, `img_size`,
-    `patch_size`, `drop_path`), over a config's. A config's head options must be set: the engine fills them
-    from the method (`engine.run.resolve_head`).
+    `patch_size`, `drop_path`), over a config's. A config's head options must be set: a training run fills
+    them from its method (the models know nothing of methods).
     """
     if isinstance(cfg_or_arch, Config):
         cfg = cfg_or_arch
