@@ -27,7 +27,7 @@ from semifer.config import load_config
 from semifer.engine.run import resolve_method_defaults
 from semifer.inference.export import export_model
 from semifer.inference.model_card import write_model_card
-from semifer.inference.model_info import ModelInfo
+from semifer.models.model_info import ModelInfo
 from semifer.weights import CLASSIFIER, MODEL_JSON
 
 IGNORED = {"name", "out_dir", "data.root"}  # where a run wrote and read, not what it trained

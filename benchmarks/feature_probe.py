@@ -28,7 +28,7 @@ from semifer.data.faceset import FaceSet
 from semifer.data.registry import load_dataset
 from semifer.data.splits import Split, apply_split
 from semifer.engine.evaluate import predict
-from semifer.engine.predictor import load_model
+from semifer.models import load_model
 
 CONFIDENT = 0.95
 
@@ -48,11 +48,11 @@ def structure(feats: torch.Tensor, labels: torch.Tensor, k: int = 20) -> dict[st
 
 
 def probe(run_dir: Path, pool: FaceSet, test: FaceSet, sample: np.ndarray) -> dict[str, float]:
-    model, cfg, _ = load_model(run_dir / "checkpoints" / "last.pt", device="cpu")
+    model, info = load_model(run_dir / "checkpoints" / "last.pt", device="cpu")
     result: dict[str, float] = {}
     for name, faces in (("pool", pool.subset(sample)), ("test", test)):
         probs, feats = predict(
-            model, faces, cfg.data.img_size, torch.device("cpu"), batch_size=512, progress=False, features=True
+            model, faces, info.img_size, torch.device("cpu"), batch_size=512, progress=False, features=True
         )
         probs, feats = torch.from_numpy(probs), F.normalize(torch.from_numpy(feats), dim=1)
         labels = torch.as_tensor(faces.labels, dtype=torch.long)

@@ -49,7 +49,7 @@ def table_step(out: Path, scale: str) -> dict[str, Any]:
     """The speed table's Ada-CM row in the precision `train.amp=auto` gives here, eager."""
     import torch
 
-    from semifer.engine.precision import autocast_dtype
+    from semifer.runtime.precision import autocast_dtype
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = "bf16" if autocast_dtype(device, "auto") == torch.bfloat16 else "fp32"

@@ -66,9 +66,9 @@ def measure(threads: int, n_faces: int, repeats: int) -> list[dict[str, Any]]:
     from semifer.inference.backends import OnnxBackend, TorchBackend
     from semifer.inference.export import export_onnx
     from semifer.inference.files import predict_files
-    from semifer.inference.model_info import ModelInfo
     from semifer.inference.predictor import Predictor
     from semifer.models import FERNet
+    from semifer.models.model_info import ModelInfo
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

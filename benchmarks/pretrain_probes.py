@@ -33,7 +33,9 @@ from sklearn.preprocessing import StandardScaler
 from record import OUT, command, data_root, machine, rows_header, save_json, write_section
 from semifer.data.faceset import FaceSet
 from semifer.engine.run import load_faces
-from semifer.pretrain.probes import features, frozen_model, probe
+from semifer.inference.batch import features
+from semifer.models import frozen_model
+from semifer.pretrain.probes import probe
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 MAX_COMMITTED_BYTES = 2_000_000

@@ -42,7 +42,7 @@ def cpu_name() -> str:
 def machine() -> dict[str, Any]:
     import torch
 
-    from semifer.engine.precision import cpu_has_native_bf16
+    from semifer.runtime.precision import cpu_has_native_bf16
 
     cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None

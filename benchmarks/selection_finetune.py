@@ -28,7 +28,8 @@ from semifer.config import load_config
 from semifer.data import load_dataset
 from semifer.data.splits import Split, pool_fingerprint
 from semifer.engine.run import train
-from semifer.pretrain.probes import features, frozen_model
+from semifer.inference.batch import features
+from semifer.models import frozen_model
 from semifer.weights import REPRESENTATION
 
 NAME = "selection_finetune"

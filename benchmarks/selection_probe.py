@@ -29,7 +29,8 @@ from sklearn.preprocessing import StandardScaler
 from record import OUT, command, data_root, header, machine, save_json, write_section
 from semifer.data import load_dataset
 from semifer.data.splits import make_split
-from semifer.pretrain.probes import features, frozen_model
+from semifer.inference.batch import features
+from semifer.models import frozen_model
 from semifer.selection import select
 from semifer.weights import REPRESENTATION
 

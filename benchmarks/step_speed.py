@@ -160,11 +160,12 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
     import torch
 
     from semifer.config import load_config
-    from semifer.engine.distributed import local_device
-    from semifer.engine.precision import autocast
-    from semifer.engine.run import make_model
+    from semifer.engine.run import resolve_head
     from semifer.engine.trainer import TrainData, Trainer
     from semifer.methods import Batch, build_method
+    from semifer.models import create_model
+    from semifer.runtime.distributed import local_device
+    from semifer.runtime.precision import autocast
 
     method_name, overrides = CASES[case]
     preset, scale_overrides = SCALES[scale]
@@ -180,7 +181,8 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
     )
     device = local_device("auto")
     torch.manual_seed(0)
-    model = make_model(cfg, 7)
+    resolve_head(cfg)
+    model = create_model(cfg, 7, pretrained=False)
     method = build_method(cfg.method, 7, POOL)
     b_l = cfg.train.batch_size
     b_u = max(1, round(b_l * cfg.train.unlabeled_ratio))

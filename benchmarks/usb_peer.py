@@ -12,7 +12,7 @@ script, under the system python, launches itself there (`--worker`) and writes t
 Shared with semifer's rows: FER2013 Training as the pool with the 400 labels of the split file
 `benchmarks/out/splits/fer2013_adacm{labels}_seed{seed}.json` (USB's splitter cannot express the Ada-CM
 counts), PublicTest as the test set; the `fer2013_ssl` preset's small_cnn with a plain linear head, built and
-initialised by semifer's `make_model`; 48 px grayscale faces repeated to 3 channels, ImageNet normalisation;
+initialised by semifer's `build_model`; 48 px grayscale faces repeated to 3 channels, ImageNet normalisation;
 64 labeled + 64 unlabeled images per step; SGD lr 0.03, momentum 0.9, Nesterov, weight decay 5e-4 (not on
 biases and norm weights, in both); the same number of steps; EMA 0.99, the EMA model evaluated after every
 epoch; tau 0.95, hard pseudo-labels (T 0.5 unused), lambda_u 1, FlexMatch's threshold warm-up and convex
@@ -84,7 +84,7 @@ from semifer.data.registry import load_dataset
 from semifer.data.splits import Split, apply_split, make_split
 from semifer.data.views import IMAGENET_MEAN, IMAGENET_STD
 from semifer.engine.optim import lr_factor
-from semifer.engine.run import make_model
+from semifer.engine.run import build_model
 from semifer.labels import CANONICAL
 from semifer.methods import method_class
 from semifer.models.classifier import FERNet
@@ -320,7 +320,7 @@ def peer_algorithm(
     test = transforms.Compose([transforms.Resize(size), *norm])
 
     def build_net(num_classes: int, pretrained: bool = False, pretrained_path: str | None = None) -> USBNet:
-        return USBNet(make_model(cfg, num_classes))
+        return USBNet(build_model(cfg, num_classes))
 
     class EpochClock(Hook):
         """Per epoch: training seconds without evaluation and checkpoint writes (as semifer's epoch time),

@@ -248,7 +248,7 @@ def test_the_wheel_holds_the_builtin_weights(tmp_path):
 
 
 def test_probe_takes_the_builtin_representation_by_name():
-    from semifer.pretrain.probes import backbone_arch, frozen_model
+    from semifer.models import backbone_arch, frozen_model
 
     assert backbone_arch(weights.REPRESENTATION) == "small_cnn"
     shipped = load_safetensors(weights.get_weights(weights.REPRESENTATION).weights_file)

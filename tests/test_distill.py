@@ -7,11 +7,11 @@ import torch
 from conftest import TINY_RUN
 from semifer.cli import main
 from semifer.data import load_dataset
-from semifer.engine.checkpoint import save_checkpoint
 from semifer.engine.evaluate import predict
-from semifer.engine.predictor import load_model
 from semifer.errors import ConfigError
 from semifer.methods import build_method
+from semifer.models import load_model
+from semifer.runtime.checkpoint import save_checkpoint
 from semifer.tensorfile import load_torch_file
 
 

@@ -14,7 +14,7 @@ from semifer.config import load_config
 from semifer.data.faceset import FaceSet, MixedFaceSet, concat
 from semifer.data.loaders import InfiniteSampler, RatioSampler
 from semifer.engine.optim import build_optimizer
-from semifer.engine.run import make_model, prepare_data
+from semifer.engine.run import build_model, prepare_data
 from semifer.errors import ConfigError
 from semifer.methods import Batch, build_method
 from semifer.methods.thresholds import DynamicThreshold
@@ -199,14 +199,14 @@ def test_resnet18_weights_load_into_the_attention_model(tmp_path):
 
 
 def test_method_heads_resolve_into_the_model():
-    dta = make_model(load_config("demo", ["method.name=dta_snl"]), 7)
+    dta = build_model(load_config("demo", ["method.name=dta_snl"]), 7)
     assert isinstance(dta.attention, LocalAttention) and dta.feature_dropout.p == 0.1
-    off = make_model(
+    off = build_model(
         load_config("demo", ["method.name=dta_snl", "model.attention=false", "model.feature_dropout=0.0"]), 7
     )
     assert isinstance(off.attention, nn.Identity) and isinstance(off.feature_dropout, nn.Identity)
     cfg = load_config("demo", ["method.name=adacm"])
-    adacm = make_model(cfg, 7)
+    adacm = build_model(cfg, 7)
     assert isinstance(adacm.attention, nn.Identity) and cfg.model.dropout == 0.5 and cfg.model.feature_dropout == 0.0
 
 

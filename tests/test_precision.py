@@ -12,13 +12,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from semifer.config import load_config
 from semifer.data.loaders import auto_workers
-from semifer.engine import precision
-from semifer.engine.precision import autocast_dtype, cpu_has_native_bf16, grad_scaler
-from semifer.engine.run import make_model
+from semifer.engine.run import build_model
 from semifer.engine.trainer import TrainData, Trainer
 from semifer.errors import ConfigError
 from semifer.methods import Batch, build_method
 from semifer.pretrain.mae import Pretrainer
+from semifer.runtime import precision
+from semifer.runtime.precision import autocast_dtype, cpu_has_native_bf16, grad_scaler
 
 TINY = ["data.train=synthetic:?n=70", "data.workers=0", "train.batch_size=8", "train.ema=0.9"]
 CPU, GPU = torch.device("cpu"), torch.device("cuda")
@@ -67,7 +67,7 @@ def test_auto_workers_leave_two_cores_to_the_step():
 def _trainer(tmp_path, method: str, *extra: str) -> tuple[Trainer, Batch, Batch | None]:
     cfg = load_config("demo", [*TINY, f"method.name={method}", *extra])
     torch.manual_seed(0)
-    model = make_model(cfg, 7)
+    model = build_model(cfg, 7)
     m = build_method(cfg.method, 7, 64)
     trainer = Trainer(cfg, tmp_path, m, model, TrainData(None, None, None), CPU, progress=False)  # type: ignore[arg-type]
 

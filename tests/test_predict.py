@@ -13,11 +13,11 @@ import semifer
 from semifer.cli import main
 from semifer.data import load_dataset
 from semifer.engine.evaluate import predict as eval_predict
-from semifer.engine.precision import cpu_has_native_bf16
-from semifer.engine.predictor import load_model
 from semifer.errors import SemiferError
 from semifer.inference.sources import to_rgb
 from semifer.labels import CANONICAL
+from semifer.models import load_model
+from semifer.runtime.precision import cpu_has_native_bf16
 
 
 def write_crops(root, n=21, split="test"):
@@ -43,8 +43,9 @@ def test_detect_none_on_crops_equals_eval(tiny_run, tmp_path):
     assert main(["predict", str(tiny_run), str(tree), "--detect", "none", "--out", str(out)]) == 0
     rows = {row["source"]: row for row in read_rows(out)}
     faces = load_dataset(f"folder:{tree}")
-    model, cfg, classes = load_model(tiny_run, device="cpu")
-    probs = eval_predict(model, faces, cfg.data.img_size, torch.device("cpu"), progress=False)
+    model, info = load_model(tiny_run, device="cpu")
+    classes = info.classes
+    probs = eval_predict(model, faces, info.img_size, torch.device("cpu"), progress=False)
     assert len(rows) == len(faces) == 21
     for path, expected in zip(faces.paths, probs, strict=True):
         row = rows[str(path)]

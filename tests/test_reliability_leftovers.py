@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from fixture_layouts import make_class_tree, write_fer2013, write_image
 from semifer.cli import main
 from semifer.config import Config, load_config
-from semifer.engine.checkpoint import PARTIAL_SUFFIX, load_checkpoint, save_checkpoint
 from semifer.engine.run import train
 from semifer.errors import CheckpointError, ConfigError, DataError, SemiferError
 from semifer.labels import CANONICAL
+from semifer.runtime.checkpoint import PARTIAL_SUFFIX, load_checkpoint, save_checkpoint
 from tiny_runs import TINY, tiny_config
 
 EVAL_DATA = "synthetic:?split=test&n=14"

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from semifer.cli import main
-from semifer.engine.checkpoint import PARTIAL_SUFFIX, load_checkpoint, save_checkpoint
 from semifer.engine.run import train
 from semifer.errors import CheckpointError
 from semifer.models import read_state_dict
+from semifer.runtime.checkpoint import PARTIAL_SUFFIX, load_checkpoint, save_checkpoint
 from tiny_runs import tiny_config
 
 EVAL_DATA = "synthetic:?split=test&n=14"

@@ -25,8 +25,8 @@ from semifer.data import load_dataset
 from semifer.errors import CheckpointError, SemiferError
 from semifer.inference import export as export_module
 from semifer.inference.export import export_model
-from semifer.inference.model_info import ModelInfo
 from semifer.models import BACKBONES, read_state_dict
+from semifer.models.model_info import ModelInfo
 from semifer.weights import sha256_file
 
 EVAL_DATA = "synthetic:?split=test&n=14"

@@ -17,13 +17,13 @@ import yaml
 from fixture_layouts import write_fer2013
 from semifer.cli import main
 from semifer.config import load_config
-from semifer.engine.checkpoint import PARTIAL_SUFFIX, load_checkpoint
 from semifer.engine.finite_guard import NonFiniteLoss
 from semifer.engine.run import train
 from semifer.engine.rundir import claim_run_dir
 from semifer.errors import ConfigError, DataError
 from semifer.methods.base import StepOutput
 from semifer.methods.supervised import Supervised
+from semifer.runtime.checkpoint import PARTIAL_SUFFIX, load_checkpoint
 from tiny_runs import TINY, semifer_process, tiny_config
 
 

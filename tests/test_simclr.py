@@ -11,8 +11,9 @@ from semifer.data.registry import load_dataset
 from semifer.engine.run import train
 from semifer.errors import ConfigError
 from semifer.methods.unlabeled_losses import info_nce
+from semifer.models import backbone_arch
 from semifer.pretrain import pretrain
-from semifer.pretrain.probes import backbone_arch, knn_accuracy, linear_accuracy, probe
+from semifer.pretrain.probes import knn_accuracy, linear_accuracy, probe
 from semifer.pretrain.simclr import SimCLR, SimCLRPretrainer
 
 

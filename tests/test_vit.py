@@ -14,10 +14,9 @@ from timm.layers import DropPath
 from semifer.config import load_config
 from semifer.engine.ema import ModelEMA
 from semifer.engine.optim import build_optimizer, build_scheduler
-from semifer.engine.predictor import load_model
-from semifer.engine.run import make_model, train
+from semifer.engine.run import build_model, train
 from semifer.errors import ConfigError
-from semifer.models import BACKBONES, FERNet, load_backbone_weights
+from semifer.models import BACKBONES, FERNet, load_backbone_weights, load_model
 
 TINY = [
     "data.train=synthetic:?n=140",
@@ -75,7 +74,7 @@ def test_map_holds_the_patch_tokens_and_the_feature_is_maes_mean_then_fc_norm():
 
 def test_dta_snl_attention_acts_on_the_token_map():
     cfg = load_config("demo", ["method.name=dta_snl", "model.arch=vit_tiny", "model.patch_size=12", "data.img_size=48"])
-    model = make_model(cfg, 7)
+    model = build_model(cfg, 7)
     model.eval()
     x = torch.randn(2, 3, 48, 48)
     base, out = model.backbone.forward_map(x), model.feature_map(x)
@@ -91,7 +90,7 @@ def test_drop_path_is_maes_01_by_default_and_configurable():
     rates = [b.drop_path1.drop_prob if isinstance(b.drop_path1, DropPath) else 0.0 for b in blocks]
     assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)  # timm's linear rule, as MAE fine-tunes
     assert rates == sorted(rates) and len(set(rates)) == 12
-    off = make_model(
+    off = build_model(
         load_config("demo", ["method.name=supervised", "model.arch=vit_tiny", "model.drop_path=0", "data.img_size=48"]),
         7,
     )
@@ -206,8 +205,8 @@ def test_vit_fernet_trains_with_methods_ema_and_evaluates(tmp_path, method):
     assert result.final is not None and 0.0 <= result.final.accuracy <= 1.0
     trainer = result.trainer
     assert trainer.step == 2 and torch.isfinite(torch.tensor(result.history[-1]["train/loss"]))
-    model, loaded_cfg, classes = load_model(result.run_dir / "checkpoints" / "last.pt", device="cpu")
-    assert loaded_cfg.model.arch == "vit_tiny" and model.backbone.patch_size == 12
+    model, info = load_model(result.run_dir / "checkpoints" / "last.pt", device="cpu")
+    assert info.arch == "vit_tiny" and model.backbone.patch_size == 12
     ema = trainer.ema.module.state_dict()
     assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items())
 

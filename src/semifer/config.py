@@ -98,7 +98,7 @@ class TrainConfig:
     `layer_decay` < 1 is MAE's layer-wise lr decay (layer i of L gets lr * layer_decay^(L - i), the head 1):
     a ViT's layers are its blocks, a CNN's its stages. 1.0 = off.
 
-    `amp`: the step's precision, auto|bf16|fp16|off (the rule is in `engine/precision.py`); `compile`:
+    `amp`: the step's precision, auto|bf16|fp16|off (the rule is in `runtime/precision.py`); `compile`:
     `torch.compile` the network for training (pays only in long runs: see BENCHMARKS.md).
 
     `on_nonfinite`: `stop` ends the run at the first NaN/inf loss (naming the step and the last good

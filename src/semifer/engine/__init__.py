@@ -1,1 +1,1 @@
-"""Training loop, evaluation, EMA, checkpoints and distributed helpers."""
+"""The training engine: the run (`run`), its loop (`trainer`), evaluation, EMA, optimisers and run directories."""

@@ -1,4 +1,5 @@
-"""Evaluation: predictions over a FaceSet and the metrics FER papers report, in-domain or cross-dataset."""
+"""Evaluation: the metrics FER papers report of a model's predictions over a FaceSet (`inference.batch.predict`),
+in-domain or cross-dataset."""
 
 from __future__ import annotations
 
@@ -9,12 +10,10 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data.faceset import FaceSet
-from ..data.loaders import ViewDataset, eval_loader
-from ..data.views import test_view
 from ..errors import DataError
+from ..inference.batch import predict
 from ..labels import CANONICAL
 
 
@@ -72,33 +71,6 @@ def compute_metrics(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> 
         n=int(len(labels)),
         unmapped=unmapped,
     )
-
-
-@torch.no_grad()
-def predict(
-    model: nn.Module,
-    faces: FaceSet,
-    img_size: int,
-    device: torch.device,
-    batch_size: int = 256,
-    workers: int = 0,
-    bgr_quirk: bool = False,
-    progress: bool = True,
-    features: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities (N, C) of `model` (in eval mode) on the test view of every image; with
-    `features`, also the (N, D) feature its head acts on (for probing what training did to the embedding)."""
-    model.eval()
-    loader = eval_loader(ViewDataset(faces, [test_view(img_size, bgr_quirk)]), batch_size, workers)
-    probs, feats = [], []
-    for batch in tqdm(loader, desc=f"eval {faces.name}", leave=False, disable=not progress):
-        images = batch["views"][0].to(device, non_blocking=True)
-        logits, feature = model(images, features=True) if features else (model(images), None)
-        probs.append(torch.softmax(logits.float(), dim=1).cpu())
-        if feature is not None:
-            feats.append(feature.float().cpu())
-    out = torch.cat(probs).numpy() if probs else np.zeros((0, 1), dtype=np.float32)
-    return (out, torch.cat(feats).numpy() if feats else np.zeros((0, 0), dtype=np.float32)) if features else out
 
 
 def evaluate(model: nn.Module, faces: FaceSet, img_size: int, device: torch.device, **kwargs: object) -> Metrics:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SemiferError
-from . import distributed as dist
+from ..runtime import distributed as dist
 
 
 class NonFiniteLoss(SemiferError):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..config import Config, parse_override, preset_names, read_preset, save_config
@@ -18,12 +16,12 @@ from ..data.registry import load_dataset
 from ..data.splits import Split, add_validation, apply_split, check_labeled_pixels, make_split, validation_part
 from ..errors import ConfigError
 from ..methods import Method, build_method, method_class
-from ..models import FERNet, fernet_from_config, load_backbone_weights, load_model_weights
+from ..models import FERNet, create_model
 from ..report.plots import plot_run
-from ..weights import get_weights, is_builtin
-from . import distributed as dist
+from ..runtime import distributed as dist
+from ..runtime.seeding import seed_everything
 from .evaluate import Metrics, plot_confusion
-from .rundir import check_resume_config, claim_run_dir
+from .rundir import check_resume_config, claim_run_dir, make_run_dir
 from .trainer import TrainData, Trainer, best_on_validation
 
 
@@ -35,23 +33,6 @@ class RunResult:
     final: Metrics | None
     history: list[dict[str, Any]]
     trainer: Trainer | None = None
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def make_run_dir(cfg: Config, resume: bool) -> Path:
-    """`out_dir/name`, or `name-2`, `name-3`... when that exists and this is not a resume."""
-    base = Path(cfg.out_dir) / cfg.name
-    if resume or not base.exists():
-        return base
-    n = 2
-    while (base.parent / f"{base.name}-{n}").exists():
-        n += 1
-    return base.parent / f"{base.name}-{n}"
 
 
 def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
@@ -142,41 +123,11 @@ def own_training_notice(cfg: Config) -> str | None:
     )
 
 
-def make_model(cfg: Config, num_classes: int) -> FERNet:
-    """The configured FERNet (head resolved from the method), freshly initialised."""
-    resolve_head(cfg)
-    return fernet_from_config(cfg.model, num_classes, cfg.data.img_size)
-
-
-def check_pretrained_arch(cfg: Config) -> None:
-    """A built-in backbone named by `model.pretrained` fits one architecture; another one is a ConfigError."""
-    name = cfg.model.pretrained
-    if name and is_builtin(name) and (arch := get_weights(name).arch) != cfg.model.arch:
-        raise ConfigError(
-            f"model.pretrained={name} is a {arch} backbone but model.arch={cfg.model.arch}; set "
-            f"model.pretrained=none to train {cfg.model.arch} from scratch, or give a backbone file "
-            f"for {cfg.model.arch}"
-        )
-
-
 def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> FERNet:
-    """The model, its backbone from `model.pretrained` and then the whole net (head included) from
-    `model.init_from` when given; each load's key report is printed and kept in the run directory."""
-    check_pretrained_arch(cfg)
-    model = make_model(cfg, num_classes)
-    loads = [
-        (cfg.model.pretrained, model.backbone, load_backbone_weights, "pretrained_load.txt"),
-        (cfg.model.init_from, model, load_model_weights, "init_load.txt"),
-    ]
-    for path, target, load, record in loads:
-        if not path:
-            continue
-        report = load(target, path, strict=cfg.model.strict_load)
-        if dist.is_main():
-            print(report)
-            if run_dir is not None:
-                (run_dir / record).write_text(str(report) + "\n")
-    return model
+    """The run's model: the method's head resolved into `cfg`, then `create_model` with the weights the config
+    names (`model.pretrained`, `model.init_from`), each load's key report printed and kept in `run_dir`."""
+    resolve_head(cfg)
+    return create_model(cfg, num_classes, run_dir=run_dir, verbose=True)
 
 
 def train(

@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
+from ..config import Config
 from ..errors import ConfigError
-from .checkpoint import remove_partial_writes
+from ..runtime.checkpoint import remove_partial_writes
 
 LOCK_NAME = ".lock"
 RUN_MARKER = "config.yaml"
@@ -37,6 +38,17 @@ try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; runs are still protected from reuse by the checks
     fcntl = None  # type: ignore[assignment]
+
+
+def make_run_dir(cfg: Config, resume: bool) -> Path:
+    """`out_dir/name`, or `name-2`, `name-3`... when that exists and this is not a resume."""
+    base = Path(cfg.out_dir) / cfg.name
+    if resume or not base.exists():
+        return base
+    n = 2
+    while (base.parent / f"{base.name}-{n}").exists():
+        n += 1
+    return base.parent / f"{base.name}-{n}"
 
 
 @contextmanager

@@ -22,13 +22,13 @@ from ..data.views import build_view
 from ..errors import ConfigError
 from ..methods.base import Batch, EpochContext, Method, TrainContext
 from ..methods.forward import MultiView
-from . import distributed as dist
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..runtime import distributed as dist
+from ..runtime.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..runtime.precision import autocast, autocast_dtype, grad_scaler
 from .ema import ModelEMA, shrink_weights
 from .evaluate import Metrics, evaluate
 from .finite_guard import FiniteLossGuard
 from .optim import build_optimizer, build_scheduler
-from .precision import autocast, autocast_dtype, grad_scaler
 from .rundir import rewrite_metrics
 from .tensorboard import TensorBoardLog
 

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from ..data.views import Normalize
-from ..engine.precision import autocast, autocast_dtype
 from ..errors import CheckpointError, SemiferError
+from ..models.model_info import ModelInfo
+from ..runtime.precision import autocast, autocast_dtype
 from ..tensorfile import check_finite
-from .model_info import ModelInfo
 
 ONNX_METADATA_KEY = "semifer"
 PRECISIONS = ("fp32", "bf16", "auto")

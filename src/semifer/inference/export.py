@@ -20,12 +20,13 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from ..errors import SemiferError
+from ..models.factory import WEIGHTS, load_model
+from ..models.model_info import ModelInfo
 from ..tensorfile import check_finite, temp_beside, write_error
-from ..weights import is_builtin, sha256_file
+from ..weights import MODEL_JSON, is_builtin, sha256_file
 from .backends import ONNX_METADATA_KEY, OnnxBackend, PixelInputNet
-from .loading import MODEL_JSON, ONNX, WEIGHTS, open_torch_model
+from .loading import ONNX
 from .model_card import model_card
-from .model_info import ModelInfo
 
 FORMATS = ("onnx", "safetensors")
 ONNX_TOLERANCE = 1e-4
@@ -190,7 +191,7 @@ def export_model(
     if fmt not in FORMATS:
         raise SemiferError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     source = Path(source)
-    model, info = open_torch_model(source, use_ema=use_ema, device="cpu")
+    model, info = load_model(source, use_ema=use_ema, device="cpu")
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     check_finite(weights, source, "model's weights")  # a diverged run exported would predict one class
     info.files = {}  # the source's hashes; this export's are added once its file is written

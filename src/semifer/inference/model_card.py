@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .model_info import ModelInfo
+from ..models.model_info import ModelInfo
 
 LIMITS = """\
 - Intended use: research on facial expression recognition and estimating the expression a face *displays*

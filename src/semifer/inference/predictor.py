@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from ..data.views import resize_view
+from ..models.model_info import ModelInfo
 from .backends import Backend
 from .detect import Box, Detector, crop_face, default_margin, make_detector
-from .model_info import ModelInfo
 from .sources import Frame, to_rgb
 
 PENDING_BYTES = 150_000_000  # frames and prepared faces held while a batch of faces fills

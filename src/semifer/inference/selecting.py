@@ -14,8 +14,9 @@ from PIL import Image
 from ..data.faceset import FaceSet, read_image
 from ..data.registry import load_dataset
 from ..errors import DataError, SemiferError
-from ..pretrain.probes import features, frozen_model
+from ..models import frozen_model
 from ..selection import UNCERTAINTY, select, select_uncertain
+from .batch import features
 from .loading import load
 
 CSV_NAME = "selected.csv"

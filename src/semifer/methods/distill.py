@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from ..config import Config, build_dataclass
 from ..errors import ConfigError
-from ..models import fernet_from_config
+from ..models import create_model
 from ..tensorfile import check_finite, load_torch_file
 from .base import Batch, Method, StepOutput, TrainContext
 
@@ -39,7 +39,7 @@ def load_teacher(path: str | Path, num_classes: int) -> nn.Module:
         raise ConfigError(f"method.teachers: {checkpoint} predicts {len(classes)} classes, the student {num_classes}")
     weights = state["ema"] if state.get("ema") else state["model"]
     check_finite(weights, checkpoint, "teacher checkpoint")
-    teacher = fernet_from_config(cfg.model, num_classes, cfg.data.img_size)
+    teacher = create_model(cfg, num_classes, pretrained=False)
     teacher.load_state_dict(weights)
     return teacher.eval().requires_grad_(False)
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..engine.distributed import all_gather_cat
 from ..labels import CANONICAL
+from ..runtime.distributed import all_gather_cat
 from .base import Batch, EpochContext, Method, StepOutput
 from .forward import forward_views
 from .mixing import align_distribution, forward_mixed, linear_rampup, mixup, running_stats_frozen, sharpen

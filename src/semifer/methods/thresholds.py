@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..engine.distributed import all_gather_cat
+from ..runtime.distributed import all_gather_cat
 from .base import EpochContext
 
 

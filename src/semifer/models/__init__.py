@@ -1,9 +1,16 @@
-"""Backbones, the expression classifier and local checkpoint loading."""
+"""Backbones, the expression classifier, and the one place that builds and loads it (`factory`).
 
-from .backbones import BACKBONES
-from .classifier import FERNet, fernet_from_config
+`create_model(cfg_or_arch, num_classes, pretrained=...)` builds, `load_model(path)` opens a trained model with
+its `ModelInfo`, `list_models()` names the architectures; `pretrained` reads local backbone checkpoints."""
+
+from .backbones import BACKBONES, create_backbone
+from .classifier import FERNet
+from .factory import check_pretrained_arch, create_model, frozen_model, list_models, load_model
+from .model_info import ModelInfo
 from .pretrained import (
     LoadReport,
+    backbone_arch,
+    backbone_file,
     load_backbone_weights,
     load_model_weights,
     read_state_dict,
@@ -15,8 +22,16 @@ __all__ = [
     "BACKBONES",
     "FERNet",
     "LoadReport",
-    "fernet_from_config",
+    "ModelInfo",
+    "backbone_arch",
+    "backbone_file",
+    "check_pretrained_arch",
+    "create_backbone",
+    "create_model",
+    "frozen_model",
+    "list_models",
     "load_backbone_weights",
+    "load_model",
     "load_model_weights",
     "read_state_dict",
     "weights_file",

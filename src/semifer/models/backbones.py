@@ -130,3 +130,12 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 }
 """arch -> factory(img_size=48, patch_size=None, drop_path=None); patch size and drop path are ViT-only
 (None: 16 px patches from 128 px input, 6 px below; drop path 0.1, MAE's fine-tuning value)."""
+
+
+def create_backbone(
+    arch: str, img_size: int = 48, patch_size: int | None = None, drop_path: float | None = None
+) -> nn.Module:
+    """The feature extractor `arch` of `BACKBONES`, freshly initialised; an unknown name is a ValueError."""
+    if arch not in BACKBONES:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[arch](img_size=img_size, patch_size=patch_size, drop_path=drop_path)

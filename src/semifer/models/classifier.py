@@ -3,13 +3,11 @@ backbone's pooling (global average; + fc_norm for a ViT) -> dropout -> (optional
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .backbones import BACKBONES
+from .backbones import create_backbone
 
 
 class LocalAttention(nn.Module):
@@ -55,12 +53,10 @@ class FERNet(nn.Module):
         drop_path: float | None = None,
     ):
         super().__init__()
-        if arch not in BACKBONES:
-            raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(BACKBONES)}")
         if not 0.0 <= feature_dropout < 1.0:
             raise ValueError(f"feature_dropout must be in [0, 1), got {feature_dropout}")
         self.arch = arch
-        self.backbone = BACKBONES[arch](img_size=img_size, patch_size=patch_size, drop_path=drop_path)
+        self.backbone = create_backbone(arch, img_size, patch_size, drop_path)
         dim = self.backbone.feature_dim
         self.attention = LocalAttention(dim) if attention else nn.Identity()
         self.feature_dropout = nn.Dropout2d(feature_dropout) if feature_dropout > 0 else nn.Identity()
@@ -84,18 +80,3 @@ class FERNet(nn.Module):
         feature = self.embed(x)
         logits = self.head(feature)
         return (logits, feature) if features else logits
-
-
-def fernet_from_config(model: Any, num_classes: int, img_size: int) -> FERNet:
-    """A FERNet built from a config's `model` section (its head options already resolved) at `img_size`."""
-    return FERNet(
-        model.arch,
-        num_classes,
-        model.dropout,
-        model.l2norm,
-        model.attention,
-        model.feature_dropout,
-        img_size,
-        model.patch_size,
-        model.drop_path,
-    )

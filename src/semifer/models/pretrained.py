@@ -60,6 +60,35 @@ def weights_file(path: str | Path, what: str, folder_hint: str, missing_hint: st
     return file
 
 
+def backbone_file(path: str | Path) -> Path:
+    """The backbone file `path` names (a built-in name or a file), refused with one clear error when it is
+    missing or a folder: a run or export folder is a classifier, not a backbone file."""
+    return weights_file(
+        path,
+        "backbone file",
+        "give the backbone.safetensors a `semifer pretrain` run wrote (or a .pt/.safetensors backbone), not a run "
+        "or export folder",
+        "give runs/NAME/backbone.safetensors, a built-in name (`semifer weights`) or 'random'",
+    )
+
+
+def backbone_arch(path: str | Path) -> str | None:
+    """The `arch` a `semifer pretrain` backbone file (or a built-in) records in its safetensors metadata, if any."""
+    path = backbone_file(path)
+    if path.suffix != ".safetensors":
+        return None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            arch = (handle.metadata() or {}).get("arch")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: not a backbone file: the safetensors file is truncated or corrupt ({str(exc)[:200]})"
+        ) from None
+    return arch if isinstance(arch, str) else None
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a `.pth`/`.pt` (plain, or under 'state_dict'/'model') or `.safetensors` checkpoint, or of a
     built-in named by its name (`face-simclr-small`)."""

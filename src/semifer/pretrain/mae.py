@@ -48,16 +48,16 @@ from ..data.faceset import FaceSet, concat
 from ..data.loaders import ViewDataset, endless_loader
 from ..data.registry import load_dataset
 from ..data.views import IMAGENET_MEAN, IMAGENET_STD, Normalize, View, test_view
-from ..engine import distributed as dist
-from ..engine.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..engine.optim import build_optimizer, build_scheduler
-from ..engine.precision import autocast, autocast_dtype, grad_scaler
-from ..engine.run import make_run_dir, seed_everything
-from ..engine.rundir import check_resume_config, claim_run_dir, rewrite_metrics
+from ..engine.rundir import check_resume_config, claim_run_dir, make_run_dir, rewrite_metrics
 from ..engine.time_budget import TimeBudget
 from ..errors import ConfigError
-from ..models import BACKBONES, load_backbone_weights
+from ..models import create_backbone, list_models, load_backbone_weights
 from ..models.vit import VIT_SIZES, ViTBackbone, default_patch_size
+from ..runtime import distributed as dist
+from ..runtime.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..runtime.precision import autocast, autocast_dtype, grad_scaler
+from ..runtime.seeding import seed_everything
 from .decoder import PixelDecoder
 from .masking import (
     hide_patches,
@@ -261,11 +261,12 @@ class Pretrainer:
         self.opts = self.options(cfg)
         tc = cfg.train
         self.device = dist.local_device(tc.device)
-        if cfg.model.arch not in BACKBONES:
-            raise ConfigError(f"unknown model.arch {cfg.model.arch!r}; choose one of {', '.join(BACKBONES)}")
+        if cfg.model.arch not in list_models():
+            raise ConfigError(f"unknown model.arch {cfg.model.arch!r}; choose one of {', '.join(list_models())}")
         m = cfg.model
         no_drop_path = 0.0 if m.arch in VIT_SIZES else None  # MAE pretrains without stochastic depth
-        backbone = BACKBONES[m.arch](
+        backbone = create_backbone(
+            m.arch,
             img_size=cfg.data.img_size,
             patch_size=m.patch_size,
             drop_path=no_drop_path if m.drop_path is None else m.drop_path,

@@ -20,10 +20,10 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 from ..data.faceset import FaceSet
-from ..engine.evaluate import predict
-from ..errors import CheckpointError, SemiferError
-from ..inference.model_info import IMG_SIZES
-from ..models import BACKBONES, FERNet, load_backbone_weights, read_state_dict, weights_file
+from ..errors import SemiferError
+from ..inference.batch import features
+from ..models import frozen_model
+from ..models.model_info import IMG_SIZES
 
 
 @dataclass
@@ -48,59 +48,6 @@ class ProbeResult:
             f"{100 * self.linear_accuracy:.2f}%  ({self.train_images} probe-train / {self.test_images} test "
             f"images, {self.seconds:.0f} s)"
         )
-
-
-def backbone_file(path: str | Path) -> Path:
-    """The backbone file `path` names (a built-in name or a file), refused with one clear error when it is
-    missing or a folder: a run or export folder is a classifier, not a backbone file."""
-    return weights_file(
-        path,
-        "backbone file",
-        "give the backbone.safetensors a `semifer pretrain` run wrote (or a .pt/.safetensors backbone), not a run "
-        "or export folder",
-        "give runs/NAME/backbone.safetensors, a built-in name (`semifer weights`) or 'random'",
-    )
-
-
-def backbone_arch(path: str | Path) -> str | None:
-    """The `arch` a `semifer pretrain` backbone file (or a built-in) records in its safetensors metadata, if any."""
-    path = backbone_file(path)
-    if path.suffix != ".safetensors":
-        return None
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            arch = (handle.metadata() or {}).get("arch")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path}: not a backbone file: the safetensors file is truncated or corrupt ({str(exc)[:200]})"
-        ) from None
-    return arch if isinstance(arch, str) else None
-
-
-def frozen_model(path: str | Path | None, arch: str | None = None) -> FERNet:
-    """A FERNet whose plain head is never used: the backbone of `path` (or a random one when None)."""
-    if path is not None:
-        backbone_file(path)
-    arch = arch or (backbone_arch(path) if path else None)
-    if arch is None:
-        if path is not None:
-            read_state_dict(path)  # a file that is no model at all says so rather than asking for --arch
-        raise SemiferError(f"{path}: the file does not record its architecture; give it with --arch")
-    if arch not in BACKBONES:
-        raise SemiferError(f"unknown arch {arch!r}; choose one of {', '.join(BACKBONES)}")
-    model = FERNet(arch, 7)
-    if path is not None:
-        load_backbone_weights(model.backbone, path)
-    return model
-
-
-def features(model: FERNet, faces: FaceSet, img_size: int, batch_size: int = 512, progress: bool = True) -> np.ndarray:
-    """(N, D) pooled backbone features of the test view of every face, model in eval mode, fp32."""
-    device = next(model.parameters()).device
-    _, feats = predict(model, faces, img_size, device, batch_size=batch_size, progress=progress, features=True)
-    return feats
 
 
 def knn_accuracy(

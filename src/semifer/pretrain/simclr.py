@@ -38,9 +38,9 @@ from torch import nn
 from ..config import Config, build_dataclass
 from ..data.batch_views import ContrastiveBatchView
 from ..data.views import Normalize, View, resize_view
-from ..engine.precision import autocast
 from ..errors import ConfigError
 from ..methods.unlabeled_losses import info_nce
+from ..runtime.precision import autocast
 from .mae import Pretrainer, plot_reconstructions
 
 

@@ -16,7 +16,7 @@ from ..config import Config
 from ..data.registry import image_colour
 from ..data.views import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import SemiferError
-from ..models import BACKBONES
+from .backbones import BACKBONES
 
 FORMAT = "semifer-model"
 HEAD_KEYS = ("dropout", "l2norm", "attention", "feature_dropout")
