@@ -126,7 +126,7 @@ def machine() -> dict[str, Any]:
 
 def command(interpreter: str = "python") -> str:
     """This process's command line as a user would retype it from the repository root (with OMP_NUM_THREADS
-    when set): `python -m benchmarks.GROUP.SCRIPT ...`; a script run from another venv names that venv's
+    when set): `python -m benchmarks.<group>.<name> ...`; a script run from another venv names that venv's
     interpreter."""
     threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
     spec = getattr(sys.modules["__main__"], "__spec__", None)

@@ -30,11 +30,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks.common import (
-    OUT,
     PRETRAINED,
     ROOT,
     command,
     fer2013_spec,
+    fer2013_split_file,
     load_json,
     machine,
     parser,
@@ -70,11 +70,7 @@ def pretraining_cost(backbone: Path) -> dict | None:
 
 def labeled_ids(seeds: list[int]) -> set[str]:
     """The face ids labeled in any of these seeds' SSL-table splits."""
-    return {
-        face_id
-        for seed in seeds
-        for face_id in json.loads((OUT / "splits" / f"fer2013_adacm400_seed{seed}.json").read_text())["labeled"]
-    }
+    return {face_id for seed in seeds for face_id in json.loads(fer2013_split_file(400, seed).read_text())["labeled"]}
 
 
 def validation_split(train: FaceSet, size: int, keep_out: set[str]) -> tuple[FaceSet, FaceSet]:
@@ -94,7 +90,7 @@ def few_label_probe(path: Path | None, arch: str, train: FaceSet, test: FaceSet,
         test_x = features(model, test, 48, progress=False)
     rows = []
     for seed in seeds:
-        split = json.loads((OUT / "splits" / f"fer2013_adacm400_seed{seed}.json").read_text())
+        split = json.loads(fer2013_split_file(400, seed).read_text())
         labeled = train.subset([position[face_id] for face_id in split["labeled"]])
         with torch.inference_mode():
             train_x = features(model, labeled, 48, progress=False)

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import (
-    OUT,
     command,
     fer2013_spec,
+    fer2013_split_file,
     load_json,
     machine,
     parser,
@@ -98,7 +98,7 @@ def main() -> None:
             f"no run directory for {missing} at {args.budget}, seed {args.seed}: run "
             f"benchmarks/accuracy/fer2013_ssl.py --labels {args.labels} --seed {args.seed} for them first"
         )
-    split = Split.load(OUT / "splits" / f"fer2013_adacm{args.labels}_seed{args.seed}.json")
+    split = Split.load(fer2013_split_file(args.labels, args.seed))
     _, pool = apply_split(load_dataset(fer2013_spec("Training")), split)
     test = load_dataset(fer2013_spec("PublicTest"))
     sample = np.random.default_rng(0).choice(len(pool), min(args.sample, len(pool)), replace=False)
