@@ -1,12 +1,8 @@
-"""benchmarks/demo_seeds.py: a method's gain is paired with supervised on the same seed and variant."""
-
-import sys
-from pathlib import Path
+"""benchmarks/accuracy/demo_seeds.py: a method's gain is paired with supervised on the same seed and variant."""
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from demo_seeds import gains  # noqa: E402
+from benchmarks.accuracy.demo_seeds import gains
 
 
 def row(variant: str, seed: int, method: str, accuracy: float) -> dict:

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.sh at toy size on the CPU: the script a GPU machine will run, proven to run first."""
+"""benchmarks/gpu/gpu_check.sh at toy size on the CPU: the script a GPU machine will run, proven to run first."""
 
 import json
 import os
@@ -23,7 +23,11 @@ def test_gpu_check_runs_end_to_end_at_toy_size(tmp_path):
         "GPU_CHECK_BUDGET_S": "300",
     }
     done = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True, text=True, timeout=280
+        ["bash", str(ROOT / "benchmarks" / "gpu" / "gpu_check.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
@@ -47,8 +51,7 @@ def test_gpu_check_runs_end_to_end_at_toy_size(tmp_path):
 
 
 def test_the_adacm_run_shrinks_to_the_time_left():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from gpu_check import FIXED_SECONDS, LOOP_OVERHEAD, iterations
+    from benchmarks.gpu.gpu_check import FIXED_SECONDS, LOOP_OVERHEAD, iterations
 
     per_iter = 20 * 0.03 * LOOP_OVERHEAD  # seconds of one iteration per epoch over 20 epochs
     assert iterations(FIXED_SECONDS + 800 * per_iter + 1, 0.03, 20, 800) == 800

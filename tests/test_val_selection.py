@@ -1,14 +1,11 @@
-"""benchmarks/val_selection.py: the rule reads validation accuracy only, and chooses nothing until every
+"""benchmarks/accuracy/val_selection.py: the rule reads validation accuracy only, and chooses nothing until every
 candidate has run on the same seeds."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from val_selection import baseline_rows, choose, compared, final_val_accuracy  # noqa: E402
+from benchmarks.accuracy.val_selection import baseline_rows, choose, compared, final_val_accuracy
 
 
 def row(candidate: str, seed: int, val: float, test: float) -> dict:

@@ -57,7 +57,7 @@ class HaarDetector:
     """OpenCV's frontal-face Haar cascade on the grey image (Viola-Jones): fast, offline, frontal faces only.
 
     Its box frames a face much as FER2013's crops do (median side 0.97 x the crop's, centred, on the 159 of
-    200 PublicTest faces it found, pasted at 96-200 px: benchmarks/haar_framing.py), so the default margin of
+    200 PublicTest faces it found, pasted at 96-200 px: benchmarks/studies/haar_framing.py), so the default margin of
     0.015 per side gives back FER2013's framing.
     """
 

@@ -30,7 +30,7 @@ config.
 class threshold. The rule follows the model's own mean confidence, which suits the paper's pretrained start;
 from scratch it admits most of the unlabeled batch from the first epoch at pseudo-label accuracies near 40 %.
 On FER2013 at 400 labels from scratch (the SSL table's recipe) a floor of 0.7, chosen among 0 / 0.7 / 0.95
-on a validation split (`benchmarks/val_selection.py`), lifts DTA+SNL from 0.4 points below supervised to
+on a validation split (`benchmarks/accuracy/val_selection.py`), lifts DTA+SNL from 0.4 points below supervised to
 8.2 above (three seeds, BENCHMARKS.md); from a pretrained start the default gains as it is.
 """
 

@@ -1,6 +1,6 @@
 """Probes of each pretraining on FER2013, before any fine-tuning, and what the pretraining cost.
 
-    python benchmarks/pretrain_probes.py --backbone simclr=runs/pretrain-simclr/backbone.safetensors [--random]
+    python -m benchmarks.accuracy.pretrain_probes --backbone simclr=runs/pretrain-simclr/backbone.safetensors [--random]
 
 For every named backbone file: k-NN (k=20, cosine) and linear-probe accuracy on PublicTest from frozen
 features, the probes fitted on FER2013 Training with its labels (used by the probe only). When the file sits
@@ -16,7 +16,6 @@ the fine-tuning rows have, so fine-tuning can be judged against it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -30,14 +29,25 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from record import OUT, command, data_root, machine, rows_header, save_json, write_section
+from benchmarks.common import (
+    PRETRAINED,
+    ROOT,
+    command,
+    fer2013_spec,
+    fer2013_split_file,
+    load_json,
+    machine,
+    parser,
+    rows_header,
+    save_json,
+    write_section,
+)
 from semifer.data.faceset import FaceSet
 from semifer.engine.run import load_faces
 from semifer.inference.batch import features
 from semifer.models import frozen_model
 from semifer.pretrain.probes import probe
 
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 MAX_COMMITTED_BYTES = 2_000_000
 SSL_TABLE_SEEDS = [0, 1, 2]  # their labeled faces never enter the validation split, whichever --few-labels
 
@@ -62,11 +72,7 @@ def pretraining_cost(backbone: Path) -> dict | None:
 
 def labeled_ids(seeds: list[int]) -> set[str]:
     """The face ids labeled in any of these seeds' SSL-table splits."""
-    return {
-        face_id
-        for seed in seeds
-        for face_id in json.loads((OUT / "splits" / f"fer2013_adacm400_seed{seed}.json").read_text())["labeled"]
-    }
+    return {face_id for seed in seeds for face_id in json.loads(fer2013_split_file(400, seed).read_text())["labeled"]}
 
 
 def validation_split(train: FaceSet, size: int, keep_out: set[str]) -> tuple[FaceSet, FaceSet]:
@@ -86,7 +92,7 @@ def few_label_probe(path: Path | None, arch: str, train: FaceSet, test: FaceSet,
         test_x = features(model, test, 48, progress=False)
     rows = []
     for seed in seeds:
-        split = json.loads((OUT / "splits" / f"fer2013_adacm400_seed{seed}.json").read_text())
+        split = json.loads(fer2013_split_file(400, seed).read_text())
         labeled = train.subset([position[face_id] for face_id in split["labeled"]])
         with torch.inference_mode():
             train_x = features(model, labeled, 48, progress=False)
@@ -105,12 +111,12 @@ def few_label_probe(path: Path | None, arch: str, train: FaceSet, test: FaceSet,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--backbone", nargs="*", default=[], metavar="NAME=FILE")
-    parser.add_argument("--random", action="store_true", help="also probe a randomly initialised backbone")
-    parser.add_argument("--arch", default="small_cnn", help="architecture of the random-init row")
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument(
+    cli = parser(__doc__)
+    cli.add_argument("--backbone", nargs="*", default=[], metavar="NAME=FILE")
+    cli.add_argument("--random", action="store_true", help="also probe a randomly initialised backbone")
+    cli.add_argument("--arch", default="small_cnn", help="architecture of the random-init row")
+    cli.add_argument("--k", type=int, default=20)
+    cli.add_argument(
         "--few-labels",
         type=int,
         nargs="*",
@@ -118,26 +124,23 @@ def main() -> None:
         metavar="SEED",
         help="also probe on the 400 labels of these seeds' SSL-table splits",
     )
-    parser.add_argument(
+    cli.add_argument(
         "--val",
         type=int,
         default=0,
         metavar="N",
         help="score on N held-out Training faces instead of PublicTest (to choose a recipe)",
     )
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
+    args = cli.parse_args()
 
     results_name = "pretrain_probes_val" if args.val else "pretrain_probes"
-    results_path = OUT / f"{results_name}.json"
-    blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
+    blob = load_json(results_name)
     if not args.report_only:
-        csv = data_root() / "fer2013" / "fer2013.csv.gz"
-        train = load_faces(f"fer2013:{csv}?split=Training")
+        train = load_faces(fer2013_spec("Training"))
         if args.val:
             train, test = validation_split(train, args.val, labeled_ids(SSL_TABLE_SEEDS))
         else:
-            test = load_faces(f"fer2013:{csv}?split=PublicTest")
+            test = load_faces(fer2013_spec("PublicTest"))
         torch.manual_seed(0)
         jobs = [(name, Path(path)) for name, path in (item.split("=", 1) for item in args.backbone)]
         if args.random:
@@ -157,11 +160,11 @@ def main() -> None:
             if path is not None:
                 row["cost"] = pretraining_cost(path)
                 if not args.val and path.stat().st_size < MAX_COMMITTED_BYTES:
-                    PRETRAINED_DIR.mkdir(exist_ok=True)
-                    kept = PRETRAINED_DIR / f"{name}.safetensors"
+                    PRETRAINED.mkdir(exist_ok=True)
+                    kept = PRETRAINED / f"{name}.safetensors"
                     if path.resolve() != kept.resolve():
                         shutil.copyfile(path, kept)
-                    row["committed_backbone"] = str(kept.relative_to(Path(__file__).parent.parent))
+                    row["committed_backbone"] = str(kept.relative_to(ROOT))
             blob["rows"] = [r for r in blob["rows"] if r["pretraining"] != name] + [row]
             save_json(results_name, blob)
     if blob["rows"]:

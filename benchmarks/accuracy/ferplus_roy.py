@@ -1,7 +1,8 @@
 """Roy & Etemad's FER13 protocol (ACII 2022) at CPU scale, to set semifer beside their published table.
 
-    python benchmarks/ferplus_roy.py [--labels-per-class 25 100] [--methods fixmatch supervised adacm bridging]
-                                     [--epochs 20 --iters 100] [--seed 0] [--val per_class:50 | --val none]
+    python -m benchmarks.accuracy.ferplus_roy [--labels-per-class 25 100]
+        [--methods fixmatch supervised adacm bridging] [--epochs 20 --iters 100] [--seed 0]
+        [--val per_class:50 | --val none]
 
 FER13 = FER2013 images with FER+ labels by plurality (`ferplus:...?classes=7&label=plurality`); labeled = K
 per class, unlabeled = every Training image (the labeled ones included), test = PublicTest (their test set
@@ -20,15 +21,25 @@ ends; the BENCHMARKS.md section is rewritten from it.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from record import OUT, command, data_root, machine, rows_header, save_json, stages, throughput, write_section
-from semifer.config import load_config
+from benchmarks.common import (
+    OUT,
+    add_budget,
+    command,
+    data_root,
+    load_json,
+    machine,
+    parser,
+    rows_header,
+    throughput,
+    train_stages,
+    upsert_rows,
+    write_section,
+)
 from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
-from semifer.engine.run import train
 from semifer.engine.trainer import best_on_validation
 from semifer.methods import plain_head
 
@@ -57,27 +68,25 @@ def split_file(train_spec: str, per_class: int, seed: int, val: str | None) -> P
 
 def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: str, test_spec: str) -> dict:
     val = None if args.val == "none" else args.val
-    started, previous, overrides = time.perf_counter(), None, []
-    for stage, epochs in stages(method, args.epochs):  # Bridging: stage 2 continues stage 1's whole network
-        overrides = [f"method.name={stage}", *plain_head(stage), "model.pretrained=none", *args.extra]
-        if previous is not None:
-            overrides.append(f"model.init_from={previous.run_dir / 'checkpoints' / 'last.pt'}")
+    started = time.perf_counter()
+
+    def recipe(stage: str, first: bool) -> list[str]:
+        return [f"method.name={stage}", *plain_head(stage), "model.pretrained=none", *args.extra]
+
+    def name_of(stage: str) -> str:
         suffix = f"-{stage.split('_')[-1]}" if stage != method else ""
-        cfg = load_config(
-            "ferplus_roy_fixmatch",
-            [
-                f"data.train={train_spec}",
-                f"data.test={test_spec}",
-                f"data.split_file={split_file(train_spec, per_class, args.seed, val)}",
-                f"train.epochs={epochs}",
-                f"train.iters_per_epoch={args.iters}",
-                f"seed={args.seed}",
-                f"out_dir={args.out_dir}",
-                f"name={method}{suffix}-k{per_class}-seed{args.seed}",
-                *overrides,
-            ],
-        )
-        previous = result = train(cfg)
+        return f"{method}{suffix}-k{per_class}-seed{args.seed}"
+
+    protocol = [
+        f"data.train={train_spec}",
+        f"data.test={test_spec}",
+        f"data.split_file={split_file(train_spec, per_class, args.seed, val)}",
+        f"train.iters_per_epoch={args.iters}",
+        f"seed={args.seed}",
+        f"out_dir={args.out_dir}",
+    ]
+    # Bridging's stage 2 continues stage 1's whole network
+    result, overrides = train_stages("ferplus_roy_fixmatch", method, args.epochs, protocol, recipe, name_of)
     best = best_on_validation(result.history)
     return {
         "method": method,
@@ -101,36 +110,26 @@ def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--labels-per-class", type=int, nargs="+", default=[25, 100])
-    parser.add_argument("--methods", nargs="+", default=["fixmatch", "supervised", "adacm"])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--iters", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--val", default="per_class:50", help="validation protocol, or none")
-    parser.add_argument("--out-dir", default="runs/bench-ferplus-roy")
-    parser.add_argument("--extra", nargs="*", default=[], help="overrides applied to every method")
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
-    args = parser.parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("--labels-per-class", type=int, nargs="+", default=[25, 100])
+    cli.add_argument("--methods", nargs="+", default=["fixmatch", "supervised", "adacm"])
+    add_budget(cli, 20, 100)
+    cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("--val", default="per_class:50", help="validation protocol, or none")
+    cli.add_argument("--out-dir", default="runs/bench-ferplus-roy")
+    cli.add_argument("--extra", nargs="*", default=[], help="overrides applied to every method")
+    args = cli.parse_args()
 
-    results_path = OUT / f"{NAME}.json"
     if not args.report_only:
         train_spec, test_spec = specs()
         for per_class in args.labels_per_class:
             for method in args.methods:
                 row = run_row(args, method, per_class, train_spec, test_spec)
-                blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
-                key = (row["method"], per_class, row["budget"], args.seed, row["val"])
-                blob["rows"] = [
-                    r
-                    for r in blob["rows"]
-                    if (r["method"], r["labels_per_class"], r["budget"], r["seed"], r["val"]) != key
-                ]
-                blob["rows"].append(row)
-                save_json(NAME, blob)
+                blob = upsert_rows(
+                    NAME, [row], lambda r: (r["method"], r["labels_per_class"], r["budget"], r["seed"], r["val"])
+                )
                 write_section(NAME, table(blob))
-    blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
-    write_section(NAME, table(blob))
+    write_section(NAME, table(load_json(NAME)))
 
 
 def table(blob: dict) -> str:

@@ -1,33 +1,39 @@
 """Supervised baseline on FER2013 at CPU scale: all Training labels, and 400 labels (Ada-CM protocol).
 
-    python benchmarks/fer2013_supervised.py [--epochs 30] [--iters 400]
+    python -m benchmarks.accuracy.fer2013_supervised [--epochs 30] [--iters 400]
 
 Small CNN, 48 px, PublicTest as the test set; the final-epoch EMA accuracy is reported.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
-from record import OUT, command, data_root, header, machine, save_json, throughput, write_section
-from semifer.config import load_config
-from semifer.engine.run import train
+from benchmarks.common import (
+    add_budget,
+    command,
+    fer2013_spec,
+    header,
+    load_json,
+    machine,
+    parser,
+    save_json,
+    throughput,
+    train_preset,
+    write_section,
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--iters", type=int, default=400)
-    parser.add_argument("--few-epochs", type=int, default=20)
-    parser.add_argument("--few-iters", type=int, default=100)
-    parser.add_argument("--out-dir", default="runs/bench")
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
-    parser.add_argument("--only", choices=["all", "few"], help="run one setting, keeping the other's saved row")
-    args = parser.parse_args()
-    csv = data_root() / "fer2013" / "fer2013.csv.gz"
+    cli = parser(__doc__)
+    add_budget(cli, 30, 400)
+    cli.add_argument("--few-epochs", type=int, default=20)
+    cli.add_argument("--few-iters", type=int, default=100)
+    cli.add_argument("--out-dir", default="runs/bench")
+    cli.add_argument("--only", choices=["all", "few"], help="run one setting, keeping the other's saved row")
+    args = cli.parse_args()
     settings = {
         "all labels": (["data.split=all", f"train.epochs={args.epochs}", f"train.iters_per_epoch={args.iters}"]),
         "400 labels (adacm:400)": (
@@ -40,29 +46,26 @@ def main() -> None:
         ),
     }
     if args.report_only:
-        report(json.loads((OUT / "fer2013_supervised.json").read_text()))
+        report(load_json("fer2013_supervised"))
         return
-    meta, rows = machine(), []
-    saved = OUT / "fer2013_supervised.json"
-    if args.only and saved.exists():
-        rows = json.loads(saved.read_text())["rows"]
+    meta = machine()
+    rows = load_json("fer2013_supervised")["rows"] if args.only else []
     chosen = {"all": list(settings)[:1], "few": list(settings)[1:], None: list(settings)}[args.only]
     for label in chosen:
         overrides = settings[label]
         rows = [r for r in rows if r["setting"] != label]
-        cfg = load_config(
+        started = time.perf_counter()
+        result = train_preset(
             "fer2013_small",
             [
-                f"data.train=fer2013:{csv}?split=Training",
-                f"data.test=fer2013:{csv}?split=PublicTest",
+                f"data.train={fer2013_spec('Training')}",
+                f"data.test={fer2013_spec('PublicTest')}",
                 f"out_dir={args.out_dir}",
                 f"name=supervised-{overrides[0].split('=')[1].replace(':', '')}",
                 "model.pretrained=none",
                 *overrides,
             ],
         )
-        started = time.perf_counter()
-        result = train(cfg)
         minutes = (time.perf_counter() - started) / 60
         final = result.final
         rows.append(

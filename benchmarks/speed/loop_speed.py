@@ -1,6 +1,6 @@
 """Whole training loop throughput (loader + step) for torch threads x loader workers, at CPU scale.
 
-    python benchmarks/loop_speed.py [--methods fixmatch adacm] [--threads 1 2] [--workers 0 1]
+    python -m benchmarks.speed.loop_speed [--methods fixmatch adacm] [--threads 1 2] [--workers 0 1]
 
 The step-speed table times a step on pre-built batches; a real run also decodes and augments its views, in
 loader workers or in the main process, on the same cores. This runs `semifer train` (preset `fer2013_ssl`,
@@ -11,7 +11,6 @@ from `step_speed.json` when it is there.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -21,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from record import OUT, command, header, machine, save_json, write_section
+from benchmarks.common import command, header, load_json, machine, parser, save_json, write_section
 
 
 def loop_rate(method: str, threads: int, workers: int, out_dir: Path) -> float:
@@ -53,11 +52,14 @@ def loop_rate(method: str, threads: int, workers: int, out_dir: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=["fixmatch", "adacm"])
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--workers", nargs="+", type=int, default=[0, 1])
-    args = parser.parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("--methods", nargs="+", default=["fixmatch", "adacm"])
+    cli.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    cli.add_argument("--workers", nargs="+", type=int, default=[0, 1])
+    args = cli.parse_args()
+    if args.report_only:
+        write_section("loop_speed", table(load_json("loop_speed")))
+        return
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods:
@@ -72,8 +74,7 @@ def main() -> None:
 
 
 def table(blob: dict[str, Any]) -> str:
-    steps_path = OUT / "step_speed.json"
-    steps = json.loads(steps_path.read_text())["rows"] if steps_path.exists() else []
+    steps = load_json("step_speed")["rows"]
     bare = {
         r["method"]: r["samples_per_s"]
         for r in steps

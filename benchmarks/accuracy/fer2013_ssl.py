@@ -1,7 +1,7 @@
 """The SSL comparison on FER2013 at CPU scale: every method, one split file, one budget, one seed.
 
-    python benchmarks/fer2013_ssl.py [--labels 400] [--methods supervised fixmatch ...] [--epochs 20 --iters 60]
-                                     [--seed 1]
+    python -m benchmarks.accuracy.fer2013_ssl [--labels 400] [--methods supervised fixmatch ...]
+        [--epochs 20 --iters 60] [--seed 1]
 
 Each seed draws its own labeled split and initialisation; rows of several seeds are summarised as the mean
 and spread of each method's gain over supervised on the same seeds.
@@ -17,18 +17,32 @@ recorded for the same labels and budget.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from record import OUT, command, data_root, machine, rows_header, run_row, save_json, stages, write_section
+from benchmarks.common import (
+    OUT,
+    add_budget,
+    add_start,
+    command,
+    fer2013_spec,
+    fer2013_split_file,
+    load_json,
+    machine,
+    named_start,
+    parser,
+    rows_header,
+    run_row,
+    save_json,
+    stages,
+    train_stages,
+    upsert_rows,
+    write_section,
+)
 from semifer.config import load_config
-from semifer.data.registry import load_dataset
-from semifer.data.splits import make_split
-from semifer.engine.run import train
+from semifer.engine.run import RunResult
 from semifer.methods import method_class, plain_head
 from semifer.pretrain.mae import pretrain
 from semifer.report.plots import plot_comparison
@@ -64,17 +78,10 @@ def recipe(row: str, train_spec: str, pretrained: Path | None, own: bool) -> lis
 def fer2013_protocol(labels: int, seed: int) -> tuple[str, str, Path]:
     """The table's data: FER2013 Training as the pool, PublicTest as the test set, and the seed's split
     file of `labels` labels by the Ada-CM protocol (drawn once, then read back by every method)."""
-    csv = data_root() / "fer2013" / "fer2013.csv.gz"
-    train_spec, test_spec = f"fer2013:{csv}?split=Training", f"fer2013:{csv}?split=PublicTest"
-    split_file = OUT / "splits" / f"fer2013_adacm{labels}_seed{seed}.json"
-    if not split_file.exists():
-        split = make_split(load_dataset(train_spec), f"adacm:{labels}", seed)
-        split.dataset = "fer2013 Training"
-        split.save(split_file)
-    return train_spec, test_spec, split_file
+    return fer2013_spec("Training"), fer2013_spec("PublicTest"), fer2013_split_file(labels, seed)
 
 
-def train_stages(
+def train_row(
     method: str,
     seed: int,
     labels: int,
@@ -87,37 +94,28 @@ def train_stages(
     stage1_epochs: int | None = None,
     pretrained: Path | None = None,
     own: bool = False,
-) -> tuple[Any, list[str]]:
-    """Train one row on the table's protocol, stage by stage (`record.stages`): a later stage continues the
-    whole network of the one before, and only the first starts from `start_file`. Returns the last stage's
-    result and overrides; `name_of(stage)` names each run."""
+) -> tuple[RunResult, list[str]]:
+    """Train one row on the table's protocol, stage by stage (`common.train_stages`); only the first stage
+    starts from `start_file`. Returns the last stage's result and overrides; `name_of(stage)` names each run."""
     train_spec, test_spec, split_file = fer2013_protocol(labels, seed)
-    result, overrides = None, []
-    for stage, stage_epochs in stages(method, epochs, stage1_epochs):
+
+    def row_recipe(stage: str, first: bool) -> list[str]:
         overrides = [*recipe(stage, train_spec, pretrained, own), *extra]
-        if result is not None:
-            overrides.append(f"model.init_from={result.run_dir / 'checkpoints' / 'last.pt'}")
-        elif start_file:
+        if first and start_file:
             overrides.append(f"model.pretrained={start_file}")
-        elif not any(o.startswith("model.pretrained=") for o in overrides):
+        elif first and not any(o.startswith("model.pretrained=") for o in overrides):
             overrides.append("model.pretrained=none")  # a scratch row
-        result = train(
-            load_config(
-                "fer2013_ssl",
-                [
-                    f"data.train={train_spec}",
-                    f"data.test={test_spec}",
-                    f"data.split_file={split_file}",
-                    f"train.epochs={stage_epochs}",
-                    f"train.iters_per_epoch={iters}",
-                    f"seed={seed}",
-                    f"out_dir={out_dir}",
-                    f"name={name_of(stage)}",
-                    *overrides,
-                ],
-            )
-        )
-    return result, overrides
+        return overrides
+
+    protocol = [
+        f"data.train={train_spec}",
+        f"data.test={test_spec}",
+        f"data.split_file={split_file}",
+        f"train.iters_per_epoch={iters}",
+        f"seed={seed}",
+        f"out_dir={out_dir}",
+    ]
+    return train_stages("fer2013_ssl", method, epochs, protocol, row_recipe, name_of, stage1_epochs)
 
 
 def pretrained_backbone(args: argparse.Namespace, train_spec: str) -> Path:
@@ -139,38 +137,31 @@ def pretrained_backbone(args: argparse.Namespace, train_spec: str) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", type=int, default=400)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--iters", type=int, default=60)
-    parser.add_argument("--pretrain-epochs", type=int, default=10)
-    parser.add_argument("--pretrain-iters", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", default="runs/bench-ssl")
-    parser.add_argument("--skip-done", action="store_true")
-    parser.add_argument("--extra", nargs="*", default=[], help="overrides applied to every method")
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
-    parser.add_argument("--tag", default="", help="names an ablation row, e.g. --tag 'plain head' (kept apart)")
-    parser.add_argument("--stage1-epochs", type=int, help="Bridging: stage 1's share of --epochs (default half)")
-    parser.add_argument(
+    cli = parser(__doc__)
+    cli.add_argument("--labels", type=int, default=400)
+    cli.add_argument("--methods", nargs="+", default=list(METHODS))
+    add_budget(cli, 20, 60)
+    cli.add_argument("--pretrain-epochs", type=int, default=10)
+    cli.add_argument("--pretrain-iters", type=int, default=100)
+    cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("--out-dir", default="runs/bench-ssl")
+    cli.add_argument("--skip-done", action="store_true")
+    cli.add_argument("--extra", nargs="*", default=[], help="overrides applied to every method")
+    cli.add_argument("--tag", default="", help="names an ablation row, e.g. --tag 'plain head' (kept apart)")
+    cli.add_argument("--stage1-epochs", type=int, help="Bridging: stage 1's share of --epochs (default half)")
+    cli.add_argument(
         "--own-recipe",
         action="store_true",
         help="each method's own head and optimiser (Ada-CM: the authors') instead of the table's",
     )
-    parser.add_argument(
-        "--start",
-        metavar="NAME=BACKBONE",
-        help="start every method from a pretrained backbone file; rows record start=NAME (default: scratch)",
-    )
-    args = parser.parse_args()
-    start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
+    add_start(cli)
+    args = cli.parse_args()
+    start_name, start_file = named_start(args.start)
 
     train_spec = fer2013_protocol(args.labels, args.seed)[0]
 
     name = f"fer2013_ssl_{args.labels}"
-    results_path = OUT / f"{name}.json"
-    blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
+    blob = load_json(name)
     if args.report_only:
         report(blob, args.labels)
         return
@@ -200,7 +191,7 @@ def main() -> None:
                 f"-seed{args.seed}"
             )
 
-        result, overrides = train_stages(
+        result, overrides = train_row(
             method,
             args.seed,
             args.labels,
@@ -226,12 +217,10 @@ def main() -> None:
             "stages": dict(stages(method, args.epochs, args.stage1_epochs)),
             "machine": meta,
         }
-        blob = json.loads(results_path.read_text()) if results_path.exists() else {"rows": []}
-        blob["rows"] = [r for r in blob["rows"] if row_key(r) != row_key(row)]
-        blob["rows"].append(row)
+        blob = upsert_rows(name, [row], row_key)
         if method in PRETRAINED:
             blob["pretrain"] = f"{args.pretrain_epochs}x{args.pretrain_iters} steps of 128 images"
-        save_json(name, blob)
+            save_json(name, blob)
         report(blob, args.labels)
 
 

@@ -1,7 +1,7 @@
 """`semifer demo` across seeds: does its closing table show the gain whatever the seed?
 
-    python benchmarks/demo_seeds.py --seeds 0 1 2 [--variant NAME --overrides key=value ...]
-                                    [--methods supervised fixmatch]
+    python -m benchmarks.accuracy.demo_seeds --seeds 0 1 2 [--variant NAME --overrides key=value ...]
+        [--methods supervised fixmatch]
 
 A seed draws the demo's labels, initialisation and data order; another machine's arithmetic changes the
 trajectory as much, so a newcomer's run is a draw from the same spread. Each (variant, seed) runs the
@@ -12,12 +12,10 @@ processes started side by side all land).
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 
-from record import OUT, command, machine, rows_header, save_json, write_section
+from benchmarks.common import add_seeds, command, load_json, machine, parser, rows_header, upsert_rows, write_section
 from semifer.demo import DEFAULT_METHODS, run_demo
 
 
@@ -83,15 +81,13 @@ def table(blob: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--variant", default="preset", help="names the overrides' row group")
-    parser.add_argument("--overrides", nargs="*", default=[], help="config overrides on top of the demo preset")
-    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
-    parser.add_argument("--out-dir", default="runs/demo-seeds")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
-    path = OUT / "demo_seeds.json"
+    cli = parser(__doc__)
+    add_seeds(cli, [0, 1, 2])
+    cli.add_argument("--variant", default="preset", help="names the overrides' row group")
+    cli.add_argument("--overrides", nargs="*", default=[], help="config overrides on top of the demo preset")
+    cli.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    cli.add_argument("--out-dir", default="runs/demo-seeds")
+    args = cli.parse_args()
     if not args.report_only:
         for seed in args.seeds:
             started = time.perf_counter()
@@ -102,10 +98,7 @@ def main() -> None:
             )
             total = (time.perf_counter() - started) / 60
             meta = machine()
-            blob = json.loads(path.read_text()) if path.exists() else {"rows": []}
-            keys = {(args.variant, seed, r.method) for r in demo}
-            blob["rows"] = [r for r in blob["rows"] if (r["variant"], r["seed"], r["method"]) not in keys]
-            blob["rows"] += [
+            rows = [
                 {
                     "variant": args.variant,
                     "overrides": args.overrides,
@@ -119,9 +112,8 @@ def main() -> None:
                 }
                 for r in demo
             ]
-            save_json(path.stem, blob)
-    blob = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    write_section("demo_seeds", table(blob))
+            upsert_rows("demo_seeds", rows, lambda r: (r["variant"], r["seed"], r["method"]))
+    write_section("demo_seeds", table(load_json("demo_seeds")))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,9 @@
-"""benchmarks/record.py: a table's Machine line names the newest row's machine and, when rows span machines,
+"""benchmarks/common.py: a table's Machine line names the newest row's machine and, when rows span machines,
 how many ran on each, so that an old row's CPU is never shown as the whole table's."""
-
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from record import rows_header, stages  # noqa: E402
+from benchmarks.common import rows_header, stages
 
 
 def meta(cpu: str, date: str) -> dict:

@@ -1,6 +1,6 @@
 """Which faces to label, judged cheaply: a linear probe on the built-in representation's frozen features.
 
-    python benchmarks/selection_probe.py [--budgets 100 400 1000] [--seeds 0 1 2]
+    python -m benchmarks.studies.selection_probe [--budgets 100 400 1000] [--seeds 0 1 2]
 
 FER2013 Training less 3,589 held-out validation faces is the pool, as a simulated person: a face's label is
 read only once it is chosen. Each selection (`uniform` random, the Ada-CM `stratified` protocol, which reads the
@@ -13,8 +13,6 @@ first indication, not the fine-tuned result.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 import warnings
@@ -26,7 +24,17 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from record import OUT, command, data_root, header, machine, save_json, write_section
+from benchmarks.common import (
+    add_seeds,
+    command,
+    fer2013_spec,
+    header,
+    load_json,
+    machine,
+    parser,
+    save_json,
+    write_section,
+)
 from semifer.data import load_dataset
 from semifer.data.splits import make_split
 from semifer.inference.batch import features
@@ -56,20 +64,18 @@ def probe(train_x: np.ndarray, train_y: np.ndarray, scored: dict[str, tuple], se
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budgets", nargs="*", type=int, default=[100, 400, 1000])
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
-    args = parser.parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("--budgets", nargs="+", type=int, default=[100, 400, 1000])
+    add_seeds(cli, [0, 1, 2])
+    args = cli.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn's notices of coming defaults
     if args.report_only:
-        report(json.loads((OUT / "selection_probe.json").read_text()))
+        report(load_json("selection_probe"))
         return
-    csv = data_root() / "fer2013" / "fer2013.csv.gz"
-    training = load_dataset(f"fer2013:{csv}?split=Training")
+    training = load_dataset(fer2013_spec("Training"))
     held_out = np.random.default_rng(VAL_SEED).permutation(len(training))
     val, pool = training.subset(held_out[:VAL_FACES]), training.subset(np.sort(held_out[VAL_FACES:]))
-    test = load_dataset(f"fer2013:{csv}?split=PublicTest")
+    test = load_dataset(fer2013_spec("PublicTest"))
     model = frozen_model(REPRESENTATION).eval()
     with torch.inference_mode():
         pool_x, val_x, test_x = (features(model, faces, 48, progress=False) for faces in (pool, val, test))

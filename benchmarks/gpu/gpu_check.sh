@@ -2,16 +2,16 @@
 # The GPU check: one command on a fresh machine with one GPU, done within GPU_CHECK_BUDGET_S (600) seconds of
 # wall time, set-up included.
 #
-#   benchmarks/gpu_check.sh [DATA_DIR] [PRETRAINED_FILE]
+#   benchmarks/gpu/gpu_check.sh [DATA_DIR] [PRETRAINED_FILE]
 #
 # DATA_DIR holds fer2013/fer2013.csv(.gz) (default: $SEMIFER_DATA, else shared/data or ../shared/data);
 # PRETRAINED_FILE is optional backbone weights for the Ada-CM run (else it trains from scratch).
 #   1. set-up: the Python that is there ($PYTHON, default python3) with this checkout on PYTHONPATH; pip
 #      installs the package only if it cannot be imported, and a failed pip (no index) is logged, not fatal
-#   2. the step-speed table on the GPU (benchmarks/step_speed.py): supervised, FixMatch, Ada-CM at the
+#   2. the step-speed table on the GPU (benchmarks/speed/step_speed.py): supervised, FixMatch, Ada-CM at the
 #      paper's scale (ResNet-18, 224 px, 16 + 16) and the CPU tables' scale, fp32 and bf16, eager; then
 #      Ada-CM at the paper's scale compiled (train.compile=true), fp32 and bf16; at most 45 % of the budget
-#   3. one Ada-CM run on FER2013 (benchmarks/gpu_check.py): ResNet-18, 224 px, the paper's 20 x 800 steps of
+#   3. one Ada-CM run on FER2013 (benchmarks/gpu/gpu_check.py): ResNet-18, 224 px, the paper's 20 x 800 steps of
 #      16 + 16, or fewer iterations per epoch when the time left cannot hold them (the result says so)
 # Everything goes to $OUT (default benchmarks/out/gpu_check): step_speed.json and step_speed.md (the format of
 # BENCHMARKS.md's step-speed table), gpu_adacm_fer2013.json (an SSL-table row), gpu_check.json (phase
@@ -19,7 +19,7 @@
 # faces, tiny steps; tests/test_gpu_check.py does, so CI shows the script runs).
 set -euo pipefail
 start=$(date +%s)
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 budget=${GPU_CHECK_BUDGET_S:-600}
 toy=${GPU_CHECK_TOY:-0}
 out=${OUT:-benchmarks/out/gpu_check}
@@ -63,12 +63,12 @@ log "set-up done; python $("$py" -c 'import sys, torch; print(sys.version.split(
 speed_end=$((budget * 45 / 100))
 log "step-speed table, eager"
 timeout $((speed_end - $(elapsed) > 10 ? speed_end - $(elapsed) : 10)) \
-  "$py" benchmarks/step_speed.py "${eager[@]}" --out "$out" --markdown "$out/step_speed.md" \
+  "$py" -m benchmarks.speed.step_speed "${eager[@]}" --out "$out" --markdown "$out/step_speed.md" \
   2>&1 | tee -a "$out/step_speed.log" || log "eager table stopped at the phase's time limit"
 if [ ${#compiled[@]} -gt 0 ] && [ $((speed_end - $(elapsed))) -gt 60 ]; then
   log "step-speed table, compiled"
   timeout $((speed_end - $(elapsed))) \
-    "$py" benchmarks/step_speed.py "${compiled[@]}" --out "$out" --markdown "$out/step_speed.md" \
+    "$py" -m benchmarks.speed.step_speed "${compiled[@]}" --out "$out" --markdown "$out/step_speed.md" \
     2>&1 | tee -a "$out/step_speed.log" || log "compiled table stopped at the phase's time limit"
 fi
 speed_s=$(elapsed)
@@ -77,7 +77,7 @@ speed_s=$(elapsed)
 deadline=$((start + budget - 20))
 log "Ada-CM run (deadline in $((deadline - $(date +%s))) s)"
 timeout $((deadline - $(date +%s) + 10)) \
-  "$py" benchmarks/gpu_check.py --out "$out" --deadline "$deadline" "${run_args[@]}" \
+  "$py" -m benchmarks.gpu.gpu_check --out "$out" --deadline "$deadline" "${run_args[@]}" \
   2>&1 | tee -a "$out/adacm.log"
 total_s=$(elapsed)
 cat >"$out/gpu_check.json" <<EOF

@@ -1,29 +1,37 @@
 """Why Ada-CM trails FixMatch at CPU scale: what the subset-II InfoNCE term does to the trained models.
 
-    python benchmarks/feature_probe.py [--labels 400] [--budget 20x150] [--seed 0]
-                                       [--methods adacm "adacm (no InfoNCE)" fixmatch supervised]
+    python -m benchmarks.studies.feature_probe [--labels 400] [--budget 20x150] [--seed 0]
+        [--methods adacm "adacm (no InfoNCE)" fixmatch supervised]
 
-Loads the final EMA model of each named row of `fer2013_ssl.py` (from the run directory that row recorded, so
-run that benchmark first) and runs it over a fixed sample of the row's unlabeled pool (true labels known,
-never used in training) and over PublicTest. For each model it reports how many unlabeled images clear the
-0.95 confidence that FixMatch uses and Ada-CM's margins settle near, how accurate those pseudo-labels are,
-and how the L2-normalised features of one expression cluster: mean cosine similarity of same-class pairs,
+Loads the final EMA model of each named row of `benchmarks.accuracy.fer2013_ssl` (from the run directory that
+row recorded, so run that benchmark first) and runs it over a fixed sample of the row's unlabeled pool (true
+labels known, never used in training) and over PublicTest. For each model it reports how many unlabeled images
+clear the 0.95 confidence that FixMatch uses and Ada-CM's margins settle near, how accurate those pseudo-labels
+are, and how the L2-normalised features of one expression cluster: mean cosine similarity of same-class pairs,
 of different-class pairs, and the leave-one-out 20-nearest-neighbour accuracy on the features. An
-instance-discrimination term that pushes same-expression faces apart shows as a lower same-class similarity
-and fewer confident images.
+instance-discrimination term that pushes same-expression faces apart shows as a lower same-class similarity and
+fewer confident images.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from record import OUT, command, data_root, machine, rows_header, save_json, write_section
+from benchmarks.common import (
+    command,
+    fer2013_spec,
+    fer2013_split_file,
+    load_json,
+    machine,
+    parser,
+    rows_header,
+    save_json,
+    write_section,
+)
 from semifer.data.faceset import FaceSet
 from semifer.data.registry import load_dataset
 from semifer.data.splits import Split, apply_split
@@ -69,15 +77,18 @@ def probe(run_dir: Path, pool: FaceSet, test: FaceSet, sample: np.ndarray) -> di
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", type=int, default=400)
-    parser.add_argument("--budget", default="20x150")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", nargs="+", default=["adacm", "adacm (no InfoNCE)", "fixmatch", "supervised"])
-    parser.add_argument("--sample", type=int, default=4000, help="unlabeled pool images probed")
-    args = parser.parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("--labels", type=int, default=400)
+    cli.add_argument("--budget", default="20x150")
+    cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("--methods", nargs="+", default=["adacm", "adacm (no InfoNCE)", "fixmatch", "supervised"])
+    cli.add_argument("--sample", type=int, default=4000, help="unlabeled pool images probed")
+    args = cli.parse_args()
+    if args.report_only:
+        write_section("feature_probe", table(load_json("feature_probe")["entries"]))
+        return
 
-    rows = json.loads((OUT / f"fer2013_ssl_{args.labels}.json").read_text())["rows"]
+    rows = load_json(f"fer2013_ssl_{args.labels}")["rows"]
     run_dirs = {
         r["method"]: Path(r["run_dir"]) for r in rows if r["budget"] == args.budget and r.get("seed", 0) == args.seed
     }
@@ -85,12 +96,11 @@ def main() -> None:
     if missing:
         raise SystemExit(
             f"no run directory for {missing} at {args.budget}, seed {args.seed}: run "
-            f"benchmarks/fer2013_ssl.py --labels {args.labels} --seed {args.seed} for them first"
+            f"benchmarks/accuracy/fer2013_ssl.py --labels {args.labels} --seed {args.seed} for them first"
         )
-    csv = data_root() / "fer2013" / "fer2013.csv.gz"
-    split = Split.load(OUT / "splits" / f"fer2013_adacm{args.labels}_seed{args.seed}.json")
-    _, pool = apply_split(load_dataset(f"fer2013:{csv}?split=Training"), split)
-    test = load_dataset(f"fer2013:{csv}?split=PublicTest")
+    split = Split.load(fer2013_split_file(args.labels, args.seed))
+    _, pool = apply_split(load_dataset(fer2013_spec("Training")), split)
+    test = load_dataset(fer2013_spec("PublicTest"))
     sample = np.random.default_rng(0).choice(len(pool), min(args.sample, len(pool)), replace=False)
 
     entry = {
@@ -103,8 +113,7 @@ def main() -> None:
         "confident": CONFIDENT,
         "probes": {m: probe(run_dirs[m], pool, test, sample) for m in args.methods},
     }
-    path = OUT / "feature_probe.json"
-    entries = json.loads(path.read_text())["entries"] if path.exists() else []
+    entries = load_json("feature_probe", {"entries": []})["entries"]
     key = ("labels", "budget", "seed")
     entries = [e for e in entries if [e[k] for k in key] != [entry[k] for k in key]] + [entry]
     save_json("feature_probe", {"entries": entries})

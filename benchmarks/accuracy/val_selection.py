@@ -1,19 +1,19 @@
 """Choose a method's setting on a validation split, never on the test set.
 
-    python benchmarks/val_selection.py --method dta_snl --name dta-floor-scratch \\
+    python -m benchmarks.accuracy.val_selection --method dta_snl --name dta-floor-scratch \\
         --candidates method.dyn_floor=0.0 method.dyn_floor=0.7 method.dyn_floor=0.95 --seeds 0 1 \\
         [--val per_class:100] [--epochs 20 --iters 150] [--start NAME=BACKBONE] [--baseline STUDY:CANDIDATE]
 
-Each candidate (one or more space-separated overrides in one argument; `stage1_epochs=N` among them sets
-a two-stage row's split, see `record.stages`) trains on a seed's FER2013 split of
-the SSL table (`fer2013_ssl.py`: its preset, head, budget and labels) with `data.val` extra Training
-images held out of the unlabeled pool and labeled for selection only; the labeled set is unchanged. The
-rule is fixed before any run: the candidate with the highest mean final-epoch validation accuracy over the
-seeds wins, the first listed on a tie, and only once every candidate has run on the same seeds. Test
-accuracy is recorded beside it so the choice can be checked afterwards, and the rule never reads it.
-Runs of several processes side by side (e.g. one per seed) append to one JSON, re-read before each write.
-`--baseline` enters a candidate of an earlier study (e.g. the same recipe from another pretrained start) into
-the comparison from that study's JSON, not re-run; it is listed first, so a new candidate must beat it.
+Each candidate (one or more space-separated overrides in one argument; `stage1_epochs=N` among them sets a
+two-stage row's split, see `common.stages`) trains on a seed's FER2013 split of the SSL table
+(`benchmarks.accuracy.fer2013_ssl`: its preset, head, budget and labels) with `data.val` extra Training images
+held out of the unlabeled pool and labeled for selection only; the labeled set is unchanged. The rule is fixed
+before any run: the candidate with the highest mean final-epoch validation accuracy over the seeds wins, the
+first listed on a tie, and only once every candidate has run on the same seeds. Test accuracy is recorded beside
+it so the choice can be checked afterwards, and the rule never reads it. Runs of several processes side by side
+(e.g. one per seed) append to one JSON, re-read before each write. `--baseline` enters a candidate of an earlier
+study (e.g. the same recipe from another pretrained start) into the comparison from that study's JSON, not
+re-run; it is listed first, so a new candidate must beat it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,21 @@ import statistics
 import time
 from pathlib import Path
 
-from fer2013_ssl import train_stages
-from record import OUT, command, machine, rows_header, save_json, write_section
+from benchmarks.accuracy.fer2013_ssl import train_row
+from benchmarks.common import (
+    OUT,
+    add_budget,
+    add_seeds,
+    add_start,
+    command,
+    load_json,
+    machine,
+    named_start,
+    parser,
+    rows_header,
+    upsert_rows,
+    write_section,
+)
 
 
 def final_val_accuracy(history: list[dict]) -> float:
@@ -69,13 +82,13 @@ def compared(blob: dict, out: Path = OUT) -> tuple[list[dict], list[str]]:
 
 
 def run_candidate(args: argparse.Namespace, candidate: str, seed: int) -> dict:
-    start_name, start_file = args.start.split("=", 1) if args.start else ("scratch", None)
+    start_name, start_file = named_start(args.start)
     started = time.perf_counter()
     tokens = shlex.split(candidate)
     split = [int(t.partition("=")[2]) for t in tokens if t.startswith("stage1_epochs=")]
     settings = [t for t in tokens if not t.startswith("stage1_epochs=")]
     tag = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in candidate)
-    result, _ = train_stages(
+    result, _ = train_row(
         args.method,
         seed,
         args.labels,
@@ -153,31 +166,29 @@ def table(blob: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", required=True)
-    parser.add_argument("--name", required=True, help="names the study: its JSON, runs and BENCHMARKS section")
-    parser.add_argument(
+    cli = parser(__doc__)
+    cli.add_argument("--method", required=True)
+    cli.add_argument("--name", required=True, help="names the study: its JSON, runs and BENCHMARKS section")
+    cli.add_argument(
         "--candidates",
         nargs="+",
         required=True,
         help="each one setting: one or more space-separated overrides in one argument",
     )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--val", default="per_class:100")
-    parser.add_argument("--labels", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--iters", type=int, default=150)
-    parser.add_argument("--start", metavar="NAME=BACKBONE", help="start from a pretrained backbone file")
-    parser.add_argument(
+    add_seeds(cli, [0, 1])
+    cli.add_argument("--val", default="per_class:100")
+    cli.add_argument("--labels", type=int, default=400)
+    add_budget(cli, 20, 150)
+    add_start(cli)
+    cli.add_argument(
         "--baseline",
         metavar="STUDY:CANDIDATE",
         help="compare with a candidate of an earlier study, read from its JSON and not re-run",
     )
-    parser.add_argument("--out-dir", default="runs/val-selection")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
+    cli.add_argument("--out-dir", default="runs/val-selection")
+    args = cli.parse_args()
 
-    path = OUT / f"val_selection_{args.name}.json"
+    name = f"val_selection_{args.name}"
     study = {
         "name": args.name,
         "method": args.method,
@@ -187,10 +198,10 @@ def main() -> None:
     }
 
     def load() -> dict:
-        blob = json.loads(path.read_text()) if path.exists() else {**study, "rows": []}
+        blob = load_json(name, {**study, "rows": []})
         if (blob["candidates"], blob["method"], blob.get("baseline")) != (args.candidates, args.method, args.baseline):
             raise SystemExit(
-                f"{path} holds study {blob['method']} over {blob['candidates']} (baseline "
+                f"{OUT / name}.json holds study {blob['method']} over {blob['candidates']} (baseline "
                 f"{blob.get('baseline')}); a study's candidates are fixed before its runs: give another "
                 "--name for other candidates"
             )
@@ -201,12 +212,10 @@ def main() -> None:
         for seed in args.seeds:
             for candidate in args.candidates:
                 row = run_candidate(args, candidate, seed)
-                blob = load()
-                blob["rows"] = [r for r in blob["rows"] if (r["candidate"], r["seed"]) != (candidate, seed)]
-                blob["rows"].append(row)
-                save_json(path.stem, blob)
-                write_section(path.stem, table(blob))
-    write_section(path.stem, table(blob))
+                load()
+                blob = upsert_rows(name, [row], lambda r: (r["candidate"], r["seed"]), {**study, "rows": []})
+                write_section(name, table(blob))
+    write_section(name, table(blob))
     if (chosen := choose(*compared(blob))) is not None:
         print(f"chosen on validation: {chosen}")
 

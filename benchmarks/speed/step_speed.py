@@ -1,27 +1,27 @@
 """Training-step speed of each method against its bound, in fp32 and bf16, with and without torch.compile.
 
-    python benchmarks/step_speed.py [--scales cpu r18 paper] [--cases supervised fixmatch adacm ...]
+    python -m benchmarks.speed.step_speed [--scales cpu r18 paper] [--cases supervised fixmatch adacm ...]
         [--precisions fp32 bf16] [--compile off on] [--reps 10] [--warmup 3] [--threads N] [--python PATH]
 
-Each (scale, case, precision, compile) runs in a fresh child process (so peak memory is its own) on
-pre-built batches: the data pipeline is excluded (see `data_pipeline.py` for it). A step is what the trainer
+Each (scale, case, precision, compile) runs in a fresh child process (so peak memory is its own) on pre-built
+batches: the data pipeline is excluded (see `benchmarks.speed.data_pipeline` for it). A step is what the trainer
 does per iteration: the method's forward passes and losses, backward, optimizer, EMA (and Ada-CM's weight
-shrink). The bound is the bare network on the same work: one recorded step captures every call the method
-makes to the network (its input tensors, keyword arguments, whether gradients were on, and which outputs the
-loss reached); the bound replays those calls and back-propagates a trivial loss through the outputs the
-step's loss reached, on the same tensors, memory format, autocast dtype, compiled network and threads. No
-losses of the method, no optimizer, no EMA. Step and bound repetitions alternate in one process (step
-first on even repetitions, bound first on odd ones), so a machine shared with other jobs slows both alike;
-the ratio bound / step is taken per repetition and its median and inter-quartile range are reported.
+shrink). The bound is the bare network on the same work: one recorded step captures every call the method makes
+to the network (its input tensors, keyword arguments, whether gradients were on, and which outputs the loss
+reached); the bound replays those calls and back-propagates a trivial loss through the outputs the step's loss
+reached, on the same tensors, memory format, autocast dtype, compiled network and threads. No losses of the
+method, no optimizer, no EMA. Step and bound repetitions alternate in one process (step first on even
+repetitions, bound first on odd ones), so a machine shared with other jobs slows both alike; the ratio bound /
+step is taken per repetition and its median and inter-quartile range are reported.
 
-samples/s counts labeled + unlabeled images per step (not views). Scales: `cpu` = preset `fer2013_ssl`
-(small CNN, 48 px, 64 + 64); `r18` = the same with ResNet-18 at 112 px, 16 + 16; `paper` = preset
-`adacm_rafdb_4000` (ResNet-18, 224 px, 16 + 16, Adam); `toy` = the small CNN with 8 + 8 (a smoke test).
-fp32 = `train.amp=off`, bf16 = `train.amp=bf16`, compile = `train.compile=true` (its compilation happens in
-the warm-up and is reported as warm-up seconds). On a GPU each row also counts the host syncs of one step.
-`--python` runs the children in another interpreter (the USB venv, so semifer and USB are timed on the same
-torch). USB's rows come from `usb_peer.py --speed` (benchmarks/out/usb_speed.json) when present; rows of
-earlier runs (before the interleaved bound) keep their step times and have no ratio.
+samples/s counts labeled + unlabeled images per step (not views). Scales: `cpu` = preset `fer2013_ssl` (small
+CNN, 48 px, 64 + 64); `r18` = the same with ResNet-18 at 112 px, 16 + 16; `paper` = preset `adacm_rafdb_4000`
+(ResNet-18, 224 px, 16 + 16, Adam); `toy` = the small CNN with 8 + 8 (a smoke test). fp32 = `train.amp=off`,
+bf16 = `train.amp=bf16`, compile = `train.compile=true` (its compilation happens in the warm-up and is reported
+as warm-up seconds). On a GPU each row also counts the host syncs of one step. `--python` runs the children in
+another interpreter (the USB venv, so semifer and USB are timed on the same torch). USB's rows come from
+`benchmarks.peers.usb_peer --speed` (benchmarks/out/usb_speed.json) when present; rows of earlier runs (before
+the interleaved bound) keep their step times and have no ratio.
 """
 
 from __future__ import annotations
@@ -37,10 +37,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-
-from record import OUT, command, header, machine, peak_rss_mb, rows_header, write_section  # noqa: E402
+from benchmarks.common import (
+    OUT,
+    ROOT,
+    command,
+    header,
+    load_json,
+    machine,
+    module_command,
+    parser,
+    peak_rss_mb,
+    rows_header,
+    write_section,
+)
 
 SCALES: dict[str, tuple[str, list[str]]] = {
     "cpu": ("fer2013_ssl", []),
@@ -214,7 +223,7 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
     if case.endswith("official-code style"):
         import copy
 
-        from official_style_adacm import OfficialStyleAdaCM
+        from benchmarks.peers.official_style_adacm import OfficialStyleAdaCM
 
         # The authors' code keeps PyTorch's default (contiguous) memory format and plain fp32.
         plain = trainer.model.to(memory_format=torch.contiguous_format)
@@ -302,26 +311,25 @@ def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scales", nargs="+", default=["cpu", "r18"], choices=list(SCALES))
-    parser.add_argument("--cases", nargs="+", default=["supervised", "fixmatch", "adacm"], choices=list(CASES))
-    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
-    parser.add_argument(
+    cli = parser(__doc__)
+    cli.add_argument("--scales", nargs="+", default=["cpu", "r18"], choices=list(SCALES))
+    cli.add_argument("--cases", nargs="+", default=["supervised", "fixmatch", "adacm"], choices=list(CASES))
+    cli.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
+    cli.add_argument(
         "--compile",
         nargs="+",
         default=["off"],
         choices=["off", "on"],
         help="eager, compiled or both (compiled rows spend their compilation in the warm-up)",
     )
-    parser.add_argument("--reps", type=int, default=10, help="timed step + bound repetitions")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, help="torch threads of the children (default: torch's own)")
-    parser.add_argument("--out", type=Path, default=OUT, help="folder of step_speed.json")
-    parser.add_argument("--markdown", type=Path, help="write the table to this file, not to BENCHMARKS.md")
-    parser.add_argument("--python", default=sys.executable, help="interpreter for the timed children")
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
-    parser.add_argument("--child", nargs=4, metavar=("SCALE", "CASE", "PRECISION", "COMPILE"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    cli.add_argument("--reps", type=int, default=10, help="timed step + bound repetitions")
+    cli.add_argument("--warmup", type=int, default=3)
+    cli.add_argument("--threads", type=int, help="torch threads of the children (default: torch's own)")
+    cli.add_argument("--out", type=Path, default=OUT, help="folder of step_speed.json")
+    cli.add_argument("--markdown", type=Path, help="write the table to this file, not to BENCHMARKS.md")
+    cli.add_argument("--python", default=sys.executable, help="interpreter for the timed children")
+    cli.add_argument("--child", nargs=4, metavar=("SCALE", "CASE", "PRECISION", "COMPILE"), help=argparse.SUPPRESS)
+    args = cli.parse_args()
     if args.child:
         import torch
 
@@ -348,9 +356,8 @@ def main() -> None:
                         ]
                         blob = {**meta, "rows": [*kept, row]}
                         path.write_text(json.dumps(blob, indent=1))  # after every row: a cut-off run keeps them
-    # USB's rows (usb_peer.py --speed) belong with this repository's own table only.
-    usb_path = OUT / "usb_speed.json"
-    usb = json.loads(usb_path.read_text()).get("rows", []) if usb_path.exists() and args.out == OUT else []
+    # USB's rows (`benchmarks.peers.usb_peer --speed`) belong with this repository's own table only.
+    usb = load_json("usb_speed")["rows"] if args.out == OUT else []
     if args.markdown:
         args.markdown.write_text(table(blob, usb) + "\n")
     else:
@@ -359,8 +366,7 @@ def main() -> None:
 
 def child(args: argparse.Namespace, scale: str, case: str, precision: str, compiled: str) -> dict[str, Any]:
     cmd = [
-        args.python,
-        __file__,
+        *module_command(__spec__.name, args.python),
         "--child",
         scale,
         case,
@@ -372,7 +378,7 @@ def child(args: argparse.Namespace, scale: str, case: str, precision: str, compi
         str(args.warmup),
         *(["--threads", str(args.threads)] if args.threads else []),
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if out.returncode:
         sys.exit(f"{scale} {case} {precision} compile={compiled} failed:\n{out.stderr[-3000:]}")
     row = json.loads(out.stdout.strip().splitlines()[-1])

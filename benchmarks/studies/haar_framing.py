@@ -1,6 +1,6 @@
 """How OpenCV's Haar cascade frames FER2013 faces: the detection rate and the box size against the crop.
 
-    python benchmarks/haar_framing.py [--faces 200]
+    python -m benchmarks.studies.haar_framing [--faces 200]
 
 Each of the first `--faces` PublicTest faces is upscaled to a random side in 96-200 px (bicubic, seed 0) and
 pasted in the middle of a grey canvas with 50 px around it; `HaarDetector` (semifer predict's default) runs on
@@ -11,16 +11,9 @@ so that the crop it takes frames a face as FER2013's crops do.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-
-from record import command, data_root, header, machine, save_json, write_section  # noqa: E402
+from benchmarks.common import command, fer2013_spec, header, load_json, machine, parser, save_json, write_section
 
 
 def measure(n_faces: int) -> dict:
@@ -29,7 +22,7 @@ def measure(n_faces: int) -> dict:
     from semifer.data import load_dataset
     from semifer.inference.detect import HaarDetector
 
-    faces = load_dataset(f"fer2013:{data_root()}/fer2013/fer2013.csv.gz?split=PublicTest").pixels[:n_faces]
+    faces = load_dataset(fer2013_spec("PublicTest")).pixels[:n_faces]
     detector = HaarDetector()
     rng = np.random.default_rng(0)
     ratios, dx, dy, counts = [], [], [], []
@@ -81,9 +74,12 @@ def report(blob: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--faces", type=int, default=200)
-    args = parser.parse_args()
+    cli = parser(__doc__)
+    cli.add_argument("--faces", type=int, default=200)
+    args = cli.parse_args()
+    if args.report_only:
+        report(load_json("haar_framing"))
+        return
     from semifer.inference.detect import HaarDetector
 
     blob = {

@@ -1,10 +1,10 @@
 """USB (Microsoft's `semilearn` 0.3.2) as a peer of semifer's FER2013 SSL benchmark, and USB's step throughput.
 
-    python benchmarks/usb_peer.py [--methods fixmatch flexmatch] [--epochs 20 --iters 60]
-    python benchmarks/usb_peer.py --speed [--methods fixmatch flexmatch mixmatch remixmatch pseudolabel]
-    python benchmarks/usb_peer.py --report-only
+    python -m benchmarks.peers.usb_peer [--methods fixmatch flexmatch] [--epochs 20 --iters 60]
+    python -m benchmarks.peers.usb_peer --speed [--methods fixmatch flexmatch mixmatch remixmatch pseudolabel]
+    python -m benchmarks.peers.usb_peer --report-only
 
-Why: a second implementation of FixMatch and FlexMatch on exactly the protocol of `benchmarks/fer2013_ssl.py`
+Why: a second implementation of FixMatch and FlexMatch on exactly the protocol of `benchmarks/accuracy/fer2013_ssl.py`
 tells whether semifer's numbers come from the methods or from its code. USB runs in its own venv
 (`runs/venv-usb`, torch 2.9.1, built by `ensure_venv` when missing), never as a dependency of semifer: this
 script, under the system python, launches itself there (`--worker`) and writes the results.
@@ -77,11 +77,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from record import OUT, ROOT, command, data_root, header, machine, peak_rss_mb, save_json, write_section
+from benchmarks.common import (
+    ROOT,
+    add_budget,
+    command,
+    data_root,
+    fer2013_split_file,
+    header,
+    load_json,
+    machine,
+    module_command,
+    parser,
+    peak_rss_mb,
+    save_json,
+    upsert_rows,
+    write_section,
+)
 from semifer.config import Config, load_config
 from semifer.data.faceset import FaceSet
 from semifer.data.registry import load_dataset
-from semifer.data.splits import Split, apply_split, make_split
+from semifer.data.splits import Split, apply_split
 from semifer.data.views import IMAGENET_MEAN, IMAGENET_STD
 from semifer.engine.optim import lr_factor
 from semifer.engine.run import build_model
@@ -507,8 +522,7 @@ def run_worker(
     result = log.with_suffix(".json")
     result.unlink(missing_ok=True)
     cmd = [
-        str(python),
-        str(Path(__file__).resolve()),
+        *module_command(__spec__.name, str(python)),
         "--worker",
         mode,
         "--methods",
@@ -582,11 +596,7 @@ def accuracy(args: argparse.Namespace, python: Path, csv: Path, split_file: Path
             "log": str(log.relative_to(ROOT)),
             "machine": worker_meta(result),
         }
-        path = OUT / "usb_peer.json"
-        blob = json.loads(path.read_text()) if path.exists() else {"rows": []}
-        blob["rows"] = [r for r in blob["rows"] if not (r["method"] == label and r["budget"] == budget)]
-        blob["rows"].append(row)
-        save_json("usb_peer", blob)
+        blob = upsert_rows("usb_peer", [row], lambda r: (r["method"], r["budget"]))
         write_section("usb_peer", table(blob, args.labels))
 
 
@@ -599,8 +609,7 @@ def speed(args: argparse.Namespace, python: Path, csv: Path, split_file: Path) -
     batches = RUN_DIR / "speed_batch.npz"
     batches.parent.mkdir(parents=True, exist_ok=True)
     np.savez(batches, lb_x=lb_x, lb_y=lb_y, ulb_x=ulb_x, ulb_y=ulb_y)
-    path = OUT / "usb_speed.json"
-    blob = json.loads(path.read_text()) if path.exists() else {"rows": [], "failed": []}
+    blob = load_json("usb_speed", {"rows": [], "failed": []})
     for method in args.methods:
         log = RUN_DIR / "logs" / f"speed-{method}.log"
         extra = [
@@ -650,8 +659,7 @@ def speed(args: argparse.Namespace, python: Path, csv: Path, split_file: Path) -
 
 def table(blob: dict[str, Any], labels: int) -> str:
     """USB's rows next to semifer's FixMatch / FlexMatch / Ada-CM rows of the same budget."""
-    semifer_path = OUT / f"fer2013_ssl_{labels}.json"
-    semifer_rows = json.loads(semifer_path.read_text())["rows"] if semifer_path.exists() else []
+    semifer_rows = load_json(f"fer2013_ssl_{labels}")["rows"]
     usb_rows = [r for r in blob["rows"] if r["labels"] == labels]
     schedule = "semifer's cosine 0.5 (1 + cos pi t) (rows tagged USB cosine: USB's cos(7 pi t / 16))"
     lines = [
@@ -659,12 +667,12 @@ def table(blob: dict[str, Any], labels: int) -> str:
         "",
         f"USB rows: {header(usb_rows[-1]['machine'])}" if usb_rows else "No USB rows yet.",
         "Microsoft's USB (`semilearn` 0.3.2, its algorithms, data pipeline, EMA and training loop, in its own venv) "
-        "on the protocol of the FER2013 SSL table (`benchmarks/fer2013_ssl.py`): the same split file, PublicTest, "
-        "small_cnn with a plain head (semifer's net and init), 48 px, 64 labeled + 64 unlabeled per step, "
+        "on the protocol of the FER2013 SSL table (`benchmarks/accuracy/fer2013_ssl.py`): the same split file, "
+        "PublicTest, small_cnn with a plain head (semifer's net and init), 48 px, 64 labeled + 64 unlabeled per step, "
         "SGD 0.03 Nesterov, wd 5e-4, "
         f"{schedule}, EMA 0.99, tau 0.95, seed 0. Different by design: USB's views (6 px reflect-padded crop "
         "always + flip; strong adds its RandAugment(3, 5) with Cutout), its EMA of parameters only (BN statistics "
-        "of the live model), its loaders and RNG streams; see the docstring of `benchmarks/usb_peer.py`. "
+        "of the live model), its loaders and RNG streams; see the docstring of `benchmarks/peers/usb_peer.py`. "
         "Accuracy = final EMA model; mask rate = fraction of unlabeled images above their threshold, last epoch.",
         "",
         "| toolkit | method | budget | accuracy | mean-class acc | macro-F1 | best over epochs (test-selected) "
@@ -700,38 +708,32 @@ def table(blob: dict[str, Any], labels: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
+    cli = parser(__doc__)
+    cli.add_argument(
         "--methods", nargs="+", help=f"default: {' '.join(ACCURACY_METHODS)} (with --speed: {' '.join(SPEED_METHODS)})"
     )
-    parser.add_argument("--labels", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--iters", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=1, help="USB's num_workers (the unlabeled loader gets twice)")
-    parser.add_argument("--usb-schedule", action="store_true", help="USB's cos(7 pi t / 16) instead of semifer's")
-    parser.add_argument("--speed", action="store_true", help="time USB training steps -> benchmarks/out/usb_speed.json")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
+    cli.add_argument("--labels", type=int, default=400)
+    add_budget(cli, 20, 60)
+    cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("--workers", type=int, default=1, help="USB's num_workers (the unlabeled loader gets twice)")
+    cli.add_argument("--usb-schedule", action="store_true", help="USB's cos(7 pi t / 16) instead of semifer's")
+    cli.add_argument("--speed", action="store_true", help="time USB training steps -> benchmarks/out/usb_speed.json")
+    cli.add_argument("--warmup", type=int, default=3)
+    cli.add_argument("--steps", type=int, default=10)
     for hidden in ("--worker", "--result", "--csv", "--split-file", "--batches"):
-        parser.add_argument(hidden, help=argparse.SUPPRESS)
-    parser.add_argument("--pool-size", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+        cli.add_argument(hidden, help=argparse.SUPPRESS)
+    cli.add_argument("--pool-size", type=int, help=argparse.SUPPRESS)
+    args = cli.parse_args()
     args.methods = args.methods or list(SPEED_METHODS if args.speed else ACCURACY_METHODS)
     if args.worker:
         worker(args)
         return
     if args.report_only:
-        write_section("usb_peer", table(json.loads((OUT / "usb_peer.json").read_text()), args.labels))
+        write_section("usb_peer", table(load_json("usb_peer"), args.labels))
         return
     python = ensure_venv(VENV)
     csv = data_root() / "fer2013" / "fer2013.csv.gz"
-    split_file = OUT / "splits" / f"fer2013_adacm{args.labels}_seed{args.seed}.json"
-    if not split_file.exists():
-        split = make_split(load_dataset(f"fer2013:{csv}?split=Training"), f"adacm:{args.labels}", args.seed)
-        split.dataset = "fer2013 Training"
-        split.save(split_file)
+    split_file = fer2013_split_file(args.labels, args.seed)
     (speed if args.speed else accuracy)(args, python, csv, split_file)
 
 

@@ -1,0 +1,1 @@
+"""The prepared check for a machine with one GPU."""

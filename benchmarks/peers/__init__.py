@@ -1,0 +1,1 @@
+"""Peers: other toolkits and reference code on semifer's protocols."""

@@ -1,0 +1,1 @@
+"""Speed: training step, training loop, data pipeline and prediction throughput."""
