@@ -1,6 +1,6 @@
 """Which faces to label, judged by the fine-tuned result: Bridging the Gaps from the built-in representation.
 
-    python benchmarks/selection_finetune.py [--budgets 400] [--seeds 0 1 2] [--epochs 10 --iters 100]
+    python -m benchmarks.accuracy.selection_finetune [--budgets 400] [--seeds 0 1 2] [--epochs 10 --iters 100]
 
 FER2013 Training is the pool, as a simulated person: a face's label is revealed only once it is chosen.
 Each selection picks the budget (`uniform` random, the Ada-CM `stratified` protocol, which reads every label to
@@ -13,21 +13,30 @@ recorded is skipped, so an interrupted benchmark resumes.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 
 import numpy as np
 import torch
 
-from fer2013_ssl import fer2013_protocol, recipe
-from record import OUT, command, data_root, header, machine, run_row, save_json, stages, write_section
-from selection_probe import SELECTIONS, chosen_indices
-from semifer.config import load_config
+from benchmarks.accuracy.fer2013_ssl import recipe
+from benchmarks.common import (
+    OUT,
+    command,
+    fer2013_spec,
+    fer2013_split_file,
+    header,
+    load_json,
+    machine,
+    parser,
+    run_row,
+    train_stages,
+    upsert_rows,
+    write_section,
+)
+from benchmarks.studies.selection_probe import SELECTIONS, chosen_indices
 from semifer.data import load_dataset
 from semifer.data.splits import Split, pool_fingerprint
-from semifer.engine.run import train
 from semifer.inference.batch import features
 from semifer.models import frozen_model
 from semifer.weights import REPRESENTATION
@@ -38,7 +47,7 @@ NAME = "selection_finetune"
 def selection_split(selection: str, pool, embedding: np.ndarray, budget: int, seed: int) -> Split:
     """The split file of one selection: the chosen faces labeled, every other face of the pool unlabeled."""
     if selection == "stratified":
-        return Split.load(fer2013_protocol(budget, seed)[2])
+        return Split.load(fer2013_split_file(budget, seed))
     chosen = chosen_indices(selection, pool, embedding, budget, seed)
     picked = set(chosen)
     labels = pool.labels[chosen]
@@ -54,76 +63,71 @@ def selection_split(selection: str, pool, embedding: np.ndarray, budget: int, se
     )
 
 
+def key(row: dict) -> tuple:
+    return row["selection"], row["labels"], row["seed"], row["budget"]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budgets", nargs="*", type=int, default=[400])
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    parser.add_argument("--selections", nargs="*", default=list(SELECTIONS), choices=SELECTIONS)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--iters", type=int, default=100)
-    parser.add_argument("--out-dir", default="runs/bench-selection")
-    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from the saved JSON")
-    args = parser.parse_args()
-    path = OUT / f"{NAME}.json"
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--budgets", nargs="*", type=int, default=[400])
+    args_parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    args_parser.add_argument("--selections", nargs="*", default=list(SELECTIONS), choices=SELECTIONS)
+    args_parser.add_argument("--epochs", type=int, default=10)
+    args_parser.add_argument("--iters", type=int, default=100)
+    args_parser.add_argument("--out-dir", default="runs/bench-selection")
+    args = args_parser.parse_args()
     if args.report_only:
-        report(json.loads(path.read_text()))
+        report(load_json(NAME))
         return
-    csv = data_root() / "fer2013" / "fer2013.csv.gz"
-    train_spec, test_spec = f"fer2013:{csv}?split=Training", f"fer2013:{csv}?split=PublicTest"
+    train_spec, test_spec = fer2013_spec("Training"), fer2013_spec("PublicTest")
     pool = load_dataset(train_spec)
     with torch.inference_mode():
         embedding = np.asarray(features(frozen_model(REPRESENTATION).eval(), pool, 48, progress=False))
     for budget in args.budgets:
         for seed in args.seeds:
             for selection in args.selections:
-                blob = json.loads(path.read_text()) if path.exists() else {"rows": []}
-                key = (selection, budget, seed, f"{args.epochs}x{args.iters}")
-                if any((r["selection"], r["labels"], r["seed"], r["budget"]) == key for r in blob["rows"]):
+                budget_name = f"{args.epochs}x{args.iters}"
+                if any(key(r) == (selection, budget, seed, budget_name) for r in load_json(NAME)["rows"]):
                     continue
                 started = time.perf_counter()
                 split = selection_split(selection, pool, embedding, budget, seed)
                 split_file = split.save(OUT / "splits" / f"fer2013_{selection}{budget}_seed{seed}.json")
-                result = None
-                for stage, epochs in stages("bridging", args.epochs):
-                    start = (
-                        f"model.init_from={result.run_dir / 'checkpoints' / 'last.pt'}"
-                        if result is not None
-                        else f"model.pretrained={REPRESENTATION}"
-                    )
-                    cfg = load_config(
-                        "fer2013_ssl",
-                        [
-                            *recipe(stage, train_spec, None, False),
-                            start,
-                            f"data.train={train_spec}",
-                            f"data.test={test_spec}",
-                            f"data.split_file={split_file}",
-                            f"train.epochs={epochs}",
-                            f"train.iters_per_epoch={args.iters}",
-                            f"seed={seed}",
-                            f"out_dir={args.out_dir}",
-                            f"name={stage}-{selection}{budget}-seed{seed}",
-                        ],
-                    )
-                    result = train(cfg, progress=False)
+                protocol = [
+                    f"data.train={train_spec}",
+                    f"data.test={test_spec}",
+                    f"data.split_file={split_file}",
+                    f"train.iters_per_epoch={args.iters}",
+                    f"seed={seed}",
+                    f"out_dir={args.out_dir}",
+                ]
+
+                def stage_recipe(stage: str, first: bool) -> list[str]:
+                    start = [f"model.pretrained={REPRESENTATION}"] if first else []
+                    return [*recipe(stage, train_spec, None, False), *start]
+
+                result, _ = train_stages(
+                    "fer2013_ssl",
+                    "bridging",
+                    args.epochs,
+                    protocol,
+                    stage_recipe,
+                    lambda stage, tag=f"{selection}{budget}-seed{seed}": f"{stage}-{tag}",
+                )
                 row = run_row(result, started)
                 row.pop("history")
                 per_class = [split.counts.get(name, 0) for name in pool.classes]
-                blob = json.loads(path.read_text()) if path.exists() else {"rows": []}
-                blob["rows"].append(
-                    {
-                        "selection": selection,
-                        "labels": budget,
-                        "seed": seed,
-                        "budget": key[3],
-                        "classes_covered": sum(n > 0 for n in per_class),
-                        "smallest_class": min(per_class),
-                        "command": command(),
-                        "machine": machine(),
-                        **row,
-                    }
-                )
-                save_json(NAME, blob)
+                new = {
+                    "selection": selection,
+                    "labels": budget,
+                    "seed": seed,
+                    "budget": budget_name,
+                    "classes_covered": sum(n > 0 for n in per_class),
+                    "smallest_class": min(per_class),
+                    "command": command(),
+                    "machine": machine(),
+                    **row,
+                }
+                blob = upsert_rows(NAME, [new], key)
                 print(f"{budget} {selection} seed {seed}: {100 * row['accuracy']:.2f}%", flush=True)
                 report(blob)
 
