@@ -10,9 +10,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
 from .errors import DataWarning, SemiferError
 from .inference.detect import DETECTORS_HELP
+from .version import __version__
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

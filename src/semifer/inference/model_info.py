@@ -11,12 +11,12 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..config import Config
 from ..data.registry import image_colour
 from ..data.views import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import SemiferError
 from ..models import BACKBONES
+from ..version import __version__
 
 FORMAT = "semifer-model"
 HEAD_KEYS = ("dropout", "l2norm", "attention", "feature_dropout")
