@@ -55,8 +55,10 @@ def test_every_preset_loads_and_says_what_it_is(capsys):
 
 def test_each_method_recipe_has_a_preset_and_a_run_without_it_says_so():
     from semifer.config import read_preset
-    from semifer.engine.run import own_training_notice
-    from semifer.methods import METHODS, method_class
+    from semifer.methods import METHODS, method_class, resolve_method
+
+    def own_training_notice(cfg):
+        return resolve_method(cfg.method).own_training_notice(cfg)
 
     for method in METHODS:
         if not method_class(method).own_training:
@@ -72,13 +74,13 @@ def test_each_method_recipe_has_a_preset_and_a_run_without_it_says_so():
 
 
 def test_unlabeled_ratio_left_unset_takes_the_methods_mu():
-    from semifer.engine.run import resolve_method_defaults
+    from semifer.methods import resolve_method
 
     for method, mu in [("fixmatch", 7.0), ("flexmatch", 7.0), ("adacm", 1.0), ("mixmatch", 1.0)]:
         cfg = load_config("fer2013_small", [f"method.name={method}"])
         assert cfg.train.unlabeled_ratio is None
-        resolve_method_defaults(cfg)
+        resolve_method(cfg.method).fill(cfg)
         assert cfg.train.unlabeled_ratio == mu, method
     explicit = load_config("fer2013_small", ["method.name=fixmatch", "train.unlabeled_ratio=2"])
-    resolve_method_defaults(explicit)
+    resolve_method(explicit.method).fill(explicit)
     assert explicit.train.unlabeled_ratio == 2
