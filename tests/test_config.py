@@ -84,3 +84,34 @@ def test_unlabeled_ratio_left_unset_takes_the_methods_mu():
     explicit = load_config("fer2013_small", ["method.name=fixmatch", "train.unlabeled_ratio=2"])
     resolve_method(explicit.method).fill(explicit)
     assert explicit.train.unlabeled_ratio == 2
+
+
+def test_a_method_takes_only_its_own_options(capsys):
+    from semifer.cli import main
+    from semifer.methods import resolve_method
+
+    with pytest.raises(
+        ConfigError, match=r"unknown config key method\.margin_B for method fixmatch; valid keys: .*tau"
+    ):
+        resolve_method({"name": "fixmatch", "margin_B": 0.9})
+    assert resolve_method({"name": "adacm", "margin_B": 0.9}).options.margin_B == 0.9
+    assert resolve_method({"name": "confidence_ssl", "margin_B": 0.9}).options.margin_B == 0.9
+    with pytest.raises(ConfigError, match="method.threshold must be one of dynamic, fixed; got 'flexmatch'"):
+        resolve_method({"name": "dta_snl", "threshold": "flexmatch"})
+    assert main(["train", "-c", "demo", "method.name=fixmatch", "method.margin_B=0.9"]) == 2
+    assert "unknown config key method.margin_B for method fixmatch" in capsys.readouterr().err
+
+
+def test_every_threshold_a_method_offers_is_built_from_its_options():
+    from semifer.config_checks import declared_rules
+    from semifer.methods import METHODS, method_class
+    from semifer.methods.thresholds import POLICIES
+
+    offered = {}
+    for name in METHODS:
+        choices = declared_rules(method_class(name).Options, "threshold")[1]
+        for kind in choices or ():
+            assert isinstance(build_method({"name": name, "threshold": kind}, 7, 10).policy, POLICIES[kind]), name
+        offered[name] = choices
+    assert offered["fixmatch"] == ("fixed",) and offered["confidence_ssl"] == tuple(POLICIES)
+    assert offered["supervised"] is None
