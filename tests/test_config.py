@@ -44,9 +44,10 @@ def test_yaml_file_with_base(tmp_path):
 def test_every_preset_loads_and_says_what_it_is(capsys):
     from semifer.cli import main
     from semifer.config import preset_description
+    from semifer.methods import resolve_method
 
     for name in preset_names():
-        load_config(name)
+        resolve_method(load_config(name).method)  # the preset's method options are the method's own
         assert len(preset_description(name)) > 20, name
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
@@ -55,8 +56,10 @@ def test_every_preset_loads_and_says_what_it_is(capsys):
 
 def test_each_method_recipe_has_a_preset_and_a_run_without_it_says_so():
     from semifer.config import read_preset
-    from semifer.engine.run import own_training_notice
-    from semifer.methods import METHODS, method_class
+    from semifer.methods import METHODS, method_class, resolve_method
+
+    def own_training_notice(cfg):
+        return resolve_method(cfg.method).own_training_notice(cfg)
 
     for method in METHODS:
         if not method_class(method).own_training:
@@ -72,13 +75,44 @@ def test_each_method_recipe_has_a_preset_and_a_run_without_it_says_so():
 
 
 def test_unlabeled_ratio_left_unset_takes_the_methods_mu():
-    from semifer.engine.run import resolve_method_defaults
+    from semifer.methods import resolve_method
 
     for method, mu in [("fixmatch", 7.0), ("flexmatch", 7.0), ("adacm", 1.0), ("mixmatch", 1.0)]:
         cfg = load_config("fer2013_small", [f"method.name={method}"])
         assert cfg.train.unlabeled_ratio is None
-        resolve_method_defaults(cfg)
+        resolve_method(cfg.method).fill(cfg)
         assert cfg.train.unlabeled_ratio == mu, method
     explicit = load_config("fer2013_small", ["method.name=fixmatch", "train.unlabeled_ratio=2"])
-    resolve_method_defaults(explicit)
+    resolve_method(explicit.method).fill(explicit)
     assert explicit.train.unlabeled_ratio == 2
+
+
+def test_a_method_takes_only_its_own_options(capsys):
+    from semifer.cli import main
+    from semifer.methods import resolve_method
+
+    with pytest.raises(
+        ConfigError, match=r"unknown config key method\.margin_B for method fixmatch; valid keys: .*tau"
+    ):
+        resolve_method({"name": "fixmatch", "margin_B": 0.9})
+    assert resolve_method({"name": "adacm", "margin_B": 0.9}).options.margin_B == 0.9
+    assert resolve_method({"name": "confidence_ssl", "margin_B": 0.9}).options.margin_B == 0.9
+    with pytest.raises(ConfigError, match="method.threshold must be one of dynamic, fixed; got 'flexmatch'"):
+        resolve_method({"name": "dta_snl", "threshold": "flexmatch"})
+    assert main(["train", "-c", "demo", "method.name=fixmatch", "method.margin_B=0.9"]) == 2
+    assert "unknown config key method.margin_B for method fixmatch" in capsys.readouterr().err
+
+
+def test_every_threshold_a_method_offers_is_built_from_its_options():
+    from semifer.config_checks import declared_rules
+    from semifer.methods import METHODS, method_class
+    from semifer.methods.thresholds import POLICIES
+
+    offered = {}
+    for name in METHODS:
+        choices = declared_rules(method_class(name).Options, "threshold")[1]
+        for kind in choices or ():
+            assert isinstance(build_method({"name": name, "threshold": kind}, 7, 10).policy, POLICIES[kind]), name
+        offered[name] = choices
+    assert offered["fixmatch"] == ("fixed",) and offered["confidence_ssl"] == tuple(POLICIES)
+    assert offered["supervised"] is None

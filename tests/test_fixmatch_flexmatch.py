@@ -1,9 +1,10 @@
-"""FixMatch's fixed threshold, FlexMatch's curriculum and warm-up, Pseudo-Label's ramp."""
+"""FixMatch's fixed threshold, FlexMatch's curriculum and warm-up, Pseudo-Label's ramp, and the run's
+cross-rank gather reaching the methods that gather."""
 
 import pytest
 import torch
 
-from semifer.methods import Batch, build_method
+from semifer.methods import Batch, TrainContext, build_method
 from semifer.methods.thresholds import FlexMatchThreshold
 
 
@@ -48,3 +49,22 @@ def test_pseudolabel_uses_the_weak_view_and_ramps():
     assert out0.loss.item() == pytest.approx(out0.logs["loss_x"].item())
     out1 = m.step(model, lb, ulb, progress=1.0)
     assert out1.loss.item() == pytest.approx((out1.logs["loss_x"] + out1.logs["loss_u"]).item())
+
+
+def test_cross_rank_gathers_reach_the_method_through_its_context():
+    def two_ranks(tensor: torch.Tensor) -> torch.Tensor:  # a second rank with the same batch
+        return torch.cat([tensor, tensor])
+
+    ctx = TrainContext(100, None, None, torch.device("cpu"), two_ranks)  # type: ignore[arg-type]
+    remix = build_method({"name": "remixmatch"}, 3, 10)
+    remix.on_train_start(ctx)
+    remix.observe(torch.full((4, 3), 1 / 3), torch.tensor([0, 0, 1, 2]))
+    assert remix.label_counts.tolist() == [4, 2, 2]  # both ranks' labels counted
+    dtm = build_method({"name": "dtm"}, 3, 10)
+    dtm.on_train_start(ctx)
+    assert dtm.policy.all_gather_cat is two_ranks
+    flex = build_method({"name": "flexmatch"}, 3, 10)
+    assert flex.policy.all_gather_cat(torch.ones(2)).tolist() == [1.0, 1.0]  # one process until the run starts
+    flex.on_train_start(ctx)
+    flex.policy.observe(torch.tensor([0.99, 0.2]), torch.tensor([2, 1]), torch.tensor([0, 1]))
+    assert flex.policy.selected[:2].tolist() == [2, -1]

@@ -1,5 +1,6 @@
 """Layers import downward only: every import of every module under src/semifer, read with `ast` (absolute and
-relative, at module level or inside functions), checked against which packages each package must not use."""
+relative, at module level or inside functions), is checked against which packages each package must not use,
+and no module imports, even from inside a function, a module that imports it back."""
 
 from __future__ import annotations
 
@@ -47,10 +48,18 @@ def imported_modules(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
             parts = package.split(".")
             base = parts[: len(parts) - node.level + 1] if node.level else []
             if node.module:
-                found.append((node.lineno, ".".join([*base, node.module])))
+                source = ".".join([*base, node.module]) if node.level else node.module
+                found += [(node.lineno, submodule(source, alias.name, root)) for alias in node.names]
             else:
                 found += [(node.lineno, ".".join([*base, alias.name])) for alias in node.names]
     return sorted(found)
+
+
+def submodule(source: str, name: str, root: Path) -> str:
+    """`source.name` when that is a module of its own (`from ..engine import trainer`), else `source`."""
+    parts = f"{source}.{name}".split(".")[1:]
+    path = root.joinpath(*parts)
+    return f"{source}.{name}" if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file() else source
 
 
 def semifer_part(module: str) -> str | None:
@@ -104,3 +113,50 @@ def test_the_check_finds_every_kind_of_import(tmp_path):
         "semifer/models/factory.py:6 imports semifer.engine.run",
         "semifer/models/factory.py:7 imports semifer.engine.run",
     ]
+
+
+MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """semifer module -> the semifer modules it imports (anywhere in its file)."""
+    return {
+        name: {m for _, m in imported_modules(path) if m in MODULES and m != name} for name, path in MODULES.items()
+    }
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None (depth-first search, white/grey/black)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_graph_sees_every_kind_of_import():
+    graph = import_graph()
+    assert "semifer.methods.base" in graph["semifer.methods.confidence_ssl"]  # from .base import ...
+    assert "semifer.api" in graph["semifer"]  # from . import api, inside a function
+    assert "semifer.errors" in graph["semifer.config"]  # from .errors import ...
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])

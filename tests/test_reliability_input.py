@@ -15,7 +15,7 @@ from semifer.data.splits import Split, apply_split, make_split
 from semifer.data.views import build_view
 from semifer.engine.run import train
 from semifer.errors import ConfigError, DataError, DataWarning
-from semifer.methods import build_method
+from semifer.methods import build_method, resolve_method
 from tiny_runs import tiny_config
 
 
@@ -59,11 +59,11 @@ def test_good_values_pass_and_amp_takes_a_bool_or_a_mode():
     assert load_config("demo", ["train.amp=bf16"]).train.amp == "bf16"
 
 
-def test_method_options_are_checked_when_the_config_loads():
+def test_method_options_are_checked_when_the_method_resolves():
     with pytest.raises(ConfigError, match=r"method\.tau must be >= 0 and <= 1; got 1\.5"):
-        load_config("demo", ["method.name=fixmatch", "method.tau=1.5"])
+        resolve_method(load_config("demo", ["method.name=fixmatch", "method.tau=1.5"]).method)
     with pytest.raises(ConfigError, match="method.threshold must be one of fixed"):
-        load_config("demo", ["method.name=fixmatch", "method.threshold=sometimes"])
+        resolve_method(load_config("demo", ["method.name=fixmatch", "method.threshold=sometimes"]).method)
     with pytest.raises(ConfigError, match="method remixmatch: .*lambda_rot must be 0"):
         build_method({"name": "remixmatch", "lambda_rot": 0.5}, 7)
 

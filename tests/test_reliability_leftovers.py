@@ -268,24 +268,26 @@ def test_split_files_without_a_pixel_fingerprint_still_resume(tmp_path):
 
 
 # ----------------------------------------------------------------------------------- 5: bounds
+def walk(cls, prefix, owner, out):
+    """The numeric fields of dataclass `cls` (nested ones too) as dotted key -> `owner`, added to `out`."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            walk(hint, f"{prefix}{f.name}.", owner, out)
+        elif {int, float} & set(typing.get_args(hint) or (hint,)) or any(
+            {int, float} & set(typing.get_args(a)) for a in typing.get_args(hint)
+        ):
+            out[f"{prefix}{f.name}"] = owner
+    return out
+
+
 def numeric_keys() -> dict[str, str]:
     """Every numeric setting as dotted key -> what it belongs to: a method's name, 'pretrain:mae' or
     'pretrain:simclr', or '' for the config's own sections."""
     from semifer.methods import METHODS, method_class
     from semifer.pretrain.mae import PretrainOptions
     from semifer.pretrain.simclr import SimCLROptions
-
-    def walk(cls, prefix, owner, out):
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            hint = hints[f.name]
-            if dataclasses.is_dataclass(hint):
-                walk(hint, f"{prefix}{f.name}.", owner, out)
-            elif {int, float} & set(typing.get_args(hint) or (hint,)) or any(
-                {int, float} & set(typing.get_args(a)) for a in typing.get_args(hint)
-            ):
-                out[f"{prefix}{f.name}"] = owner
-        return out
 
     keys = walk(Config, "", "", {})
     for name in METHODS:
@@ -298,10 +300,27 @@ def numeric_keys() -> dict[str, str]:
 NUMERIC = numeric_keys()
 
 
-def test_every_numeric_setting_has_a_finite_range():
-    from semifer.config_checks import bounds
+def key_bounds(key: str, owner: str | None = None):
+    """The range of a numeric setting: a method option's own (of method `owner`), else the config tables'."""
+    from semifer.config_checks import bounds, declared_rules
+    from semifer.methods import method_class
 
-    unbounded = [key for key in NUMERIC if (b := bounds(key)) is None or b.low is None or b.highest is None]
+    section, _, name = key.rpartition(".")
+    if section == "method":
+        return declared_rules(method_class(NUMERIC[key] if owner is None else owner).Options, name)[0]
+    return bounds(key)
+
+
+def test_every_numeric_setting_has_a_finite_range():
+    from semifer.methods import METHODS, method_class
+
+    keys = [(key, owner) for key, owner in NUMERIC.items() if not key.startswith("method.")]
+    keys += [(key, name) for name in METHODS for key in walk(method_class(name).Options, "method.", name, {})]
+    unbounded = [
+        f"{owner} {key}"
+        for key, owner in keys
+        if (b := key_bounds(key, owner)) is None or b.low is None or b.highest is None
+    ]
     assert not unbounded
 
 
@@ -320,8 +339,10 @@ def test_every_numeric_setting_has_a_finite_range():
     ],
 )
 def test_absurd_numbers_are_one_line_naming_the_key_and_the_range(override, needle, capsys):
+    from semifer.methods import resolve_method
+
     with pytest.raises(ConfigError) as info:
-        load_config("demo", override.split())
+        resolve_method(load_config("demo", override.split()).method)
     assert needle in str(info.value) and "\n" not in str(info.value)
     assert main(["train", "-c", "demo", *override.split()]) == 2
     err = capsys.readouterr().err
@@ -347,6 +368,7 @@ huge = st.one_of(
 
 def accepted(key: str, value) -> object:
     """The value `key` ends up with when the config takes `value`; raises ConfigError when it does not."""
+    from semifer.methods import resolve_method
     from semifer.pretrain.mae import pretrain_options
     from semifer.pretrain.simclr import simclr_options
 
@@ -357,14 +379,15 @@ def accepted(key: str, value) -> object:
         return getattr((simclr_options if simclr else pretrain_options)(cfg), name)
     cfg = load_config("demo", values={key: value, **({"method.name": owner} if owner else {})})
     section = key.rpartition(".")[0]
-    return cfg.method[name] if section == "method" else getattr(getattr(cfg, section) if section else cfg, name)
+    if section == "method":
+        teachers = {"teachers": ["runs/teacher"]} if owner == "distill" else {}  # distill needs some
+        return getattr(resolve_method({**cfg.method, **teachers}).options, name)
+    return getattr(getattr(cfg, section) if section else cfg, name)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=st.sampled_from(sorted(NUMERIC)), value=huge)
 def test_numeric_overrides_raise_only_config_errors_and_keep_values_in_range(key, value):
-    from semifer.config_checks import bounds
-
     try:
         held = accepted(key, value)
     except ConfigError:
@@ -372,7 +395,7 @@ def test_numeric_overrides_raise_only_config_errors_and_keep_values_in_range(key
     except SemiferError as exc:  # pragma: no cover - a failure message for the property
         pytest.fail(f"{key}={value!r}: {type(exc).__name__}: {exc}")
     numbers = held if isinstance(held, list | tuple) else [held]
-    assert all(bounds(key).holds(n) for n in numbers if n is not None), f"{key}={value!r} accepted"
+    assert all(key_bounds(key).holds(n) for n in numbers if n is not None), f"{key}={value!r} accepted"
 
 
 def test_init_from_a_damaged_checkpoint_is_refused(tmp_path):

@@ -23,9 +23,9 @@ import numpy as np
 
 from benchmarks.common import ROOT, command, fer2013_spec, header, load_json, machine, parser, save_json, write_section
 from semifer.config import load_config
-from semifer.engine.run import resolve_method_defaults
 from semifer.inference.export import export_model
 from semifer.inference.model_card import write_model_card
+from semifer.methods import resolve_method
 from semifer.models.model_info import ModelInfo
 from semifer.weights import CLASSIFIER, MODEL_JSON
 
@@ -53,7 +53,7 @@ def recipe_overrides(run: Path, preset: str) -> list[str]:
     file name they end in, so a run given absolute paths matches the preset's root-relative ones)."""
     ran_cfg = load_config(str(run / "config.yaml"))
     wanted_cfg = load_config(preset, [f"method.name={ran_cfg.method['name']}"])
-    resolve_method_defaults(wanted_cfg)  # the head and mu the run's method fills in, as the run did
+    resolve_method(wanted_cfg.method).fill(wanted_cfg)  # the head and mu the run's method fills in, as the run did
     ran, wanted = flat(ran_cfg.to_dict()), flat(wanted_cfg.to_dict())
     same_file = {"data.train", "data.test"}
     method = ran_cfg.method["name"]

@@ -169,9 +169,8 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
     import torch
 
     from semifer.config import load_config
-    from semifer.engine.run import resolve_head
     from semifer.engine.trainer import TrainData, Trainer
-    from semifer.methods import Batch, build_method
+    from semifer.methods import Batch, resolve_method
     from semifer.models import create_model
     from semifer.runtime.distributed import local_device
     from semifer.runtime.precision import autocast
@@ -190,9 +189,10 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
     )
     device = local_device("auto")
     torch.manual_seed(0)
-    resolve_head(cfg)
+    spec = resolve_method(cfg.method)
+    spec.fill(cfg)
     model = create_model(cfg, 7, pretrained=False)
-    method = build_method(cfg.method, 7, POOL)
+    method = spec.build(7, POOL)
     b_l = cfg.train.batch_size
     b_u = max(1, round(b_l * cfg.train.unlabeled_ratio))
     size = cfg.data.img_size

@@ -11,10 +11,10 @@ import warnings
 import webbrowser
 from pathlib import Path
 
-from . import __version__
 from .errors import DataWarning, SemiferError
 from .inference.detect import DETECTORS_HELP
 from .labels import BASIC7
+from .version import __version__
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .config_checks import check_value
+from .config_checks import check_value, declared_rules
 from .errors import ConfigError
 
 
@@ -159,7 +159,7 @@ class Config:
 
 def build_dataclass(cls: type, values: dict[str, Any], where: str = "") -> Any:
     """Instantiate a (nested) config dataclass from a dict, rejecting unknown keys and values of the wrong
-    type or range by name (`config_checks`)."""
+    type or range by name (`config_checks`: the tables, or the rules a field declares with `option`)."""
     known = {f.name: f for f in fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(known))
@@ -174,7 +174,7 @@ def build_dataclass(cls: type, values: dict[str, Any], where: str = "") -> Any:
                 raise ConfigError(f"config section {where}{name} must be a mapping, got {value!r}")
             value = build_dataclass(type(default), value, f"{where}{name}.")
         else:
-            value = check_value(f"{where}{name}", value, hints[name])
+            value = check_value(f"{where}{name}", value, hints[name], *declared_rules(cls, name))
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -259,7 +259,8 @@ def load_config(
     preset: str | dict[str, Any] | None = None, overrides: list[str] | None = None, values: dict[str, Any] | None = None
 ) -> Config:
     """A preset (name, YAML file or a config mapping) with `KEY=VALUE` overrides, then dotted-key `values`
-    given as Python objects (the Python API's `semifer.train(preset, **values)`)."""
+    given as Python objects (the Python API's `semifer.train(preset, **values)`). The `method:` section's
+    options belong to the method: `semifer.methods.resolve_method` checks them, which a run does first."""
     blob: dict[str, Any] = read_preset(preset) if isinstance(preset, str) else dict(preset or {})
     for item in overrides or []:
         blob = _merge(blob, parse_override(item))
@@ -270,18 +271,7 @@ def load_config(
         raise ConfigError(f"method must be a section of settings (e.g. method.name=supervised), not {blob['method']!r}")
     if "name" not in blob["method"]:
         raise ConfigError("method.name is required (e.g. method.name=supervised)")
-    cfg = build_dataclass(Config, blob)
-    check_method_options(cfg.method)
-    return cfg
-
-
-def check_method_options(options: dict[str, Any]) -> None:
-    """The `method:` section against the method's `Options` (names, types, ranges) now, not at training."""
-    from .methods import method_class
-
-    if not isinstance(options.get("name"), str):
-        raise ConfigError(f"method.name must be a method name; got {options.get('name')!r}")
-    build_dataclass(method_class(options["name"]).Options, {k: v for k, v in options.items() if k != "name"}, "method.")
+    return build_dataclass(Config, blob)
 
 
 def save_config(cfg: Config, path: Path) -> None:

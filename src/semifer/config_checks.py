@@ -1,8 +1,9 @@
-"""Checking every config value and method option against its declared type and range when the config loads.
+"""Checking every config value and method option against its declared type and range.
 
-Types come from the dataclasses' own annotations (`TrainConfig`, a method's `Options`...), ranges and
-choices from the tables below, keyed by the dotted key (`*` matches any option name). A bad value is one
-line that names the key, what it must be and what it was, instead of a traceback deep in training.
+Types come from the dataclasses' own annotations (`TrainConfig`, a method's `Options`...). Ranges and
+choices of the config's sections come from the tables below, keyed by the dotted key; a method's options
+declare theirs beside each field (`option`), in the method's own module. A bad value is one line that names
+the key, what it must be and what it was, instead of a traceback deep in training.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import math
 import re
 import types
 import typing
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from dataclasses import MISSING, dataclass, field
 from typing import Any
 
 from .errors import ConfigError
@@ -116,30 +116,6 @@ RANGES: dict[str, Range] = {
     "train.ema_weight_decay": up_to(0, 1),
     "train.eval_every": up_to(1, STEPS),
     "train.eval_batch_size": up_to(1, BATCH),
-    "method.tau": UNIT,
-    "method.lambda_*": up_to(0, WEIGHT),
-    "method.T": positive(SHAPE),
-    "method.temperature": positive(SHAPE),
-    "method.alpha": UNIT,
-    "method.*alpha": up_to(0, SHAPE),
-    "method.*_weight": up_to(0, WEIGHT),
-    "method.rampup": UNIT,
-    "method.unsup_warmup": UNIT,
-    "method.label_smoothing": UNIT_OPEN_TOP,
-    "method.weak_views": up_to(1, 16),
-    "method.strong_views": up_to(0, 16),
-    "method.margin_B": UNIT,
-    "method.margin_gamma": positive(SHAPE),
-    "method.margin_floor": UNIT,
-    "method.margin_init": UNIT,
-    "method.dyn_momentum": UNIT_OPEN_TOP,
-    "method.dyn_floor": UNIT,
-    "method.dyn_ceil": UNIT,
-    "method.dyn_warmup": UNIT_OPEN_BOTTOM,
-    "method.snl_threshold": UNIT,
-    "method.snl_k": up_to(0, 8),  # classes, of 7 or 8
-    "method.history": up_to(1, 100_000),
-    "method.crop_p": UNIT,
     "pretrain.patch_size": up_to(1, PIXELS),
     "pretrain.mask_ratio": Range(0, 1, low_open=True, high_open=True),
     "pretrain.base_lr": positive(1e6),
@@ -165,26 +141,36 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "train.optimizer": ("sgd", "adam", "adamw"),
     "train.schedule": ("none", "cosine", "fixmatch_cosine", "step"),
     "train.on_nonfinite": ("stop", "skip"),
-    "method.threshold": ("fixed", "flexmatch", "adaptive_margin", "dynamic"),
-    "method.uncertain_loss": ("none", "infonce", "snl"),
-    "method.target_view": ("strong", "weak"),
-    "method.labeled_view": ("weak", "strong", "randaugment_m9"),
-    "method.margin_schedule": ("paper", "linear", "half", "log2"),
-    "method.flex_mapping": ("convex", "linear"),
-    "method.dyn_class_state": ("confidence", "probability"),
-    "method.p_target": ("labeled", "uniform"),
 }
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
-def _lookup(table: dict[str, Any], key: str) -> Any:
-    return table.get(key) or next((v for pattern, v in table.items() if fnmatchcase(key, pattern)), None)
-
-
 def bounds(key: str) -> Range | None:
-    """The range of a dotted config key (`train.lr`, `method.lambda_u`), or None for a key without one."""
-    return _lookup(RANGES, key)
+    """The range of a dotted config key (`train.lr`, `pretrain.mask_ratio`), or None for a key without one."""
+    return RANGES.get(key)
+
+
+def option(
+    default: Any = MISSING,
+    allowed: Range | None = None,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    default_factory: Any = MISSING,
+) -> Any:
+    """A dataclass field that declares its range (`allowed`) or closed set of values (`choices`) beside it:
+    how a method's options carry their own checks."""
+    return field(default=default, default_factory=default_factory, metadata={"range": allowed, "choices": choices})
+
+
+def declared_rules(cls: type, name: str) -> tuple[Range | None, tuple[Any, ...] | None]:
+    """(range, choices) that field `name` of dataclass `cls` declares with `option`; a subclass that only
+    changes a default (`tau: float = 0.7`) keeps the rules of the base class that declared the field."""
+    for klass in cls.__mro__:
+        spec = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if spec is not None and spec.metadata:
+            return spec.metadata.get("range"), spec.metadata.get("choices")
+    return None, None
 
 
 def describe(hint: Any) -> str:
@@ -238,9 +224,12 @@ def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
     return True, value
 
 
-def check_value(key: str, value: Any, hint: Any) -> Any:
-    """`value` checked against `hint` and the key's range or choices; returns it (ints widened to floats)."""
-    choices = _lookup(CHOICES, key)
+def check_value(
+    key: str, value: Any, hint: Any, allowed: Range | None = None, choices: tuple[Any, ...] | None = None
+) -> Any:
+    """`value` checked against `hint` and its range or choices (given, else the tables' for `key`); returns
+    it (ints widened to floats)."""
+    choices = CHOICES.get(key) if choices is None else choices
     if choices is not None:
         if not any(value == c and type(value) is type(c) for c in choices):
             raise ConfigError(f"{key} must be one of {', '.join(str(c).lower() for c in choices)}; got {value!r}")
@@ -248,7 +237,7 @@ def check_value(key: str, value: Any, hint: Any) -> Any:
     ok, value = _conform(value, hint)
     if not ok:
         raise ConfigError(f"{key} must be {describe(hint)}; got {value!r}")
-    allowed = bounds(key)
+    allowed = bounds(key) if allowed is None else allowed
     numbers = value if isinstance(value, list | tuple) else [value]
     for number in numbers:
         problem = allowed.error(key, value, number) if allowed is not None and isinstance(number, int | float) else None

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import Config, parse_override, preset_names, read_preset, save_config
+from ..config import Config, save_config
 from ..data.faceset import FaceSet, concat
 from ..data.registry import load_dataset
 from ..data.splits import Split, add_validation, apply_split, check_labeled_pixels, make_split, validation_part
 from ..errors import ConfigError
-from ..methods import Method, build_method, method_class
+from ..methods import Method, MethodSpec, resolve_method
 from ..models import FERNet, create_model
 from ..report.plots import plot_run
 from ..runtime import distributed as dist
@@ -73,60 +72,12 @@ def prepare_data(cfg: Config, run_dir: Path) -> TrainData:
     )
 
 
-def resolve_head(cfg: Config) -> None:
-    """Fill the model's head options left unset (dropout, l2norm, attention, feature_dropout) with the
-    method's head, over the base defaults, so config.yaml says what ran."""
-    head = {**Method.head, **method_class(cfg.method["name"]).head}
-    for key, default in head.items():
-        if getattr(cfg.model, key) is None:
-            setattr(cfg.model, key, default)
-
-
-def resolve_method_defaults(cfg: Config) -> None:
-    """Fill what the config leaves to the method (the head, `train.unlabeled_ratio`), so config.yaml says
-    what ran."""
-    resolve_head(cfg)
-    if cfg.train.unlabeled_ratio is None:
-        cfg.train.unlabeled_ratio = method_class(cfg.method["name"]).unlabeled_ratio
-
-
-def missing_own_training(cfg: Config) -> list[str]:
-    """The method's own training settings (`Method.own_training`) that `cfg` does not use, as
-    'key=this run's value (the method's: value)'."""
-    resolve_method_defaults(cfg)
-    values = cfg.to_dict()
-    missing = []
-    for item in method_class(cfg.method["name"]).own_training:
-        key, _, _ = item.partition("=")
-        wanted: Any = parse_override(item)
-        have: Any = values
-        for part in key.split("."):
-            wanted, have = wanted[part], have[part]
-        same = have == wanted or (
-            isinstance(have, (int, float)) and isinstance(wanted, (int, float)) and math.isclose(have, wanted)
-        )
-        if not same:
-            missing.append(f"{key}={have} (the method's: {wanted})")
-    return missing
-
-
-def own_training_notice(cfg: Config) -> str | None:
-    """A notice when a method that declares its own training recipe trains without it, else None."""
-    missing = missing_own_training(cfg)
-    if not missing:
-        return None
-    name = cfg.method["name"]
-    presets = [p for p in preset_names() if read_preset(p).get("method", {}).get("name") == name]
-    where = f"the presets {', '.join(presets)} apply it" if presets else "override these keys to apply it"
-    return (
-        f"notice: {name} declares its own training recipe, which this run does not use: {'; '.join(missing)}; {where}"
-    )
-
-
 def build_model(cfg: Config, num_classes: int, run_dir: Path | None = None) -> FERNet:
-    """The run's model: the method's head resolved into `cfg`, then `create_model` with the weights the config
-    names (`model.pretrained`, `model.init_from`), each load's key report printed and kept in `run_dir`."""
-    resolve_head(cfg)
+    """The run's model: `create_model` with the weights the config names (`model.pretrained`,
+    `model.init_from`), each load's key report printed and kept in `run_dir`. A config whose head options are
+    still unset (not yet filled by `train`) takes its method's (`MethodSpec.fill`)."""
+    if any(getattr(cfg.model, key) is None for key in Method.head):
+        resolve_method(cfg.method).fill(cfg)
     return create_model(cfg, num_classes, run_dir=run_dir, verbose=True)
 
 
@@ -142,18 +93,22 @@ def train(
 
     `stop_after_epoch` ends early with a checkpoint (for time-limited jobs); `resume=True` continues it,
     with the run's own configuration. An existing `run_dir` is otherwise used only with `overwrite=True`.
+    The method is resolved first (its options checked) and fills in what `cfg` leaves to it, so that
+    config.yaml says what ran.
     """
+    spec = resolve_method(cfg.method)
+    spec.fill(cfg)
     device = dist.local_device(cfg.train.device)
     rank, world = dist.init_distributed(device)
     seed_everything(cfg.seed + rank)
-    resolve_method_defaults(cfg)
     run_dir = Path(dist.broadcast_object(str(run_dir or make_run_dir(cfg, resume))))
     with claim_run_dir(run_dir, resume, overwrite, owner=rank == 0):
-        return _train_in(cfg, run_dir, resume, progress, stop_after_epoch, device, rank, world)
+        return _train_in(cfg, spec, run_dir, resume, progress, stop_after_epoch, device, rank, world)
 
 
 def _train_in(
     cfg: Config,
+    spec: MethodSpec,
     run_dir: Path,
     resume: bool,
     progress: bool,
@@ -168,12 +123,12 @@ def _train_in(
         if resume:
             check_resume_config(run_dir, cfg.to_dict())
         save_config(cfg, run_dir / "config.yaml")
-        notice = own_training_notice(cfg)
+        notice = spec.own_training_notice(cfg)
         if notice and progress:
             print(notice)
     data = prepare_data(cfg, run_dir)
     model = build_model(cfg, data.labeled.num_classes, run_dir)
-    method = build_method(cfg.method, data.labeled.num_classes, len(data.unlabeled) if data.unlabeled else 0)
+    method = spec.build(data.labeled.num_classes, len(data.unlabeled) if data.unlabeled else 0)
     trainer = Trainer(cfg, run_dir, method, model, data, device, rank, world, progress)
     resumed = resume and trainer.resume()
     if resume and progress and rank == 0:

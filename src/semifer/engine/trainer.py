@@ -113,7 +113,9 @@ class Trainer:
         if tc.compile:
             model.compile()  # in place, after the EMA copy: the state dict keeps its keys, evaluation stays eager
         self.total_steps = tc.epochs * tc.iters_per_epoch
-        self.start_notes = method.on_train_start(TrainContext(self.total_steps, data.labeled, data.unlabeled, device))
+        self.start_notes = method.on_train_start(
+            TrainContext(self.total_steps, data.labeled, data.unlabeled, device, dist.all_gather_cat)
+        )
         self.optimizer = build_optimizer(model, tc)
         self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
         self.amp_dtype = autocast_dtype(device, tc.amp)

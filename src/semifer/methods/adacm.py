@@ -29,7 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .confidence_ssl import ConfidenceSSL
+from ..config_checks import option
+from .confidence_ssl import ConfidenceOptions, ConfidenceSSL
+from .thresholds import AdaptiveMargin
 
 
 class AdaCM(ConfidenceSSL):
@@ -50,14 +52,11 @@ class AdaCM(ConfidenceSSL):
     cpu_scale_training = (*own_training[:1], "train.lr=2e-3", *own_training[2:])
 
     @dataclass
-    class Options(ConfidenceSSL.Options):
+    class Options(ConfidenceOptions, AdaptiveMargin.Options):
         weak_views: int = 2
-        strong_views: int = 1
         separate_forward: bool = True
-        threshold: str = "adaptive_margin"
+        threshold: str = option("adaptive_margin", choices=("adaptive_margin",))
         uncertain_loss: str = "infonce"
-        temperature: float = 0.07
         lambda_x: float = 0.5
-        lambda_u: float = 1.0
         lambda_c: float = 0.1
         crop_p: float = 0.5

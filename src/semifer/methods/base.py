@@ -9,8 +9,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..config import build_dataclass
 from ..data.faceset import FaceSet
+
+
+def single_process(tensor: torch.Tensor) -> torch.Tensor:
+    """The cross-rank gather of a run in one process: the tensor itself."""
+    return tensor
 
 
 @dataclass
@@ -38,12 +42,15 @@ class StepOutput:
 
 @dataclass
 class TrainContext:
-    """What a method may learn about the run before its first step: the run's length and its data."""
+    """What a method may learn about the run before its first step: the run's length and its data, and the
+    engine's cross-rank gather for the steps (`all_gather_cat`: equally shaped tensors of every rank,
+    concatenated in rank order), so that per-step statistics agree across ranks under DDP."""
 
     total_steps: int
     labeled: FaceSet
     unlabeled: FaceSet | None
     device: torch.device
+    all_gather_cat: Callable[[torch.Tensor], torch.Tensor] = single_process
 
 
 @dataclass
@@ -60,11 +67,25 @@ class EpochContext:
     all_reduce_sum: Callable[[torch.Tensor], torch.Tensor]
 
 
+@dataclass
+class MethodOptions:
+    """Base of every method's `Options`: its hyper-parameters, read from the config's `method:` section.
+
+    Subclasses declare each field's range or choices beside it (`config_checks.option`); `check` adds the
+    rules that tie several fields together. Both run when the method is resolved, before training.
+    """
+
+    def check(self) -> None:
+        """Raise ValueError for a combination the fields' own rules allow but the method cannot train with
+        (subclasses extend it, calling `super().check()`)."""
+
+
 class Method(nn.Module):
     """A training recipe: which views it needs and how a step turns batches into a loss.
 
-    Subclasses set `name`, an `Options` dataclass of their hyper-parameters (read from the config's
-    `method:` section), the views of labeled and unlabeled images they consume, and implement `step`.
+    Subclasses set `name`, an `Options` dataclass of their hyper-parameters (a `MethodOptions`, read from
+    the config's `method:` section by `resolve_method`), the views of labeled and unlabeled images they
+    consume, and implement `step`.
     A method is a module so that its state (thresholds, counters) lives in buffers that follow the device
     and the checkpoint; it has no trainable parameters of its own.
     """
@@ -87,14 +108,11 @@ class Method(nn.Module):
     balanced_labeled: ClassVar[bool] = False
     head: ClassVar[dict[str, Any]] = {"dropout": 0.0, "l2norm": False, "attention": False, "feature_dropout": 0.0}
 
-    @dataclass
-    class Options:
-        pass
+    Options = MethodOptions
 
-    def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
+    def __init__(self, options: MethodOptions, num_classes: int, num_unlabeled: int = 0):
         super().__init__()
-        options = {k: v for k, v in options.items() if k != "name"}
-        self.opts = build_dataclass(self.Options, options, "method.")
+        self.opts: Any = options
         self.num_classes = num_classes
         self.num_unlabeled = num_unlabeled
 

@@ -33,11 +33,13 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import box_iou
 
+from ..config_checks import SHAPE, UNIT_OPEN_TOP, WEIGHT, option, positive, up_to
 from ..data.face_boxes import detect_face_boxes, whole_image_boxes
 from ..data.faceset import FaceSet
-from .base import Batch, Method, StepOutput, TrainContext
-from .confidence_ssl import ConfidenceSSL
+from .base import Batch, Method, MethodOptions, StepOutput, TrainContext
+from .confidence_ssl import ConfidenceOptions, ConfidenceSSL
 from .forward import forward_views
+from .thresholds import FixedThreshold
 from .unlabeled_losses import soft_cross_entropy
 
 
@@ -112,10 +114,6 @@ class FaceMixup:
         return torch.cat([x, reversed_pair_mix(x, lam)]), targets, lam
 
 
-def _mixup_part(opts: Any) -> FaceMixup:
-    return FaceMixup(opts.mixup_alpha, opts.mixed_weight, opts.real_weight, opts.label_smoothing)
-
-
 class FaceBoxTable(nn.Module):
     """The face box of every labeled image, looked up by the batch's indices (see the module docstring).
 
@@ -151,6 +149,21 @@ class FaceBoxTable(nn.Module):
         return None if self.boxes is None else self.boxes[index]
 
 
+@dataclass
+class FaceMixupOptions(MethodOptions):
+    """The face-mixup options both stages take (`FaceMixup`, `FaceBoxTable`)."""
+
+    face_mixup: bool = True
+    mixup_alpha: float = option(1.0, positive(SHAPE))
+    mixed_weight: float = option(1.0, up_to(0, WEIGHT))
+    real_weight: float = option(0.5, up_to(0, WEIGHT))
+    label_smoothing: float = option(0.1, UNIT_OPEN_TOP)
+    face_boxes: str = option("detect", choices=FaceBoxTable.MODES)
+
+    def mixup(self) -> FaceMixup:
+        return FaceMixup(self.mixup_alpha, self.mixed_weight, self.real_weight, self.label_smoothing)
+
+
 class BridgingStage1(Method):
     """Stage 1: supervised fine-tuning on the labeled images with label smoothing 0.1 and face mixup.
 
@@ -165,23 +178,15 @@ class BridgingStage1(Method):
     name = "bridging_stage1"
 
     @dataclass
-    class Options:
-        face_mixup: bool = True
-        mixup_alpha: float = 1.0
-        mixed_weight: float = 1.0
-        real_weight: float = 0.5
-        label_smoothing: float = 0.1
-        labeled_view: str = "randaugment_m9"
+    class Options(FaceMixupOptions):
+        labeled_view: str = option("randaugment_m9", choices=("weak", "strong", "randaugment_m9"))
         separate_forward: bool = True
-        face_boxes: str = "detect"
 
     own_training = ("train.optimizer=adamw", "train.lr=1.5e-4", "train.weight_decay=0.05", "train.ema=0.999")
 
-    def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
+    def __init__(self, options: Options, num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
-        if self.opts.labeled_view not in ("weak", "strong", "randaugment_m9"):
-            raise ValueError("method.labeled_view must be weak, strong or randaugment_m9")
-        self.mixup = _mixup_part(self.opts)
+        self.mixup = self.opts.mixup()
         self.face_boxes = FaceBoxTable(self.opts.face_boxes)
 
     def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
@@ -228,16 +233,11 @@ class BridgingStage2(ConfidenceSSL):
     name = "bridging_stage2"
 
     @dataclass
-    class Options(ConfidenceSSL.Options):
-        threshold: str = "fixed"
+    class Options(ConfidenceOptions, FixedThreshold.Options, FaceMixupOptions):
+        threshold: str = option("fixed", choices=("fixed",))
         tau: float = 0.7
         lambda_u: float = 5.0
-        face_mixup: bool = True
-        mixup_alpha: float = 1.0
-        mixed_weight: float = 1.0
-        real_weight: float = 0.5
         label_smoothing: float = 0.0
-        face_boxes: str = "detect"
         pseudo_labeler: str = "teacher"
 
     own_training = (
@@ -248,9 +248,9 @@ class BridgingStage2(ConfidenceSSL):
         "train.unlabeled_ratio=1",
     )
 
-    def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
+    def __init__(self, options: Options, num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
-        self.mixup = _mixup_part(self.opts)
+        self.mixup = self.opts.mixup()
         self.face_boxes = FaceBoxTable(self.opts.face_boxes)
 
     def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:

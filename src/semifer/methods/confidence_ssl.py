@@ -1,12 +1,12 @@
 """Confidence-based SSL as a composition of parts: views, a threshold policy, a confident-set loss and an
 uncertain-set loss. FixMatch, FlexMatch, Pseudo-Label, Ada-CM, DTA+SNL and DTM are this class with different
 defaults, so an ablation (3 weak views, another margin schedule, InfoNCE or SNL added to FixMatch) is a
-config change.
+config change. Each of them takes the options of `ConfidenceOptions` and those of the threshold policies it
+uses (`threshold`'s choices); `confidence_ssl` itself takes every policy's.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +14,41 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config_checks import SHAPE, UNIT, WEIGHT, option, positive, up_to
 from ..labels import CANONICAL
-from .base import Batch, EpochContext, Method, StepOutput, TrainContext
+from .base import Batch, EpochContext, Method, MethodOptions, StepOutput, TrainContext
 from .forward import forward_views
-from .thresholds import ThresholdPolicy, build_policy
+from .thresholds import POLICIES, AdaptiveMargin, DynamicThreshold, FlexMatchThreshold, build_policy
 from .unlabeled_losses import info_nce, masked_cross_entropy, pseudo_label, selective_negative_loss
+
+
+@dataclass
+class ConfidenceOptions(MethodOptions):
+    """The options of every confidence-based method besides its threshold policy's: views, losses, weights.
+
+    `threshold` names the policy; a method declares the policies it composes as its choices.
+    """
+
+    weak_views: int = option(1, up_to(1, 16))
+    strong_views: int = option(1, up_to(0, 16))
+    target_view: str = option("strong", choices=("strong", "weak"))
+    separate_forward: bool = False
+    threshold: str = option("fixed", choices=tuple(POLICIES))
+    uncertain_loss: str = option("none", choices=("none", "infonce", "snl"))
+    temperature: float = option(0.07, positive(SHAPE))
+    snl_threshold: float = option(0.05, UNIT)
+    snl_k: int = option(0, up_to(0, 8))  # classes, of 7 or 8
+    lambda_x: float = option(1.0, up_to(0, WEIGHT))
+    lambda_u: float = option(1.0, up_to(0, WEIGHT))
+    lambda_c: float = option(0.0, up_to(0, WEIGHT))
+    unsup_warmup: float = option(0.0, UNIT)
+    pseudo_labeler: str = option("student", choices=("student", "teacher"))
+    crop_p: float = option(1.0, UNIT)
+
+    def check(self) -> None:
+        super().check()
+        if self.target_view == "strong" and self.strong_views < 1:
+            raise ValueError("need a strong view when target_view is strong")
 
 
 class ConfidenceSSL(Method):
@@ -38,70 +68,14 @@ class ConfidenceSSL(Method):
     name = "confidence_ssl"
 
     @dataclass
-    class Options:
-        weak_views: int = 1
-        strong_views: int = 1
-        target_view: str = "strong"
-        separate_forward: bool = False
-        threshold: str = "fixed"
-        tau: float = 0.95
-        flex_warmup: bool = True
-        flex_mapping: str = "convex"
-        margin_B: float = 0.97
-        margin_gamma: float = math.e
-        margin_floor: float = 0.8
-        margin_init: float = 0.8
-        margin_schedule: str = "paper"
-        dyn_momentum: float | None = None
-        dyn_class_state: str = "confidence"
-        dyn_floor: float = 0.0
-        dyn_ceil: float = 1.0
-        uncertain_loss: str = "none"
-        temperature: float = 0.07
-        snl_threshold: float = 0.05
-        snl_k: int = 0
-        lambda_x: float = 1.0
-        lambda_u: float = 1.0
-        lambda_c: float = 0.0
-        unsup_warmup: float = 0.0
-        pseudo_labeler: str = "student"
-        crop_p: float = 1.0
-        dyn_warmup: float = 0.1
+    class Options(ConfidenceOptions, FlexMatchThreshold.Options, AdaptiveMargin.Options, DynamicThreshold.Options):
+        """The composable base takes every threshold policy's options."""
 
-    def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
+    def __init__(self, options: ConfidenceOptions, num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
-        o = self.opts
-        if o.target_view not in ("strong", "weak") or o.uncertain_loss not in ("none", "infonce", "snl"):
-            raise ValueError("target_view must be strong|weak and uncertain_loss none|infonce|snl")
-        if o.weak_views < 1 or (o.target_view == "strong" and o.strong_views < 1):
-            raise ValueError("need at least one weak view, and a strong view when target_view is strong")
-        if o.pseudo_labeler not in ("student", "teacher"):
-            raise ValueError(f"method.pseudo_labeler must be student or teacher, got {o.pseudo_labeler!r}")
-        self.policy = self.make_policy()
+        self.policy = build_policy(self.opts, num_classes, num_unlabeled)
         self.register_buffer("stats", torch.zeros(4))
         self.register_buffer("class_selected", torch.zeros(num_classes))
-
-    def make_policy(self) -> ThresholdPolicy:
-        o = self.opts
-        options: dict[str, Any] = {
-            "fixed": {"tau": o.tau},
-            "flexmatch": {"tau": o.tau, "warmup": o.flex_warmup, "mapping": o.flex_mapping},
-            "adaptive_margin": {
-                "B": o.margin_B,
-                "gamma": o.margin_gamma,
-                "floor": o.margin_floor,
-                "schedule": o.margin_schedule,
-                "initial": o.margin_init,
-            },
-            "dynamic": {
-                "momentum": o.dyn_momentum,
-                "warmup": o.dyn_warmup,
-                "class_state": o.dyn_class_state,
-                "floor": o.dyn_floor,
-                "ceil": o.dyn_ceil,
-            },
-        }.get(self.opts.threshold, {})
-        return build_policy(o.threshold, self.num_classes, self.num_unlabeled, options)
 
     @property
     def unlabeled_views(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -113,7 +87,7 @@ class ConfidenceSSL(Method):
         return self.opts.pseudo_labeler == "teacher"
 
     def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
-        return self.policy.set_run_length(ctx.total_steps)
+        return self.policy.on_train_start(ctx)
 
     def step(
         self,

@@ -20,10 +20,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import Config, build_dataclass
+from ..config_checks import SHAPE, UNIT, UNIT_OPEN_TOP, option, positive
 from ..errors import ConfigError
 from ..models import create_model
 from ..tensorfile import check_finite, load_torch_file
-from .base import Batch, Method, StepOutput, TrainContext
+from .base import Batch, Method, MethodOptions, StepOutput, TrainContext
 
 
 def load_teacher(path: str | Path, num_classes: int) -> nn.Module:
@@ -50,19 +51,22 @@ class Distill(Method):
     name = "distill"
 
     @dataclass
-    class Options:
+    class Options(MethodOptions):
         teachers: list[str] = field(default_factory=list)
-        temperature: float = 4.0
-        alpha: float = 0.9
-        label_smoothing: float = 0.0
+        temperature: float = option(4.0, positive(SHAPE))
+        alpha: float = option(0.9, UNIT)
+        label_smoothing: float = option(0.0, UNIT_OPEN_TOP)
 
-    def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
+        def check(self) -> None:
+            super().check()
+            if not self.teachers:
+                raise ConfigError(
+                    "method.teachers: give the run directories of the trained teachers, e.g. "
+                    "method.teachers='[runs/a, runs/b]'"
+                )
+
+    def __init__(self, options: Options, num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
-        if not self.opts.teachers:
-            raise ConfigError(
-                "method.teachers: give the run directories of the trained teachers, e.g. "
-                "method.teachers='[runs/a, runs/b]'"
-            )
         self._teachers = [load_teacher(path, num_classes) for path in self.opts.teachers]  # not checkpointed
 
     def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:

@@ -38,8 +38,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config_checks import option
 from .base import Method
-from .confidence_ssl import ConfidenceSSL
+from .confidence_ssl import ConfidenceOptions, ConfidenceSSL
+from .thresholds import DynamicThreshold, FixedThreshold
 
 
 class DTASNL(ConfidenceSSL):
@@ -48,16 +50,10 @@ class DTASNL(ConfidenceSSL):
     balanced_labeled = True
 
     @dataclass
-    class Options(ConfidenceSSL.Options):
-        weak_views: int = 1
-        strong_views: int = 1
-        threshold: str = "dynamic"
-        dyn_momentum: float | None = None
-        dyn_class_state: str = "confidence"
+    class Options(ConfidenceOptions, DynamicThreshold.Options, FixedThreshold.Options):
+        """`threshold: fixed` (with `tau`) is the ablation of DTA+SNL with FixMatch's threshold."""
+
+        threshold: str = option("dynamic", choices=("dynamic", "fixed"))
         uncertain_loss: str = "snl"
-        snl_threshold: float = 0.05
-        snl_k: int = 0
-        lambda_x: float = 1.0
-        lambda_u: float = 1.0
         lambda_c: float = 1.0
         pseudo_labeler: str = "teacher"

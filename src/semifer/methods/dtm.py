@@ -16,17 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .confidence_ssl import ConfidenceSSL
+from ..config_checks import option
+from .confidence_ssl import ConfidenceOptions, ConfidenceSSL
+from .thresholds import DynamicThreshold
 
 
 class DTM(ConfidenceSSL):
     name = "dtm"
 
     @dataclass
-    class Options(ConfidenceSSL.Options):
-        weak_views: int = 1
-        strong_views: int = 1
-        threshold: str = "dynamic"
-        dyn_momentum: float | None = None
+    class Options(ConfidenceOptions, DynamicThreshold.Options):
+        threshold: str = option("dynamic", choices=("dynamic",))
         dyn_class_state: str = "probability"
-        uncertain_loss: str = "none"

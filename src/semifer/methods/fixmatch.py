@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .confidence_ssl import ConfidenceSSL
+from ..config_checks import option
+from .confidence_ssl import ConfidenceOptions, ConfidenceSSL
+from .thresholds import FixedThreshold
 
 
 class FixMatch(ConfidenceSSL):
@@ -30,6 +32,5 @@ class FixMatch(ConfidenceSSL):
     )
 
     @dataclass
-    class Options(ConfidenceSSL.Options):
-        threshold: str = "fixed"
-        tau: float = 0.95
+    class Options(ConfidenceOptions, FixedThreshold.Options):
+        threshold: str = option("fixed", choices=("fixed",))

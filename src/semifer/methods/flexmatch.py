@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .confidence_ssl import ConfidenceSSL
+from ..config_checks import option
+from .confidence_ssl import ConfidenceOptions, ConfidenceSSL
 from .fixmatch import FixMatch
+from .thresholds import FlexMatchThreshold
 
 
 class FlexMatch(ConfidenceSSL):
@@ -20,8 +22,5 @@ class FlexMatch(ConfidenceSSL):
     own_training = FixMatch.own_training
 
     @dataclass
-    class Options(ConfidenceSSL.Options):
-        threshold: str = "flexmatch"
-        tau: float = 0.95
-        flex_warmup: bool = True
-        flex_mapping: str = "convex"
+    class Options(ConfidenceOptions, FlexMatchThreshold.Options):
+        threshold: str = option("flexmatch", choices=("flexmatch",))

@@ -7,13 +7,13 @@ consistency loss on the mixed unlabeled part.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Batch, Method, StepOutput
+from ..config_checks import SHAPE, UNIT, WEIGHT, option, positive, up_to
+from .base import Batch, Method, MethodOptions, StepOutput
 from .forward import forward_views
 from .mixing import forward_mixed, linear_rampup, mixup, running_stats_frozen, sharpen
 from .unlabeled_losses import pseudo_label, soft_cross_entropy
@@ -61,20 +61,14 @@ class MixMatch(Method):
     )
 
     @dataclass
-    class Options:
-        weak_views: int = 2
-        T: float = 0.5
-        mixup_alpha: float = 0.75
-        lambda_u: float = 75.0
-        rampup: float = 0.4
+    class Options(MethodOptions):
+        weak_views: int = option(2, up_to(1, 16))
+        T: float = option(0.5, positive(SHAPE))
+        mixup_alpha: float = option(0.75, up_to(0, SHAPE))
+        lambda_u: float = option(75.0, up_to(0, WEIGHT))
+        rampup: float = option(0.4, UNIT)
         interleave: bool = True
-        crop_p: float = 1.0  # the official weak view: random pad-and-crop always, then flip
-
-    def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
-        super().__init__(options, num_classes, num_unlabeled)
-        o = self.opts
-        if o.weak_views < 1 or o.T <= 0 or o.mixup_alpha < 0 or not 0 <= o.rampup <= 1:
-            raise ValueError("mixmatch needs weak_views >= 1, T > 0, mixup_alpha >= 0 and 0 <= rampup <= 1")
+        crop_p: float = option(1.0, UNIT)  # the official weak view: random pad-and-crop always, then flip
 
     @property
     def unlabeled_views(self) -> tuple[str, ...]:  # type: ignore[override]

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .confidence_ssl import ConfidenceSSL
+from ..config_checks import option
+from .confidence_ssl import ConfidenceOptions, ConfidenceSSL
+from .thresholds import FixedThreshold
 
 
 class PseudoLabel(ConfidenceSSL):
     name = "pseudolabel"
 
     @dataclass
-    class Options(ConfidenceSSL.Options):
-        weak_views: int = 1
+    class Options(ConfidenceOptions, FixedThreshold.Options):
         strong_views: int = 0
         target_view: str = "weak"
-        threshold: str = "fixed"
-        tau: float = 0.95
+        threshold: str = option("fixed", choices=("fixed",))
         unsup_warmup: float = 0.4

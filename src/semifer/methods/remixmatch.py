@@ -8,6 +8,7 @@ one strong view.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config_checks import SHAPE, UNIT, WEIGHT, option, positive, up_to
 from ..labels import CANONICAL
-from ..runtime.distributed import all_gather_cat
-from .base import Batch, EpochContext, Method, StepOutput
+from .base import Batch, EpochContext, Method, MethodOptions, StepOutput, TrainContext, single_process
 from .forward import forward_views
 from .mixing import align_distribution, forward_mixed, linear_rampup, mixup, running_stats_frozen, sharpen
 from .mixmatch import MixMatch
@@ -68,40 +69,41 @@ class ReMixMatch(Method):
     own_training = MixMatch.own_training
 
     @dataclass
-    class Options:
-        strong_views: int = 2
-        T: float = 0.5
-        mixup_alpha: float = 0.75
-        lambda_u: float = 1.5
-        lambda_u1: float = 0.5
-        lambda_rot: float = 0.0
-        rampup: float = 0.4
-        history: int = 128
-        p_target: str = "labeled"
+    class Options(MethodOptions):
+        strong_views: int = option(2, up_to(1, 16))
+        T: float = option(0.5, positive(SHAPE))
+        mixup_alpha: float = option(0.75, up_to(0, SHAPE))
+        lambda_u: float = option(1.5, up_to(0, WEIGHT))
+        lambda_u1: float = option(0.5, up_to(0, WEIGHT))
+        lambda_rot: float = option(0.0, up_to(0, WEIGHT))
+        rampup: float = option(0.4, UNIT)
+        history: int = option(128, up_to(1, 100_000))
+        p_target: str = option("labeled", choices=("labeled", "uniform"))
         interleave: bool = True
-        crop_p: float = 1.0  # the official weak view: random pad-and-crop always, then flip
+        crop_p: float = option(1.0, UNIT)  # the official weak view: random pad-and-crop always, then flip
 
-    def __init__(self, options: dict[str, Any], num_classes: int, num_unlabeled: int = 0):
+        def check(self) -> None:
+            super().check()
+            if self.lambda_rot != 0:
+                raise ValueError(
+                    "lambda_rot must be 0 -- the classifier has no rotation head and a method owns no "
+                    "trainable parameters"
+                )
+
+    def __init__(self, options: Options, num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
-        o = self.opts
-        if o.lambda_rot != 0:
-            raise ValueError(
-                "remixmatch: lambda_rot must be 0 -- the classifier has no rotation head and a "
-                "method owns no trainable parameters"
-            )
-        if o.strong_views < 1 or o.T <= 0 or o.mixup_alpha < 0 or not 0 <= o.rampup <= 1 or o.history < 1:
-            raise ValueError(
-                "remixmatch needs strong_views >= 1, T > 0, mixup_alpha >= 0, 0 <= rampup <= 1 and history >= 1"
-            )
-        if o.p_target not in ("labeled", "uniform"):
-            raise ValueError(f"remixmatch: p_target must be labeled or uniform, got {o.p_target!r}")
-        self.register_buffer("p_model_history", torch.full((o.history, num_classes), 1.0 / num_classes))
+        self.all_gather_cat: Callable[[torch.Tensor], torch.Tensor] = single_process
+        self.register_buffer("p_model_history", torch.full((self.opts.history, num_classes), 1.0 / num_classes))
         self.register_buffer("history_pos", torch.zeros((), dtype=torch.long))
         self.register_buffer("label_counts", torch.zeros(num_classes))
 
     @property
     def unlabeled_views(self) -> tuple[str, ...]:  # type: ignore[override]
         return ("weak",) + ("strong",) * self.opts.strong_views
+
+    def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
+        self.all_gather_cat = ctx.all_gather_cat  # every rank's batches feed the history and the label counts
+        return {}
 
     def p_target(self) -> torch.Tensor:
         """p(y): the labeled batches' class frequencies so far, or uniform (also before any label is seen)."""
@@ -122,11 +124,11 @@ class ReMixMatch(Method):
     @torch.no_grad()
     def observe(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
         """Push this step's mean unlabeled prediction into the history and count the labeled classes."""
-        mean = all_gather_cat(probs.float().mean(0, keepdim=True)).mean(0)
+        mean = self.all_gather_cat(probs.float().mean(0, keepdim=True)).mean(0)
         self.p_model_history.index_copy_(0, self.history_pos[None], mean[None])  # a tensor index: no host read
         self.history_pos.copy_((self.history_pos + 1) % len(self.p_model_history))
         counts = count_classes(labels, self.num_classes).to(self.label_counts)  # -1 (unknown) not counted
-        self.label_counts += all_gather_cat(counts[None]).sum(0)
+        self.label_counts += self.all_gather_cat(counts[None]).sum(0)
 
     def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
         assert unlabeled is not None

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Batch, Method, StepOutput
+from ..config_checks import UNIT_OPEN_TOP, option
+from .base import Batch, Method, MethodOptions, StepOutput
 
 
 class Supervised(Method):
@@ -16,8 +17,8 @@ class Supervised(Method):
     name = "supervised"
 
     @dataclass
-    class Options:
-        label_smoothing: float = 0.0
+    class Options(MethodOptions):
+        label_smoothing: float = option(0.0, UNIT_OPEN_TOP)
 
     def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
         logits = model(labeled.views[0])

@@ -2,20 +2,23 @@
 
 A policy holds per-class thresholds (a tensor of shape (C,)) and decides the mask of an unlabeled batch
 from its confidences and pseudo-labels. Policies update per step (FlexMatch, DTA/DTM) or per epoch (Ada-CM).
+Each declares the option fields it reads (its `Options`, with their ranges), which the methods that use it
+compose into their own options, and builds itself from them (`from_options`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..runtime.distributed import all_gather_cat
-from .base import EpochContext
+from ..config_checks import SHAPE, UNIT, UNIT_OPEN_BOTTOM, UNIT_OPEN_TOP, option, positive
+from .base import EpochContext, MethodOptions, TrainContext, single_process
 
 
 def count_classes(labels: torch.Tensor, n: int) -> torch.Tensor:
@@ -27,11 +30,22 @@ def count_classes(labels: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class ThresholdPolicy(nn.Module):
-    """Per-class thresholds as a buffer (so they move with the model's device and checkpoints)."""
+    """Per-class thresholds as a buffer (so they move with the model's device and checkpoints).
+
+    Per-step statistics of every rank are gathered with `all_gather_cat`, the run's (`on_train_start`).
+    """
+
+    Options = MethodOptions
 
     def __init__(self, num_classes: int, initial: float):
         super().__init__()
         self.register_buffer("thresholds", torch.full((num_classes,), float(initial)))
+        self.all_gather_cat: Callable[[torch.Tensor], torch.Tensor] = single_process
+
+    @classmethod
+    def from_options(cls, opts: Any, num_classes: int, num_unlabeled: int) -> ThresholdPolicy:
+        """The policy from a method's options, which hold this policy's `Options` fields."""
+        raise NotImplementedError
 
     def mask(self, confidence: torch.Tensor, pseudo: torch.Tensor) -> torch.Tensor:
         """1.0 where the sample's confidence reaches the threshold of its pseudo-label's class."""
@@ -50,12 +64,25 @@ class ThresholdPolicy(nn.Module):
         """Adapt to the run's length before the first step (no-op by default); returns notes to log."""
         return {}
 
+    def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
+        """Take the run's cross-rank gather and adapt to its length; returns notes to log."""
+        self.all_gather_cat = ctx.all_gather_cat
+        return self.set_run_length(ctx.total_steps)
+
 
 class FixedThreshold(ThresholdPolicy):
     """One fixed confidence threshold for every class (FixMatch: 0.95)."""
 
+    @dataclass
+    class Options(MethodOptions):
+        tau: float = option(0.95, UNIT)
+
     def __init__(self, num_classes: int, tau: float = 0.95):
         super().__init__(num_classes, tau)
+
+    @classmethod
+    def from_options(cls, opts: Any, num_classes: int, num_unlabeled: int) -> FixedThreshold:
+        return cls(num_classes, opts.tau)
 
 
 class FlexMatchThreshold(ThresholdPolicy):
@@ -67,12 +94,21 @@ class FlexMatchThreshold(ThresholdPolicy):
     convex mapping M(x) = x / (2 - x) (or linear M(x) = x).
     """
 
+    @dataclass
+    class Options(FixedThreshold.Options):
+        flex_warmup: bool = True
+        flex_mapping: str = option("convex", choices=("convex", "linear"))
+
     def __init__(
         self, num_classes: int, num_unlabeled: int, tau: float = 0.95, warmup: bool = True, mapping: str = "convex"
     ):
         super().__init__(num_classes, 0.0)
         self.tau, self.warmup, self.mapping = tau, warmup, mapping
         self.register_buffer("selected", torch.full((num_unlabeled,), -1, dtype=torch.long))
+
+    @classmethod
+    def from_options(cls, opts: Any, num_classes: int, num_unlabeled: int) -> FlexMatchThreshold:
+        return cls(num_classes, num_unlabeled, opts.tau, opts.flex_warmup, opts.flex_mapping)
 
     def learning_effect(self) -> torch.Tensor:
         counts = count_classes(self.selected + 1, len(self.thresholds) + 1).float()
@@ -94,7 +130,7 @@ class FlexMatchThreshold(ThresholdPolicy):
         self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor, probs: torch.Tensor | None = None
     ) -> None:
         """Remember confident predictions; under DDP every rank records every rank's batch."""
-        confidence, pseudo, index = (all_gather_cat(t) for t in (confidence, pseudo, index))
+        confidence, pseudo, index = (self.all_gather_cat(t) for t in (confidence, pseudo, index))
         over = confidence > self.tau
         self.selected[index] = torch.where(over, pseudo, self.selected[index])
 
@@ -127,6 +163,14 @@ class AdaptiveMargin(ThresholdPolicy):
     Statistics are summed over ranks, so every rank uses the same margins.
     """
 
+    @dataclass
+    class Options(MethodOptions):
+        margin_B: float = option(0.97, UNIT)
+        margin_gamma: float = option(math.e, positive(SHAPE))
+        margin_floor: float = option(0.8, UNIT)
+        margin_init: float = option(0.8, UNIT)
+        margin_schedule: str = option("paper", choices=("paper", "linear", "half", "log2"))
+
     def __init__(
         self,
         num_classes: int,
@@ -139,6 +183,12 @@ class AdaptiveMargin(ThresholdPolicy):
         super().__init__(num_classes, initial)
         schedule_factor(schedule, 1, gamma)
         self.B, self.gamma, self.floor, self.schedule = B, gamma, floor, schedule
+
+    @classmethod
+    def from_options(cls, opts: Any, num_classes: int, num_unlabeled: int) -> AdaptiveMargin:
+        return cls(
+            num_classes, opts.margin_B, opts.margin_gamma, opts.margin_floor, opts.margin_schedule, opts.margin_init
+        )
 
     def margins_from(
         self,
@@ -200,6 +250,14 @@ class DynamicThreshold(ThresholdPolicy):
 
     MAX_MOMENTUM = 0.999
 
+    @dataclass
+    class Options(MethodOptions):
+        dyn_momentum: float | None = option(None, UNIT_OPEN_TOP)
+        dyn_class_state: str = option("confidence", choices=("confidence", "probability"))
+        dyn_floor: float = option(0.0, UNIT)
+        dyn_ceil: float = option(1.0, UNIT)
+        dyn_warmup: float = option(0.1, UNIT_OPEN_BOTTOM)
+
     def __init__(
         self,
         num_classes: int,
@@ -225,6 +283,10 @@ class DynamicThreshold(ThresholdPolicy):
         self.register_buffer("class_states", torch.full((num_classes,), 1.0 / num_classes))
         self._refresh()
 
+    @classmethod
+    def from_options(cls, opts: Any, num_classes: int, num_unlabeled: int) -> DynamicThreshold:
+        return cls(num_classes, opts.dyn_momentum, opts.dyn_class_state, opts.dyn_floor, opts.dyn_ceil, opts.dyn_warmup)
+
     @staticmethod
     def scaled_momentum(total_steps: int, warmup: float = 0.1) -> float:
         """m whose 1/C start keeps 1 % of its weight after `warmup` of `total_steps`, at most 0.999."""
@@ -244,12 +306,12 @@ class DynamicThreshold(ThresholdPolicy):
         self, confidence: torch.Tensor, pseudo: torch.Tensor, index: torch.Tensor, probs: torch.Tensor | None = None
     ) -> None:
         m = self.momentum
-        confidence, pseudo = all_gather_cat(confidence.float()), all_gather_cat(pseudo)
+        confidence, pseudo = self.all_gather_cat(confidence.float()), self.all_gather_cat(pseudo)
         self.global_state.mul_(m).add_((1 - m) * confidence.mean())
         if self.class_state == "probability":
             if probs is None:
                 raise ValueError("class_state 'probability' needs the batch's probabilities")
-            self.class_states.mul_(m).add_((1 - m) * all_gather_cat(probs.float()).mean(0))
+            self.class_states.mul_(m).add_((1 - m) * self.all_gather_cat(probs.float()).mean(0))
         else:
             onehot = F.one_hot(pseudo, len(self.class_states)).float()  # a matmul: deterministic on GPU
             counts = onehot.sum(0)
@@ -261,14 +323,16 @@ class DynamicThreshold(ThresholdPolicy):
         return {"threshold/global_state": float(self.global_state)}
 
 
-def build_policy(kind: str, num_classes: int, num_unlabeled: int, options: dict[str, Any]) -> ThresholdPolicy:
-    """A policy by name with its options: fixed, flexmatch, adaptive_margin, dynamic."""
-    if kind == "fixed":
-        return FixedThreshold(num_classes, **options)
-    if kind == "flexmatch":
-        return FlexMatchThreshold(num_classes, num_unlabeled, **options)
-    if kind == "adaptive_margin":
-        return AdaptiveMargin(num_classes, **options)
-    if kind == "dynamic":
-        return DynamicThreshold(num_classes, **options)
-    raise ValueError(f"unknown threshold policy {kind!r}; use fixed, flexmatch, adaptive_margin or dynamic")
+POLICIES: dict[str, type[ThresholdPolicy]] = {
+    "fixed": FixedThreshold,
+    "flexmatch": FlexMatchThreshold,
+    "adaptive_margin": AdaptiveMargin,
+    "dynamic": DynamicThreshold,
+}
+
+
+def build_policy(opts: Any, num_classes: int, num_unlabeled: int) -> ThresholdPolicy:
+    """The policy `opts.threshold` names (fixed, flexmatch, adaptive_margin, dynamic), from its option fields."""
+    if opts.threshold not in POLICIES:
+        raise ValueError(f"unknown threshold policy {opts.threshold!r}; use {', '.join(POLICIES)}")
+    return POLICIES[opts.threshold].from_options(opts, num_classes, num_unlabeled)

@@ -11,11 +11,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..config import Config
 from ..data.registry import image_colour
 from ..data.views import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import SemiferError
+from ..version import __version__
 from .backbones import BACKBONES
 
 FORMAT = "semifer-model"
