@@ -30,7 +30,7 @@ from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
 from semifer.engine.run import train
 from semifer.methods import method_class, plain_head
-from semifer.pretrain.mae import pretrain
+from semifer.pretrain import pretrain
 from semifer.report.plots import plot_comparison
 
 METHODS = (

@@ -18,7 +18,7 @@ from semifer.engine.run import make_model
 from semifer.engine.trainer import TrainData, Trainer
 from semifer.errors import ConfigError
 from semifer.methods import Batch, build_method
-from semifer.pretrain.mae import Pretrainer
+from semifer.pretrain import Pretrainer
 
 TINY = ["data.train=synthetic:?n=70", "data.workers=0", "train.batch_size=8", "train.ema=0.9"]
 CPU, GPU = torch.device("cpu"), torch.device("cuda")

@@ -116,6 +116,7 @@ RANGES: dict[str, Range] = {
     "train.ema_weight_decay": up_to(0, 1),
     "train.eval_every": up_to(1, STEPS),
     "train.eval_batch_size": up_to(1, BATCH),
+    "train.minutes": positive(STEPS),
     "method.tau": UNIT,
     "method.lambda_*": up_to(0, WEIGHT),
     "method.T": positive(SHAPE),

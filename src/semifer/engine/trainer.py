@@ -1,36 +1,29 @@
-"""The iteration-based training loop. It knows optimisation, not methods: a method turns batches into a
-loss through `Method.step`, and the engine does the rest (devices, AMP, EMA, DDP, logging, checkpoints)."""
+"""Supervised and semi-supervised training on the engine's loop: a `Method` turns batches into a loss
+through `Method.step`; `MethodObjective` gives the loop its data, network and evaluation, and `Trainer` is the
+loop on it."""
 
 from __future__ import annotations
 
-import json
-import sys
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from ..config import Config
 from ..data.faceset import FaceSet
-from ..data.loaders import ViewDataset, endless_loader, eval_loader
+from ..data.loaders import ViewDataset, eval_loader
 from ..data.views import build_view
 from ..errors import ConfigError
-from ..methods.base import Batch, EpochContext, Method, TrainContext
+from ..methods.base import Batch, EpochContext, Method, StepOutput, TrainContext
 from ..methods.forward import MultiView
-from . import distributed as dist
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .ema import ModelEMA, shrink_weights
 from .evaluate import Metrics, evaluate
-from .finite_guard import FiniteLossGuard
-from .optim import build_optimizer, build_scheduler
-from .precision import autocast, autocast_dtype, grad_scaler
-from .rundir import rewrite_metrics
-from .tensorboard import TensorBoardLog
+from .loop import Loop, best_on_validation
+from .objective import EpochEnd, Objective, RunStart, StepContext, Stream
+
+__all__ = ["MethodObjective", "TrainData", "Trainer", "best_on_validation", "check_unlabeled"]
 
 
 @dataclass
@@ -43,12 +36,6 @@ class TrainData:
     test: FaceSet | None
     extra_from: int | None = None
     val: FaceSet | None = None
-
-
-def best_on_validation(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The epoch record with the highest validation accuracy (the earliest on a tie), or None without one."""
-    scored = [r for r in history if "val" in r]
-    return max(scored, key=lambda r: r["val"]["accuracy"]) if scored else None
 
 
 def check_unlabeled(cfg: Config, method: Method, data: TrainData) -> None:
@@ -66,14 +53,128 @@ def check_unlabeled(cfg: Config, method: Method, data: TrainData) -> None:
     )
 
 
-def _to_batch(raw: dict[str, Any], device: torch.device, channels_last: bool) -> Batch:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    views = [v.to(device, non_blocking=True, memory_format=fmt) for v in raw["views"]]
-    return Batch(views, raw["label"].to(device, non_blocking=True), raw["index"].to(device, non_blocking=True))
+class MethodObjective(Objective):
+    """Training a classifier with a `Method`: its labeled (and unlabeled) streams of views, its step through
+    `MultiView` (so a method's several passes are one DDP forward), its epoch hooks, and the evaluation of the
+    EMA model on the test and validation sets."""
+
+    def __init__(self, cfg: Config, method: Method, model: nn.Module, data: TrainData, progress: bool = True):
+        if method.uses_teacher and cfg.train.ema <= 0:
+            raise ConfigError(
+                f"method {method.name} pseudo-labels with the EMA teacher: set train.ema > 0 (e.g. train.ema=0.999)"
+            )
+        self.cfg, self.method, self.model, self.data, self.progress = cfg, method, model, data, progress
+        self.name, self.ema = method.name, max(cfg.train.ema, 0.0)
+
+    def network(self, model: nn.Module) -> nn.Module:
+        return MultiView(model)
+
+    def views(self, kinds: tuple[str, ...]) -> list:
+        """One view per name; `data.augment=false` turns every view into the plain test view (ablations)."""
+        d = self.cfg.data
+        kinds = kinds if d.augment else tuple("test" for _ in kinds)
+        extra = {"crop_padding": d.crop_padding, **self.method.view_options}
+        return [build_view(k, d.img_size, d.bgr_quirk, **(extra if k != "test" else {})) for k in kinds]
+
+    def streams(self) -> list[Stream]:
+        tc, d, seed = self.cfg.train, self.cfg.data, self.cfg.seed
+        balanced = self.method.balanced_labeled if d.balanced_labeled is None else d.balanced_labeled
+        streams = [
+            Stream(
+                ViewDataset(self.data.labeled, self.views(self.method.labeled_views)),
+                tc.batch_size,
+                seed,
+                balanced_labels=self.data.labeled.labels if balanced else None,
+            )
+        ]
+        if self.method.uses_unlabeled and self.data.unlabeled is not None:
+            mu = self.method.unlabeled_ratio if tc.unlabeled_ratio is None else tc.unlabeled_ratio
+            streams.append(
+                Stream(
+                    ViewDataset(self.data.unlabeled, self.views(self.method.unlabeled_views)),
+                    max(1, round(tc.batch_size * mu)),
+                    seed + 1,
+                    extra_from=self.data.extra_from,
+                    extra_ratio=d.extra_ratio,
+                )
+            )
+        return streams
+
+    def start(self, run: RunStart) -> dict[str, Any]:
+        self.method.to(run.device)
+        return self.method.on_train_start(
+            TrainContext(run.total_steps, self.data.labeled, self.data.unlabeled, run.device)
+        )
+
+    def step(self, net: nn.Module, batches: Sequence[Batch | None], ctx: StepContext) -> StepOutput:
+        labeled, unlabeled = batches[0], batches[1] if len(batches) > 1 else None
+        teacher = {}
+        if self.method.uses_teacher:  # the EMA model in the mode the method asks for (its gradients are off)
+            assert ctx.teacher is not None
+            teacher = {"teacher": ctx.teacher.train(self.method.teacher_mode == "train")}
+        with ctx.autocast():
+            return self.method.step(net, labeled, unlabeled, ctx.progress, **teacher)
+
+    def make_loader(self, faces: FaceSet, kinds: tuple[str, ...], train_mode: bool) -> Any:
+        """A finite loader for epoch hooks; `train_mode` keeps shuffling and drop_last (Ada-CM's margin pass)."""
+        dataset = ViewDataset(faces, self.views(kinds))
+        if not train_mode:
+            return eval_loader(dataset, self.cfg.train.eval_batch_size, 0)
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.cfg.train.batch_size,
+            shuffle=True,
+            drop_last=len(faces) > self.cfg.train.batch_size,
+        )
+
+    def evaluate(self, model: nn.Module, faces: FaceSet, device: torch.device) -> Metrics:
+        return evaluate(
+            model,
+            faces,
+            self.cfg.data.img_size,
+            device,
+            batch_size=self.cfg.train.eval_batch_size,
+            bgr_quirk=self.cfg.data.bgr_quirk,
+            progress=self.progress,
+        )
+
+    def end_epoch(self, end: EpochEnd) -> dict[str, Any]:
+        """The method's epoch hook, then test and validation metrics every `train.eval_every` epochs and at
+        the end (on the main rank)."""
+        context = EpochContext(
+            epoch=end.epoch,
+            epochs=end.epochs,
+            step=end.step,
+            ema_model=end.ema_model,
+            labeled=self.data.labeled,
+            device=end.device,
+            make_loader=self.make_loader,
+            all_reduce_sum=end.all_reduce_sum,
+        )
+        record = self.method.on_epoch_end(context)
+        if end.main and (end.epoch % self.cfg.train.eval_every == 0 or end.last):
+            for key, faces in (("test", self.data.test), ("val", self.data.val)):
+                if faces is not None:
+                    metrics = self.evaluate(end.ema_model, faces, end.device)
+                    record[key] = {k: v for k, v in metrics.to_dict().items() if k != "classes"}
+        return record
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "method": self.method.state_dict(),
+            "classes": list(self.data.labeled.classes),
+            "arch": self.cfg.model.arch,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.method.load_state_dict(state["method"])
 
 
-class Trainer:
-    """Runs `cfg.train.epochs` x `cfg.train.iters_per_epoch` steps of `method` and writes the run directory."""
+class Trainer(Loop):
+    """The engine's loop on a `MethodObjective`: `cfg.train.epochs` x `cfg.train.iters_per_epoch` steps of
+    `method` (fewer when `train.minutes` runs out first), written to the run directory."""
+
+    objective: MethodObjective
 
     def __init__(
         self,
@@ -88,269 +189,20 @@ class Trainer:
         progress: bool = True,
     ):
         check_unlabeled(cfg, method, data)
-        self.cfg, self.run_dir, self.method, self.data = cfg, run_dir, method.to(device), data
-        self.device, self.rank, self.world = device, rank, world
-        self.progress = progress and rank == 0
-        tc = cfg.train
-        self.channels_last = cfg.model.channels_last
-        model = model.to(device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
-        if world > 1 and tc.sync_bn:
-            if device.type != "cuda":
-                raise ConfigError("train.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only)")
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model
-        views = MultiView(model)
-        self.train_model: nn.Module = (
-            DistributedDataParallel(views, device_ids=[device.index] if device.type == "cuda" else None)
-            if world > 1
-            else views
-        )
-        self.ema = ModelEMA(model, tc.ema) if tc.ema > 0 else None
-        if method.uses_teacher and self.ema is None:
-            raise ConfigError(
-                f"method {method.name} pseudo-labels with the EMA teacher: set train.ema > 0 (e.g. train.ema=0.999)"
-            )
-        if tc.compile:
-            model.compile()  # in place, after the EMA copy: the state dict keeps its keys, evaluation stays eager
-        self.total_steps = tc.epochs * tc.iters_per_epoch
-        self.start_notes = method.on_train_start(TrainContext(self.total_steps, data.labeled, data.unlabeled, device))
-        self.optimizer = build_optimizer(model, tc)
-        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
-        self.amp_dtype = autocast_dtype(device, tc.amp)
-        self.scaler = grad_scaler(device, self.amp_dtype)
-        self.guard = FiniteLossGuard(tc.on_nonfinite, tc.iters_per_epoch, device)
-        self.step = 0
-        self.history: list[dict[str, Any]] = []
-        self.tensorboard = TensorBoardLog(run_dir / "tensorboard") if cfg.log.tensorboard and rank == 0 else None
+        objective = MethodObjective(cfg, method, model, data, progress and rank == 0)
+        super().__init__(cfg, run_dir, objective, device, rank, world, progress, cfg.train.minutes)
 
-    # ----------------------------------------------------------------- data
-    def _views(self, kinds: tuple[str, ...]) -> list:
-        """One view per name; `data.augment=false` turns every view into the plain test view (ablations)."""
-        d = self.cfg.data
-        kinds = kinds if d.augment else tuple("test" for _ in kinds)
-        extra = {"crop_padding": d.crop_padding, **self.method.view_options}
-        return [build_view(k, d.img_size, d.bgr_quirk, **(extra if k != "test" else {})) for k in kinds]
+    @property
+    def method(self) -> Method:
+        return self.objective.method
 
-    def _loaders(self) -> tuple[Any, Any]:
-        tc, seed = self.cfg.train, self.cfg.seed
-        balanced = self.cfg.data.balanced_labeled
-        balanced = self.method.balanced_labeled if balanced is None else balanced
-        labeled = endless_loader(
-            ViewDataset(self.data.labeled, self._views(self.method.labeled_views)),
-            tc.batch_size,
-            seed,
-            self.cfg.data.workers,
-            self.rank,
-            self.world,
-            start=self.step * tc.batch_size,
-            balanced_labels=self.data.labeled.labels if balanced else None,
-        )
-        unlabeled = None
-        if self.method.uses_unlabeled and self.data.unlabeled is not None:
-            mu = self.method.unlabeled_ratio if tc.unlabeled_ratio is None else tc.unlabeled_ratio
-            ub = max(1, round(tc.batch_size * mu))
-            unlabeled = endless_loader(
-                ViewDataset(self.data.unlabeled, self._views(self.method.unlabeled_views)),
-                ub,
-                seed + 1,
-                self.cfg.data.workers,
-                self.rank,
-                self.world,
-                start=self.step * ub,
-                extra_from=self.data.extra_from,
-                extra_ratio=self.cfg.data.extra_ratio,
-            )
-        return labeled, unlabeled
-
-    def _make_loader(self, faces: FaceSet, kinds: tuple[str, ...], train_mode: bool) -> Any:
-        """A finite loader for epoch hooks; `train_mode` keeps shuffling and drop_last (Ada-CM's margin pass)."""
-        dataset = ViewDataset(faces, self._views(kinds))
-        if not train_mode:
-            return eval_loader(dataset, self.cfg.train.eval_batch_size, 0)
-        return torch.utils.data.DataLoader(
-            dataset,
-            batch_size=self.cfg.train.batch_size,
-            shuffle=True,
-            drop_last=len(faces) > self.cfg.train.batch_size,
-        )
-
-    # ----------------------------------------------------------- checkpoints
-    def checkpoint_path(self, name: str = "last") -> Path:
-        return self.run_dir / "checkpoints" / f"{name}.pt"
-
-    def save(self, best: bool = False) -> None:
-        """`checkpoints/last.pt`, and `best.pt` too when this epoch is the best on validation so far."""
-        if self.rank != 0:
-            return
-        state = {
-            "config": self.cfg.to_dict(),
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "method": self.method.state_dict(),
-            "rng": rng_state(),
-            "history": self.history,
-            "classes": list(self.data.labeled.classes),
-            "arch": self.cfg.model.arch,
-        }
-        save_checkpoint(state, self.checkpoint_path(), *([self.checkpoint_path("best")] if best else []))
-
-    def resume(self) -> bool:
-        """Continue from `checkpoints/last.pt`; False when the run stopped before writing one, after emptying
-        its metrics log, so the run that starts over does not log its epochs twice."""
-        if not self.checkpoint_path().is_file():
-            if self.rank == 0:
-                rewrite_metrics(self.run_dir, [])
-            return False
-        state = load_checkpoint(self.checkpoint_path())
-        self.model.load_state_dict(state["model"])
-        if self.ema and state["ema"]:
-            self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.method.load_state_dict(state["method"])
-        set_rng_state(state["rng"])
-        self.step, self.history = state["step"], state["history"]
-        if self.rank == 0:
-            rewrite_metrics(self.run_dir, self.history)
-        return True
-
-    # -------------------------------------------------------------- training
-    def _train_step(self, labeled: Batch, unlabeled: Batch | None) -> dict[str, torch.Tensor]:
-        self.train_model.train()
-        teacher = {"teacher": self._teacher()} if self.method.uses_teacher else {}
-        with autocast(self.device, self.amp_dtype):
-            out = self.method.step(self.train_model, labeled, unlabeled, self.step / self.total_steps, **teacher)
-        if self.guard.skip(out.loss):
-            self.scheduler.step()
-            return {}
-        self.guard.observe(out.loss, self.step + 1)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(out.loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.cfg.train.ema_weight_decay:
-            shrink_weights(self.model, 1.0 - self.cfg.train.ema_weight_decay * self.scheduler.get_last_lr()[0])
-        self.scheduler.step()
-        if self.ema:
-            self.ema.update(self.model)
-        return {"loss": out.loss.detach(), **out.logs}
-
-    def _teacher(self) -> nn.Module:
-        """The EMA model in the mode the method asks for (its gradients are off)."""
-        assert self.ema is not None
-        return self.ema.module.train(self.method.teacher_mode == "train")
-
-    def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema else self.model
+    @property
+    def data(self) -> TrainData:
+        return self.objective.data
 
     def evaluate(self, faces: FaceSet | None = None) -> Metrics | None:
-        """Metrics of the evaluation (EMA) model on `faces`, by default the test set."""
+        """Metrics of the evaluation (EMA) model on `faces`, by default the test set (on rank 0)."""
         faces = self.data.test if faces is None else faces
         if faces is None or self.rank != 0:
             return None
-        return evaluate(
-            self.eval_model(),
-            faces,
-            self.cfg.data.img_size,
-            self.device,
-            batch_size=self.cfg.train.eval_batch_size,
-            bgr_quirk=self.cfg.data.bgr_quirk,
-            progress=self.progress,
-        )
-
-    def fit(self, stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
-        """Train to the end (or stop after epoch `stop_after_epoch`, checkpointed, to resume later)."""
-        tc = self.cfg.train
-        labeled_iter, unlabeled_iter = self._loaders()
-        if self.progress:
-            for key, value in self.start_notes.items():
-                tqdm.write(f"{self.method.name}: {key}: {value}")
-        metrics_file = self.run_dir / "metrics.jsonl"
-        start_epoch = self.step // tc.iters_per_epoch
-        for epoch in range(start_epoch, min(tc.epochs, stop_after_epoch or tc.epochs)):
-            sums: dict[str, torch.Tensor] = {}
-            first = self.step - epoch * tc.iters_per_epoch
-            started, images = time.perf_counter(), 0
-            bar = tqdm(
-                range(first, tc.iters_per_epoch),
-                desc=f"epoch {epoch + 1}/{tc.epochs}",
-                disable=not self.progress,
-                leave=False,
-                mininterval=0.5 if sys.stderr.isatty() else 60,
-            )
-            for it in bar:
-                lb = _to_batch(next(labeled_iter), self.device, self.channels_last)
-                ulb = None
-                if unlabeled_iter is not None:
-                    ulb = _to_batch(next(unlabeled_iter), self.device, self.channels_last)
-                logs = self._train_step(lb, ulb)
-                for key, value in logs.items():
-                    sums[key] = sums.get(key, 0) + value.float()
-                self.step += 1
-                images += len(lb) + (len(ulb) if ulb is not None else 0)
-                if it % 25 == 0:  # every rank checks together; .item() waits for the device, so only for a bar
-                    if self.progress and "loss" in logs:
-                        bar.set_postfix(loss=f"{logs['loss'].item():.3f}", refresh=False)
-                    self.guard.check(self.checkpoint_path())
-            self.guard.check(self.checkpoint_path())
-            seconds = time.perf_counter() - started
-            steps = max(1, tc.iters_per_epoch - first)
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "step": self.step,
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "images_per_s": images * self.world / max(seconds, 1e-9),
-                "epoch_seconds": seconds,
-            }
-            record.update({f"train/{k}": float(v.item()) / steps for k, v in sums.items()})
-            if not self.history:
-                record.update({f"start/{k}": v for k, v in self.start_notes.items()})
-            if self.guard.skipped:
-                record["train/skipped_steps"] = self.guard.skipped
-            record.update(self.method.on_epoch_end(self._epoch_context(epoch)))
-            last = epoch + 1 == tc.epochs
-            if (epoch + 1) % tc.eval_every == 0 or last:
-                for key, faces in (("test", self.data.test), ("val", self.data.val)):
-                    metrics = self.evaluate(faces) if faces is not None else None
-                    if metrics is not None:
-                        record[key] = {k: v for k, v in metrics.to_dict().items() if k != "classes"}
-            self.history.append(record)
-            if self.rank == 0:
-                with metrics_file.open("a") as fh:
-                    fh.write(json.dumps(record) + "\n")
-                if self.tensorboard is not None:
-                    self.tensorboard.log(record)
-                self._print_epoch(record)
-            self.save(best="val" in record and best_on_validation(self.history) is record)
-            dist.barrier()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-        return self.history
-
-    def _epoch_context(self, epoch: int) -> EpochContext:
-        return EpochContext(
-            epoch=epoch + 1,
-            epochs=self.cfg.train.epochs,
-            step=self.step,
-            ema_model=self.eval_model(),
-            labeled=self.data.labeled,
-            device=self.device,
-            make_loader=self._make_loader,
-            all_reduce_sum=dist.all_reduce_sum,
-        )
-
-    def _print_epoch(self, record: dict[str, Any]) -> None:
-        if not self.progress:
-            return
-        text = f"epoch {record['epoch']}/{self.cfg.train.epochs}  loss {record.get('train/loss', 0):.4f}"
-        text += f"  {record['images_per_s']:.0f} img/s"
-        if "test" in record:
-            text += f"  test acc {100 * record['test']['accuracy']:.2f}%"
-        if "val" in record:
-            text += f"  val acc {100 * record['val']['accuracy']:.2f}%"
-        tqdm.write(text)
+        return self.objective.evaluate(self.eval_model(), faces, self.device)
