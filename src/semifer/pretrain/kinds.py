@@ -11,9 +11,9 @@ import torch
 
 from ..config import Config, save_config
 from ..engine import distributed as dist
-from ..engine.loop import Loop, to_batch
 from ..engine.run import shared_run_dir, start_process
 from ..engine.rundir import check_resume_config, claim_run_dir
+from ..engine.trainer import Loop, to_batch
 from ..errors import ConfigError
 from .base import BACKBONE_FILE, PretrainObjective
 from .mae import MAEObjective
@@ -81,9 +81,15 @@ def resolve_lr(cfg: Config, opts: Any) -> None:
 
 
 def pretrain(
-    cfg: Config, resume: bool = False, progress: bool = True, run_dir: Path | None = None, overwrite: bool = False
+    cfg: Config,
+    resume: bool = False,
+    progress: bool = True,
+    run_dir: Path | None = None,
+    overwrite: bool = False,
+    stop_after_epoch: int | None = None,
 ) -> PretrainResult:
     """Run the pretraining `cfg.pretrain['method']` names (default `mae`); returns where the backbone is.
+    `stop_after_epoch` ends early with a checkpoint, which `resume=True` continues, as in `engine.run.train`.
 
     Under `torchrun` every rank trains on its shard of the pool (DistributedDataParallel) and rank 0 writes
     the run directory, held as in `engine.run.train`: resumed with its own config, or overwritten only when
@@ -106,5 +112,5 @@ def pretrain(
         if resume:
             trainer.resume()
         start = trainer.step
-        history = trainer.fit()
+        history = trainer.fit(stop_after_epoch)
     return PretrainResult(run_dir, trainer.backbone_path(), history, start)
