@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -86,8 +86,8 @@ class Objective:
     every optimizer group that has them (MAE's AdamW betas). `name` and `loss_name` label the progress lines.
     """
 
-    name: ClassVar[str] = ""
-    loss_name: ClassVar[str] = "loss"
+    name: str = ""
+    loss_name: str = "loss"
     model: nn.Module
     ema: float = 0.0
     optimizer_options: dict[str, Any] = {}

@@ -1,5 +1,5 @@
 """Stage 0 of Bridging the Gaps (Song, He, Feng, Shen): masked face-reconstruction pretraining on unlabeled
-faces, the entry point of `semifer pretrain` for every backbone.
+faces, `semifer pretrain`'s default (`pretrain.method=mae`) for every backbone.
 
 - A ViT (`model.arch=vit_tiny|vit_small|vit_base`) gets MAE proper (`vit_mae.ViTMaskedAutoencoder`), as the
   paper pretrains an MAE ViT-B/16 on 1.25 M faces: the encoder sees only the 25 % visible patch tokens (+ the
