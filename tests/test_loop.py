@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from semifer.config import Config, load_config
 from semifer.engine.finite_guard import NonFiniteLoss
-from semifer.engine.method_objective import MethodObjective
 from semifer.engine.objective import StepOutput
 from semifer.engine.run import train
+from semifer.engine.trainer import MethodObjective
 from semifer.errors import ConfigError
 from semifer.methods.unlabeled_losses import info_nce
 from semifer.pretrain import MAEObjective, SimCLRObjective, pretrain
