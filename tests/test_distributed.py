@@ -1,6 +1,8 @@
 """DDP on CPU: two gloo ranks started by torchrun keep identical margins and weights, and match one process
 with the same global batch."""
 
+import json
+import math
 import os
 import socket
 import subprocess
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from semifer.models import FERNet
 
@@ -112,3 +115,39 @@ def test_torchrun_module_entry_point_writes_one_run_directory(tmp_path):
         assert proc.stdout.count("run directory:") == 1  # rank 0 reports
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "ddp-2"]
     assert all((tmp_path / d / "metrics.jsonl").is_file() for d in ("ddp", "ddp-2"))
+
+
+def test_two_process_simclr_pretraining_under_torchrun(tmp_path):
+    """SimCLR under torchrun: DDP over two gloo ranks, each contrasting its views against both ranks' faces;
+    rank 0 alone reports and writes the run directory."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "semifer",
+        "pretrain",
+        "-c",
+        "pretrain_simclr_fer2013_small",
+        "data.train=synthetic:?n=64",
+        "data.workers=0",
+        "train.epochs=2",
+        "train.iters_per_epoch=2",
+        "train.batch_size=8",
+        "train.warmup_iters=1",
+        "train.amp=false",
+        f"out_dir={tmp_path}",
+        "name=simclr",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run directory:") == 1
+    run_dir = tmp_path / "simclr"
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(math.isfinite(r["train/loss"]) and r["train/loss"] > 0 for r in records)
+    backbone = load_file(run_dir / "backbone.safetensors")
+    assert backbone and all(torch.isfinite(v).all() for v in backbone.values() if v.is_floating_point())

@@ -16,7 +16,7 @@ from semifer.engine.run import build_model
 from semifer.engine.trainer import TrainData, Trainer
 from semifer.errors import ConfigError
 from semifer.methods import Batch, build_method
-from semifer.pretrain.mae import Pretrainer
+from semifer.pretrain import Pretrainer
 from semifer.runtime import precision
 from semifer.runtime.precision import autocast_dtype, cpu_has_native_bf16, grad_scaler
 

@@ -12,9 +12,9 @@ from semifer.engine.run import train
 from semifer.errors import ConfigError
 from semifer.methods.unlabeled_losses import info_nce
 from semifer.models import backbone_arch
-from semifer.pretrain import pretrain
+from semifer.pretrain import Pretrainer, pretrain
 from semifer.pretrain.probes import knn_accuracy, linear_accuracy, probe
-from semifer.pretrain.simclr import SimCLR, SimCLRPretrainer
+from semifer.pretrain.simclr import SimCLR
 
 
 def test_full_crop_without_flip_is_the_image() -> None:
@@ -119,7 +119,7 @@ def test_simclr_pretraining_writes_a_backbone_that_train_and_probe_use(tmp_path)
     assert scores.arch == "small_cnn" and 0.0 <= scores.knn_accuracy <= 1.0 and 0.0 <= scores.linear_accuracy <= 1.0
 
 
-def _seeded_pretrainer(tmp_path, channels_last: bool) -> SimCLRPretrainer:
+def _seeded_pretrainer(tmp_path, channels_last: bool) -> Pretrainer:
     cfg = load_config(
         "pretrain_simclr_fer2013_small",
         [
@@ -131,7 +131,7 @@ def _seeded_pretrainer(tmp_path, channels_last: bool) -> SimCLRPretrainer:
         ],
     )
     torch.manual_seed(0)
-    return SimCLRPretrainer(cfg, tmp_path)
+    return Pretrainer(cfg, tmp_path)
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
@@ -257,7 +257,7 @@ def test_progressive_resizing_draws_low_resolution_views_first(tmp_path) -> None
     cfg = load_config(
         "pretrain_simclr_fer2013_small", [*overrides, "pretrain.low_res=24", "pretrain.low_res_fraction=0.75"]
     )
-    trainer = SimCLRPretrainer(cfg, tmp_path / "progressive")
+    trainer = Pretrainer(cfg, tmp_path / "progressive")
     (tmp_path / "progressive").mkdir()
     sizes = []
     forward = trainer.model.forward
@@ -265,7 +265,7 @@ def test_progressive_resizing_draws_low_resolution_views_first(tmp_path) -> None
     history = trainer.fit()
     assert sizes == [24, 24, 24, 48]
     assert [r["view_size"] for r in history] == [24, 48]
-    plain = SimCLRPretrainer(load_config("pretrain_simclr_fer2013_small", overrides), tmp_path / "plain")
-    assert plain.view_size() == 48
+    plain = Pretrainer(load_config("pretrain_simclr_fer2013_small", overrides), tmp_path / "plain")
+    assert plain.objective.view_size(plain.fraction_done()) == 48
     with pytest.raises(ConfigError, match="pretrain.low_res"):
-        SimCLRPretrainer(load_config("pretrain_simclr_fer2013_small", [*overrides, "pretrain.low_res=64"]), tmp_path)
+        Pretrainer(load_config("pretrain_simclr_fer2013_small", [*overrides, "pretrain.low_res=64"]), tmp_path)

@@ -44,7 +44,7 @@ from benchmarks.common import (
 from semifer.config import load_config
 from semifer.engine.run import RunResult
 from semifer.methods import method_class, plain_head
-from semifer.pretrain.mae import pretrain
+from semifer.pretrain import pretrain
 from semifer.report.plots import plot_comparison
 
 METHODS = (

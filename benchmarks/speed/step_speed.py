@@ -209,7 +209,7 @@ def measure(scale: str, case: str, precision: str, compiled: bool, reps: int, wa
 
     def batch(n: int, kinds: tuple[str, ...]) -> Batch:
         raw = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
-        views = [torch.stack([view(img) for img in raw]) for view in trainer._views(kinds)]
+        views = [torch.stack([view(img) for img in raw]) for view in trainer.objective.views(kinds)]
         fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
         return Batch(
             [v.to(device, memory_format=fmt) for v in views],

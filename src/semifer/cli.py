@@ -44,12 +44,15 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
     from .config import load_config
+    from .engine.distributed import is_main
     from .pretrain import pretrain
 
     cfg = load_config(args.config or "pretrain_mae", args.overrides)
     result = pretrain(
         cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None, overwrite=args.overwrite
     )
+    if not is_main():
+        return
     if result.start_step:
         print(f"resumed at step {result.start_step}")
     if result.history:

@@ -103,6 +103,10 @@ class TrainConfig:
 
     `on_nonfinite`: `stop` ends the run at the first NaN/inf loss (naming the step and the last good
     checkpoint); `skip` drops that batch's update instead, at the cost of one host sync per step.
+
+    `minutes` bounds the run's wall-clock time (`engine.time_budget`): the lr decay then follows the clock
+    when it is further on than the steps, and the run ends when either is spent (pretraining's
+    `pretrain.minutes`, the same for `semifer pretrain`).
     """
 
     epochs: int = 10
@@ -128,6 +132,7 @@ class TrainConfig:
     device: str = "auto"
     sync_bn: bool = False
     on_nonfinite: str = "stop"
+    minutes: float | None = None
 
     def __post_init__(self) -> None:
         self.amp = amp_mode(self.amp)

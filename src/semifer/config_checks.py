@@ -116,6 +116,7 @@ RANGES: dict[str, Range] = {
     "train.ema_weight_decay": up_to(0, 1),
     "train.eval_every": up_to(1, STEPS),
     "train.eval_batch_size": up_to(1, BATCH),
+    "train.minutes": positive(STEPS),
     "pretrain.patch_size": up_to(1, PIXELS),
     "pretrain.mask_ratio": Range(0, 1, low_open=True, high_open=True),
     "pretrain.base_lr": positive(1e6),

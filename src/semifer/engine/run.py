@@ -98,12 +98,24 @@ def train(
     """
     spec = resolve_method(cfg.method)
     spec.fill(cfg)
+    device, rank, world = start_process(cfg)
+    run_dir = shared_run_dir(cfg, resume, run_dir)
+    with claim_run_dir(run_dir, resume, overwrite, owner=rank == 0):
+        return _train_in(cfg, spec, run_dir, resume, progress, stop_after_epoch, device, rank, world)
+
+
+def start_process(cfg: Config) -> tuple[torch.device, int, int]:
+    """This process's device, rank and world size (the process group started under torchrun), and its RNGs
+    seeded with `seed + rank`, so ranks draw different augmentations."""
     device = dist.local_device(cfg.train.device)
     rank, world = dist.init_distributed(device)
     seed_everything(cfg.seed + rank)
-    run_dir = Path(dist.broadcast_object(str(run_dir or make_run_dir(cfg, resume))))
-    with claim_run_dir(run_dir, resume, overwrite, owner=rank == 0):
-        return _train_in(cfg, spec, run_dir, resume, progress, stop_after_epoch, device, rank, world)
+    return device, rank, world
+
+
+def shared_run_dir(cfg: Config, resume: bool, run_dir: Path | None) -> Path:
+    """The run directory, rank 0's choice on every rank, so ranks never pick different ones."""
+    return Path(dist.broadcast_object(str(run_dir or make_run_dir(cfg, resume))))
 
 
 def _train_in(
@@ -130,14 +142,8 @@ def _train_in(
     model = build_model(cfg, data.labeled.num_classes, run_dir)
     method = spec.build(data.labeled.num_classes, len(data.unlabeled) if data.unlabeled else 0)
     trainer = Trainer(cfg, run_dir, method, model, data, device, rank, world, progress)
-    resumed = resume and trainer.resume()
-    if resume and progress and rank == 0:
-        print(
-            f"resumed {run_dir} at step {trainer.step}"
-            if resumed
-            else f"{run_dir}: no checkpoint to resume from (the run stopped before its first one): starting over "
-            "from step 0"
-        )
+    if resume:
+        trainer.resume()
     history = trainer.fit(stop_after_epoch)
     final = trainer.evaluate() if trainer.history and "test" not in trainer.history[-1] else None
     if final is None and history and "test" in history[-1]:

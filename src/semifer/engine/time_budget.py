@@ -21,15 +21,22 @@ class TimeBudget:
         self.seconds = None if minutes is None else 60.0 * minutes
         self.spent_before = spent
         self.started: float | None = None
+        self.held: float | None = None
 
     def start(self) -> None:
         self.started = time.perf_counter()
 
     @property
     def spent(self) -> float:
-        """Seconds spent, this process's since `start` included."""
+        """Seconds spent, this process's since `start` included (the `hold` reading, when one is held)."""
+        if self.held is not None:
+            return self.held
         running = 0.0 if self.started is None else time.perf_counter() - self.started
         return self.spent_before + running
+
+    def hold(self, spent: float) -> None:
+        """Read `spent` seconds until the next `hold`: the ranks of a distributed run share one clock."""
+        self.held = spent
 
     def fraction(self) -> float:
         """Share of the budget spent, in [0, 1] (0 without a budget)."""

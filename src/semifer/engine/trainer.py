@@ -1,11 +1,19 @@
-"""The iteration-based training loop. It knows optimisation, not methods: a method turns batches into a
-loss through `Method.step`, and the engine does the rest (devices, AMP, EMA, DDP, logging, checkpoints)."""
+"""The iteration-based training loop, one for every run: it knows optimisation, not objectives. An objective
+(`engine.objective`) turns batches into a loss; the loop does the rest: devices, memory layout, mixed
+precision, DistributedDataParallel, EMA, the finite-loss guard, the time budget, progress, metrics.jsonl,
+TensorBoard, checkpoints and an exact resume.
+
+Supervised and semi-supervised training is an objective too: a `Method` turns batches into a loss through
+`Method.step`, `MethodObjective` gives the loop the method's streams of views, its network, its epoch hooks
+and the evaluation of the EMA model, and `Trainer` is the loop on it. `semifer.pretrain.Pretrainer` is the
+loop on a pretraining objective."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +28,300 @@ from ..data.faceset import FaceSet
 from ..data.loaders import ViewDataset, endless_loader, eval_loader
 from ..data.views import build_view
 from ..errors import ConfigError
-from ..methods.base import Batch, EpochContext, Method, TrainContext
+from ..methods.base import EpochContext, Method, StepOutput, TrainContext
 from ..methods.forward import MultiView
 from ..runtime import distributed as dist
-from ..runtime.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..runtime.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..runtime.precision import autocast, autocast_dtype, grad_scaler
 from .ema import ModelEMA, shrink_weights
 from .evaluate import Metrics, evaluate
 from .finite_guard import FiniteLossGuard
+from .objective import Batch, EpochEnd, Objective, RunStart, StepContext, Stream
 from .optim import build_optimizer, build_scheduler
 from .rundir import rewrite_metrics
 from .tensorboard import TensorBoardLog
+from .time_budget import TimeBudget
+
+
+def best_on_validation(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch record with the highest validation accuracy (the earliest on a tie), or None without one."""
+    scored = [r for r in history if "val" in r]
+    return max(scored, key=lambda r: r["val"]["accuracy"]) if scored else None
+
+
+def to_batch(raw: dict[str, Any], device: torch.device, channels_last: bool) -> Batch:
+    """A loader's batch on the device, its views laid out as the network is."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    views = [v.to(device, non_blocking=True, memory_format=fmt) for v in raw["views"]]
+    return Batch(views, raw["label"].to(device, non_blocking=True), raw["index"].to(device, non_blocking=True))
+
+
+class Loop:
+    """Runs `cfg.train.epochs` x `cfg.train.iters_per_epoch` steps of `objective` (fewer when the time budget
+    of `minutes` runs out first) and writes the run directory. `minutes_key` names the budget's setting."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        objective: Objective,
+        device: torch.device,
+        rank: int = 0,
+        world: int = 1,
+        progress: bool = True,
+        minutes: float | None = None,
+        minutes_key: str = "train.minutes",
+    ):
+        self.cfg, self.run_dir, self.objective = cfg, run_dir, objective
+        self.device, self.rank, self.world = device, rank, world
+        self.progress = progress and rank == 0
+        tc = cfg.train
+        self.channels_last = cfg.model.channels_last
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        model = objective.model.to(device, memory_format=fmt)
+        if world > 1 and tc.sync_bn:
+            if device.type != "cuda":
+                raise ConfigError("train.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only)")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = objective.model = model
+        net = objective.network(model)
+        self.train_model: nn.Module = (
+            DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+            if world > 1
+            else net
+        )
+        self.ema = ModelEMA(model, objective.ema) if objective.ema > 0 else None
+        if tc.compile:
+            model.compile()  # in place, after the EMA copy: the state dict keeps its keys, evaluation stays eager
+        self.total_steps = tc.epochs * tc.iters_per_epoch
+        self.start_notes = objective.start(RunStart(self.total_steps, device, dist.all_gather_cat))
+        self.optimizer = build_optimizer(model, tc)
+        for group in self.optimizer.param_groups:
+            group.update({k: v for k, v in objective.optimizer_options.items() if k in group})
+        try:
+            self.budget = TimeBudget(minutes)
+        except ValueError as exc:
+            raise ConfigError(f"{minutes_key}: {exc}") from None
+        self.minutes = minutes
+        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps, self.budget)
+        self.amp_dtype = autocast_dtype(device, tc.amp)
+        self.scaler = grad_scaler(device, self.amp_dtype)
+        self.guard = FiniteLossGuard(tc.on_nonfinite, tc.iters_per_epoch, device)
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.tensorboard = TensorBoardLog(run_dir / "tensorboard") if cfg.log.tensorboard and rank == 0 else None
+
+    # ----------------------------------------------------------- checkpoints
+    def checkpoint_path(self, name: str = "last") -> Path:
+        return self.run_dir / "checkpoints" / f"{name}.pt"
+
+    def save(self, best: bool = False) -> None:
+        """`checkpoints/last.pt` (and `best.pt` too when asked) and the objective's files, on rank 0."""
+        if self.rank != 0:
+            return
+        state = {
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "history": self.history,
+            "seconds_spent": self.budget.spent,
+            **self.objective.checkpoint(),
+        }
+        save_checkpoint(state, self.checkpoint_path(), *([self.checkpoint_path("best")] if best else []))
+        for name, content in self.objective.exports().items():
+            atomic_write(self.run_dir / name, lambda fh, content=content: fh.write(content), name)
+
+    def resume(self) -> bool:
+        """Continue from `checkpoints/last.pt`; False when the run stopped before writing one, after emptying
+        its metrics log, so the run that starts over does not log its epochs twice."""
+        if not self.checkpoint_path().is_file():
+            if self.rank == 0:
+                rewrite_metrics(self.run_dir, [])
+            self._say(
+                f"{self.run_dir}: no checkpoint to resume from (the run stopped before its first one): "
+                "starting over from step 0"
+            )
+            return False
+        state = load_checkpoint(self.checkpoint_path())
+        self.model.load_state_dict(state["model"])
+        if self.ema and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.objective.restore(state)
+        set_rng_state(state["rng"])
+        self.step, self.history = state["step"], state["history"]
+        self.budget.spent_before = state.get("seconds_spent", 0.0)
+        if self.rank == 0:
+            rewrite_metrics(self.run_dir, self.history)
+        self._say(f"resumed {self.run_dir} at step {self.step}")
+        return True
+
+    # -------------------------------------------------------------- training
+    def fraction_done(self) -> float:
+        """The fraction of the run done: by steps, or by the clock when a time budget is further on."""
+        return max(self.step / max(1, self.total_steps), self.budget.fraction())
+
+    def _train_step(self, *batches: Batch | None) -> dict[str, torch.Tensor]:
+        """One update on the streams' batches; the step's logs, empty when the guard skipped the update."""
+        self.train_model.train()
+        ctx = StepContext(
+            step=self.step,
+            progress=self.fraction_done(),
+            device=self.device,
+            autocast=lambda: autocast(self.device, self.amp_dtype),
+            rank=self.rank,
+            world=self.world,
+            gather=dist.all_gather_with_grad,
+            teacher=self.ema.module if self.ema else None,
+        )
+        out = self.objective.step(self.train_model, batches, ctx)
+        if self.guard.skip(out.loss):
+            self.scheduler.step()
+            return {}
+        self.guard.observe(out.loss, self.step + 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out.loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.cfg.train.ema_weight_decay:
+            shrink_weights(self.model, 1.0 - self.cfg.train.ema_weight_decay * self.scheduler.get_last_lr()[0])
+        self.scheduler.step()
+        if self.ema:
+            self.ema.update(self.model)
+        return {"loss": out.loss.detach(), **out.logs}
+
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema else self.model
+
+    def _loader(self, stream: Stream) -> Iterator[dict[str, Any]]:
+        return endless_loader(
+            stream.dataset,
+            stream.batch_size,
+            stream.seed,
+            self.cfg.data.workers,
+            self.rank,
+            self.world,
+            start=self.step * stream.batch_size,
+            extra_from=stream.extra_from,
+            extra_ratio=stream.extra_ratio,
+            balanced_labels=stream.balanced_labels,
+        )
+
+    def _out_of_time(self) -> bool:
+        """Whether the time budget is spent; the ranks of a distributed run read rank 0's clock, so they stop
+        at the same step and their schedules give the same learning rate."""
+        if self.budget.seconds is None:
+            return False
+        if self.world > 1:
+            spent = torch.tensor([self.budget.spent if self.rank == 0 else 0.0], device=self.device)
+            self.budget.hold(float(dist.all_reduce_sum(spent).item()))
+        return self.budget.expired()
+
+    def fit(self, stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
+        """Train to the end, or until the time budget is spent, or stop after epoch `stop_after_epoch`
+        (checkpointed, to resume later)."""
+        tc = self.cfg.train
+        loaders = [self._loader(stream) for stream in self.objective.streams()]
+        for key, value in self.start_notes.items():
+            self._say(f"{self.objective.name}: {key}: {value}")
+        self.budget.start()
+        epochs = min(tc.epochs, stop_after_epoch or tc.epochs)
+        epoch, out_of_time = self.step // tc.iters_per_epoch, False
+        while epoch < epochs and not (out_of_time := self._out_of_time()):
+            sums: dict[str, torch.Tensor] = {}
+            first = self.step - epoch * tc.iters_per_epoch
+            started, images = time.perf_counter(), 0
+            bar = tqdm(
+                range(first, tc.iters_per_epoch),
+                desc=f"{self.objective.name} {epoch + 1}/{tc.epochs}",
+                disable=not self.progress,
+                leave=False,
+                mininterval=0.5 if sys.stderr.isatty() else 60,
+            )
+            for it in bar:
+                batches = [to_batch(next(loader), self.device, self.channels_last) for loader in loaders]
+                logs = self._train_step(*batches)
+                for key, value in logs.items():
+                    sums[key] = sums.get(key, 0) + value.float()
+                self.step += 1
+                images += sum(len(b) for b in batches)
+                if it % 25 == 0:  # every rank checks together; .item() waits for the device, so only for a bar
+                    if self.progress and "loss" in logs:  # refresh=False: a forced one prints a stale count
+                        bar.set_postfix(loss=f"{logs['loss'].item():.4f}", refresh=False)
+                    self.guard.check(self.checkpoint_path())
+                if out_of_time := self._out_of_time():
+                    break
+            bar.close()
+            self.guard.check(self.checkpoint_path())
+            self._end_epoch(epoch, first, sums, images, time.perf_counter() - started, out_of_time)
+            epoch += 1
+        if out_of_time:
+            self.save()  # the budget may run out after the epoch's save: record it spent, so a resume stops too
+            self._say(f"time budget of {self.minutes:g} min spent after {self.step} of {self.total_steps} steps")
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        return self.history
+
+    def _end_epoch(
+        self, epoch: int, first: int, sums: dict[str, torch.Tensor], images: int, seconds: float, out_of_time: bool
+    ) -> None:
+        """The epoch's record (metrics.jsonl, TensorBoard, progress line) and checkpoint."""
+        tc = self.cfg.train
+        steps = max(1, self.step - epoch * tc.iters_per_epoch - first)
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "images_per_s": images * self.world / max(seconds, 1e-9),
+            "epoch_seconds": seconds,
+        }
+        record.update({f"train/{k}": float(v.item()) / steps for k, v in sums.items()})
+        if not self.history:
+            record.update({f"start/{k}": v for k, v in self.start_notes.items()})
+        if self.guard.skipped:
+            record["train/skipped_steps"] = self.guard.skipped
+        end = EpochEnd(
+            epoch=epoch + 1,
+            epochs=tc.epochs,
+            step=self.step,
+            progress=self.fraction_done(),
+            last=epoch + 1 == tc.epochs or out_of_time,
+            main=self.rank == 0,
+            run_dir=self.run_dir,
+            device=self.device,
+            ema_model=self.eval_model(),
+            all_reduce_sum=dist.all_reduce_sum,
+        )
+        record.update(self.objective.end_epoch(end))
+        self.history.append(record)
+        if self.rank == 0:
+            with (self.run_dir / "metrics.jsonl").open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if self.tensorboard is not None:
+                self.tensorboard.log(record)
+            self._print_epoch(record)
+        self.save(best="val" in record and best_on_validation(self.history) is record)
+        dist.barrier()
+
+    def _say(self, text: str) -> None:
+        if self.progress:
+            tqdm.write(text)
+
+    def _print_epoch(self, record: dict[str, Any]) -> None:
+        text = f"{self.objective.name} epoch {record['epoch']}/{self.cfg.train.epochs}"
+        text += f"  {self.objective.loss_name} {record.get('train/loss', 0):.4f}  {record['images_per_s']:.0f} img/s"
+        if "test" in record:
+            text += f"  test acc {100 * record['test']['accuracy']:.2f}%"
+        if "val" in record:
+            text += f"  val acc {100 * record['val']['accuracy']:.2f}%"
+        self._say(text)
 
 
 @dataclass
@@ -43,12 +334,6 @@ class TrainData:
     test: FaceSet | None
     extra_from: int | None = None
     val: FaceSet | None = None
-
-
-def best_on_validation(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The epoch record with the highest validation accuracy (the earliest on a tie), or None without one."""
-    scored = [r for r in history if "val" in r]
-    return max(scored, key=lambda r: r["val"]["accuracy"]) if scored else None
 
 
 def check_unlabeled(cfg: Config, method: Method, data: TrainData) -> None:
@@ -66,14 +351,128 @@ def check_unlabeled(cfg: Config, method: Method, data: TrainData) -> None:
     )
 
 
-def _to_batch(raw: dict[str, Any], device: torch.device, channels_last: bool) -> Batch:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    views = [v.to(device, non_blocking=True, memory_format=fmt) for v in raw["views"]]
-    return Batch(views, raw["label"].to(device, non_blocking=True), raw["index"].to(device, non_blocking=True))
+class MethodObjective(Objective):
+    """Training a classifier with a `Method`: its labeled (and unlabeled) streams of views, its step through
+    `MultiView` (so a method's several passes are one DDP forward), its epoch hooks, and the evaluation of the
+    EMA model on the test and validation sets."""
+
+    def __init__(self, cfg: Config, method: Method, model: nn.Module, data: TrainData, progress: bool = True):
+        if method.uses_teacher and cfg.train.ema <= 0:
+            raise ConfigError(
+                f"method {method.name} pseudo-labels with the EMA teacher: set train.ema > 0 (e.g. train.ema=0.999)"
+            )
+        self.cfg, self.method, self.model, self.data, self.progress = cfg, method, model, data, progress
+        self.name, self.ema = method.name, max(cfg.train.ema, 0.0)
+
+    def network(self, model: nn.Module) -> nn.Module:
+        return MultiView(model)
+
+    def views(self, kinds: tuple[str, ...]) -> list:
+        """One view per name; `data.augment=false` turns every view into the plain test view (ablations)."""
+        d = self.cfg.data
+        kinds = kinds if d.augment else tuple("test" for _ in kinds)
+        extra = {"crop_padding": d.crop_padding, **self.method.view_options}
+        return [build_view(k, d.img_size, d.bgr_quirk, **(extra if k != "test" else {})) for k in kinds]
+
+    def streams(self) -> list[Stream]:
+        tc, d, seed = self.cfg.train, self.cfg.data, self.cfg.seed
+        balanced = self.method.balanced_labeled if d.balanced_labeled is None else d.balanced_labeled
+        streams = [
+            Stream(
+                ViewDataset(self.data.labeled, self.views(self.method.labeled_views)),
+                tc.batch_size,
+                seed,
+                balanced_labels=self.data.labeled.labels if balanced else None,
+            )
+        ]
+        if self.method.uses_unlabeled and self.data.unlabeled is not None:
+            mu = self.method.unlabeled_ratio if tc.unlabeled_ratio is None else tc.unlabeled_ratio
+            streams.append(
+                Stream(
+                    ViewDataset(self.data.unlabeled, self.views(self.method.unlabeled_views)),
+                    max(1, round(tc.batch_size * mu)),
+                    seed + 1,
+                    extra_from=self.data.extra_from,
+                    extra_ratio=d.extra_ratio,
+                )
+            )
+        return streams
+
+    def start(self, run: RunStart) -> dict[str, Any]:
+        self.method.to(run.device)
+        return self.method.on_train_start(
+            TrainContext(run.total_steps, self.data.labeled, self.data.unlabeled, run.device, run.all_gather_cat)
+        )
+
+    def step(self, net: nn.Module, batches: Sequence[Batch | None], ctx: StepContext) -> StepOutput:
+        labeled, unlabeled = batches[0], batches[1] if len(batches) > 1 else None
+        teacher = {}
+        if self.method.uses_teacher:  # the EMA model in the mode the method asks for (its gradients are off)
+            assert ctx.teacher is not None
+            teacher = {"teacher": ctx.teacher.train(self.method.teacher_mode == "train")}
+        with ctx.autocast():
+            return self.method.step(net, labeled, unlabeled, ctx.progress, **teacher)
+
+    def make_loader(self, faces: FaceSet, kinds: tuple[str, ...], train_mode: bool) -> Any:
+        """A finite loader for epoch hooks; `train_mode` keeps shuffling and drop_last (Ada-CM's margin pass)."""
+        dataset = ViewDataset(faces, self.views(kinds))
+        if not train_mode:
+            return eval_loader(dataset, self.cfg.train.eval_batch_size, 0)
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.cfg.train.batch_size,
+            shuffle=True,
+            drop_last=len(faces) > self.cfg.train.batch_size,
+        )
+
+    def evaluate(self, model: nn.Module, faces: FaceSet, device: torch.device) -> Metrics:
+        return evaluate(
+            model,
+            faces,
+            self.cfg.data.img_size,
+            device,
+            batch_size=self.cfg.train.eval_batch_size,
+            bgr_quirk=self.cfg.data.bgr_quirk,
+            progress=self.progress,
+        )
+
+    def end_epoch(self, end: EpochEnd) -> dict[str, Any]:
+        """The method's epoch hook, then test and validation metrics every `train.eval_every` epochs and at
+        the end (on the main rank)."""
+        context = EpochContext(
+            epoch=end.epoch,
+            epochs=end.epochs,
+            step=end.step,
+            ema_model=end.ema_model,
+            labeled=self.data.labeled,
+            device=end.device,
+            make_loader=self.make_loader,
+            all_reduce_sum=end.all_reduce_sum,
+        )
+        record = self.method.on_epoch_end(context)
+        if end.main and (end.epoch % self.cfg.train.eval_every == 0 or end.last):
+            for key, faces in (("test", self.data.test), ("val", self.data.val)):
+                if faces is not None:
+                    metrics = self.evaluate(end.ema_model, faces, end.device)
+                    record[key] = {k: v for k, v in metrics.to_dict().items() if k != "classes"}
+        return record
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "method": self.method.state_dict(),
+            "classes": list(self.data.labeled.classes),
+            "arch": self.cfg.model.arch,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.method.load_state_dict(state["method"])
 
 
-class Trainer:
-    """Runs `cfg.train.epochs` x `cfg.train.iters_per_epoch` steps of `method` and writes the run directory."""
+class Trainer(Loop):
+    """The engine's loop on a `MethodObjective`: `cfg.train.epochs` x `cfg.train.iters_per_epoch` steps of
+    `method` (fewer when `train.minutes` runs out first), written to the run directory."""
+
+    objective: MethodObjective
 
     def __init__(
         self,
@@ -88,271 +487,20 @@ class Trainer:
         progress: bool = True,
     ):
         check_unlabeled(cfg, method, data)
-        self.cfg, self.run_dir, self.method, self.data = cfg, run_dir, method.to(device), data
-        self.device, self.rank, self.world = device, rank, world
-        self.progress = progress and rank == 0
-        tc = cfg.train
-        self.channels_last = cfg.model.channels_last
-        model = model.to(device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
-        if world > 1 and tc.sync_bn:
-            if device.type != "cuda":
-                raise ConfigError("train.sync_bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only)")
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model
-        views = MultiView(model)
-        self.train_model: nn.Module = (
-            DistributedDataParallel(views, device_ids=[device.index] if device.type == "cuda" else None)
-            if world > 1
-            else views
-        )
-        self.ema = ModelEMA(model, tc.ema) if tc.ema > 0 else None
-        if method.uses_teacher and self.ema is None:
-            raise ConfigError(
-                f"method {method.name} pseudo-labels with the EMA teacher: set train.ema > 0 (e.g. train.ema=0.999)"
-            )
-        if tc.compile:
-            model.compile()  # in place, after the EMA copy: the state dict keeps its keys, evaluation stays eager
-        self.total_steps = tc.epochs * tc.iters_per_epoch
-        self.start_notes = method.on_train_start(
-            TrainContext(self.total_steps, data.labeled, data.unlabeled, device, dist.all_gather_cat)
-        )
-        self.optimizer = build_optimizer(model, tc)
-        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps)
-        self.amp_dtype = autocast_dtype(device, tc.amp)
-        self.scaler = grad_scaler(device, self.amp_dtype)
-        self.guard = FiniteLossGuard(tc.on_nonfinite, tc.iters_per_epoch, device)
-        self.step = 0
-        self.history: list[dict[str, Any]] = []
-        self.tensorboard = TensorBoardLog(run_dir / "tensorboard") if cfg.log.tensorboard and rank == 0 else None
+        objective = MethodObjective(cfg, method, model, data, progress and rank == 0)
+        super().__init__(cfg, run_dir, objective, device, rank, world, progress, cfg.train.minutes)
 
-    # ----------------------------------------------------------------- data
-    def _views(self, kinds: tuple[str, ...]) -> list:
-        """One view per name; `data.augment=false` turns every view into the plain test view (ablations)."""
-        d = self.cfg.data
-        kinds = kinds if d.augment else tuple("test" for _ in kinds)
-        extra = {"crop_padding": d.crop_padding, **self.method.view_options}
-        return [build_view(k, d.img_size, d.bgr_quirk, **(extra if k != "test" else {})) for k in kinds]
+    @property
+    def method(self) -> Method:
+        return self.objective.method
 
-    def _loaders(self) -> tuple[Any, Any]:
-        tc, seed = self.cfg.train, self.cfg.seed
-        balanced = self.cfg.data.balanced_labeled
-        balanced = self.method.balanced_labeled if balanced is None else balanced
-        labeled = endless_loader(
-            ViewDataset(self.data.labeled, self._views(self.method.labeled_views)),
-            tc.batch_size,
-            seed,
-            self.cfg.data.workers,
-            self.rank,
-            self.world,
-            start=self.step * tc.batch_size,
-            balanced_labels=self.data.labeled.labels if balanced else None,
-        )
-        unlabeled = None
-        if self.method.uses_unlabeled and self.data.unlabeled is not None:
-            mu = self.method.unlabeled_ratio if tc.unlabeled_ratio is None else tc.unlabeled_ratio
-            ub = max(1, round(tc.batch_size * mu))
-            unlabeled = endless_loader(
-                ViewDataset(self.data.unlabeled, self._views(self.method.unlabeled_views)),
-                ub,
-                seed + 1,
-                self.cfg.data.workers,
-                self.rank,
-                self.world,
-                start=self.step * ub,
-                extra_from=self.data.extra_from,
-                extra_ratio=self.cfg.data.extra_ratio,
-            )
-        return labeled, unlabeled
-
-    def _make_loader(self, faces: FaceSet, kinds: tuple[str, ...], train_mode: bool) -> Any:
-        """A finite loader for epoch hooks; `train_mode` keeps shuffling and drop_last (Ada-CM's margin pass)."""
-        dataset = ViewDataset(faces, self._views(kinds))
-        if not train_mode:
-            return eval_loader(dataset, self.cfg.train.eval_batch_size, 0)
-        return torch.utils.data.DataLoader(
-            dataset,
-            batch_size=self.cfg.train.batch_size,
-            shuffle=True,
-            drop_last=len(faces) > self.cfg.train.batch_size,
-        )
-
-    # ----------------------------------------------------------- checkpoints
-    def checkpoint_path(self, name: str = "last") -> Path:
-        return self.run_dir / "checkpoints" / f"{name}.pt"
-
-    def save(self, best: bool = False) -> None:
-        """`checkpoints/last.pt`, and `best.pt` too when this epoch is the best on validation so far."""
-        if self.rank != 0:
-            return
-        state = {
-            "config": self.cfg.to_dict(),
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "method": self.method.state_dict(),
-            "rng": rng_state(),
-            "history": self.history,
-            "classes": list(self.data.labeled.classes),
-            "arch": self.cfg.model.arch,
-        }
-        save_checkpoint(state, self.checkpoint_path(), *([self.checkpoint_path("best")] if best else []))
-
-    def resume(self) -> bool:
-        """Continue from `checkpoints/last.pt`; False when the run stopped before writing one, after emptying
-        its metrics log, so the run that starts over does not log its epochs twice."""
-        if not self.checkpoint_path().is_file():
-            if self.rank == 0:
-                rewrite_metrics(self.run_dir, [])
-            return False
-        state = load_checkpoint(self.checkpoint_path())
-        self.model.load_state_dict(state["model"])
-        if self.ema and state["ema"]:
-            self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.method.load_state_dict(state["method"])
-        set_rng_state(state["rng"])
-        self.step, self.history = state["step"], state["history"]
-        if self.rank == 0:
-            rewrite_metrics(self.run_dir, self.history)
-        return True
-
-    # -------------------------------------------------------------- training
-    def _train_step(self, labeled: Batch, unlabeled: Batch | None) -> dict[str, torch.Tensor]:
-        self.train_model.train()
-        teacher = {"teacher": self._teacher()} if self.method.uses_teacher else {}
-        with autocast(self.device, self.amp_dtype):
-            out = self.method.step(self.train_model, labeled, unlabeled, self.step / self.total_steps, **teacher)
-        if self.guard.skip(out.loss):
-            self.scheduler.step()
-            return {}
-        self.guard.observe(out.loss, self.step + 1)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(out.loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.cfg.train.ema_weight_decay:
-            shrink_weights(self.model, 1.0 - self.cfg.train.ema_weight_decay * self.scheduler.get_last_lr()[0])
-        self.scheduler.step()
-        if self.ema:
-            self.ema.update(self.model)
-        return {"loss": out.loss.detach(), **out.logs}
-
-    def _teacher(self) -> nn.Module:
-        """The EMA model in the mode the method asks for (its gradients are off)."""
-        assert self.ema is not None
-        return self.ema.module.train(self.method.teacher_mode == "train")
-
-    def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema else self.model
+    @property
+    def data(self) -> TrainData:
+        return self.objective.data
 
     def evaluate(self, faces: FaceSet | None = None) -> Metrics | None:
-        """Metrics of the evaluation (EMA) model on `faces`, by default the test set."""
+        """Metrics of the evaluation (EMA) model on `faces`, by default the test set (on rank 0)."""
         faces = self.data.test if faces is None else faces
         if faces is None or self.rank != 0:
             return None
-        return evaluate(
-            self.eval_model(),
-            faces,
-            self.cfg.data.img_size,
-            self.device,
-            batch_size=self.cfg.train.eval_batch_size,
-            bgr_quirk=self.cfg.data.bgr_quirk,
-            progress=self.progress,
-        )
-
-    def fit(self, stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
-        """Train to the end (or stop after epoch `stop_after_epoch`, checkpointed, to resume later)."""
-        tc = self.cfg.train
-        labeled_iter, unlabeled_iter = self._loaders()
-        if self.progress:
-            for key, value in self.start_notes.items():
-                tqdm.write(f"{self.method.name}: {key}: {value}")
-        metrics_file = self.run_dir / "metrics.jsonl"
-        start_epoch = self.step // tc.iters_per_epoch
-        for epoch in range(start_epoch, min(tc.epochs, stop_after_epoch or tc.epochs)):
-            sums: dict[str, torch.Tensor] = {}
-            first = self.step - epoch * tc.iters_per_epoch
-            started, images = time.perf_counter(), 0
-            bar = tqdm(
-                range(first, tc.iters_per_epoch),
-                desc=f"epoch {epoch + 1}/{tc.epochs}",
-                disable=not self.progress,
-                leave=False,
-                mininterval=0.5 if sys.stderr.isatty() else 60,
-            )
-            for it in bar:
-                lb = _to_batch(next(labeled_iter), self.device, self.channels_last)
-                ulb = None
-                if unlabeled_iter is not None:
-                    ulb = _to_batch(next(unlabeled_iter), self.device, self.channels_last)
-                logs = self._train_step(lb, ulb)
-                for key, value in logs.items():
-                    sums[key] = sums.get(key, 0) + value.float()
-                self.step += 1
-                images += len(lb) + (len(ulb) if ulb is not None else 0)
-                if it % 25 == 0:  # every rank checks together; .item() waits for the device, so only for a bar
-                    if self.progress and "loss" in logs:
-                        bar.set_postfix(loss=f"{logs['loss'].item():.3f}", refresh=False)
-                    self.guard.check(self.checkpoint_path())
-            self.guard.check(self.checkpoint_path())
-            seconds = time.perf_counter() - started
-            steps = max(1, tc.iters_per_epoch - first)
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "step": self.step,
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "images_per_s": images * self.world / max(seconds, 1e-9),
-                "epoch_seconds": seconds,
-            }
-            record.update({f"train/{k}": float(v.item()) / steps for k, v in sums.items()})
-            if not self.history:
-                record.update({f"start/{k}": v for k, v in self.start_notes.items()})
-            if self.guard.skipped:
-                record["train/skipped_steps"] = self.guard.skipped
-            record.update(self.method.on_epoch_end(self._epoch_context(epoch)))
-            last = epoch + 1 == tc.epochs
-            if (epoch + 1) % tc.eval_every == 0 or last:
-                for key, faces in (("test", self.data.test), ("val", self.data.val)):
-                    metrics = self.evaluate(faces) if faces is not None else None
-                    if metrics is not None:
-                        record[key] = {k: v for k, v in metrics.to_dict().items() if k != "classes"}
-            self.history.append(record)
-            if self.rank == 0:
-                with metrics_file.open("a") as fh:
-                    fh.write(json.dumps(record) + "\n")
-                if self.tensorboard is not None:
-                    self.tensorboard.log(record)
-                self._print_epoch(record)
-            self.save(best="val" in record and best_on_validation(self.history) is record)
-            dist.barrier()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-        return self.history
-
-    def _epoch_context(self, epoch: int) -> EpochContext:
-        return EpochContext(
-            epoch=epoch + 1,
-            epochs=self.cfg.train.epochs,
-            step=self.step,
-            ema_model=self.eval_model(),
-            labeled=self.data.labeled,
-            device=self.device,
-            make_loader=self._make_loader,
-            all_reduce_sum=dist.all_reduce_sum,
-        )
-
-    def _print_epoch(self, record: dict[str, Any]) -> None:
-        if not self.progress:
-            return
-        text = f"epoch {record['epoch']}/{self.cfg.train.epochs}  loss {record.get('train/loss', 0):.4f}"
-        text += f"  {record['images_per_s']:.0f} img/s"
-        if "test" in record:
-            text += f"  test acc {100 * record['test']['accuracy']:.2f}%"
-        if "val" in record:
-            text += f"  val acc {100 * record['val']['accuracy']:.2f}%"
-        tqdm.write(text)
+        return self.objective.evaluate(self.eval_model(), faces, self.device)

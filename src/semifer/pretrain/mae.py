@@ -1,5 +1,5 @@
 """Stage 0 of Bridging the Gaps (Song, He, Feng, Shen): masked face-reconstruction pretraining on unlabeled
-faces, the entry point of `semifer pretrain` for every backbone.
+faces, `semifer pretrain`'s default (`pretrain.method=mae`) for every backbone.
 
 - A ViT (`model.arch=vit_tiny|vit_small|vit_base`) gets MAE proper (`vit_mae.ViTMaskedAutoencoder`), as the
   paper pretrains an MAE ViT-B/16 on 1.25 M faces: the encoder sees only the 25 % visible patch tokens (+ the
@@ -23,41 +23,29 @@ setting, on in the ViT presets). Recipe (`pretrain:` section and `train:` fields
 - Views: random resized crop with scale (0.2, 1.0) (bicubic) + horizontal flip, ImageNet normalisation.
 - CNN patch: 8 px below 128 px input (a 6x6 grid at 48 px), 16 px from 128 px on (14x14 at 224 px).
 
-The run directory holds `config.yaml`, `metrics.jsonl` (loss per epoch), `plots/reconstructions.png`
-(input / masked / reconstruction of a few fixed faces, rewritten every epoch), `checkpoints/last.pt`
-(to resume) and `backbone.safetensors`: the encoder's state dict (torchvision names for a CNN, MAE's for a
-ViT), which any method starts from with `model.pretrained=RUN/backbone.safetensors`.
+`MAEObjective` is this pretraining as an objective of the engine's loop. The run directory holds
+`config.yaml`, `metrics.jsonl` (loss per epoch), `plots/reconstructions.png` (input / masked /
+reconstruction of a few fixed faces, rewritten every epoch), `checkpoints/last.pt` (to resume) and
+`backbone.safetensors`: the encoder's state dict (torchvision names for a CNN, MAE's for a ViT), which any
+method starts from with `model.pretrained=RUN/backbone.safetensors`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from torchvision.transforms import InterpolationMode, v2
-from tqdm.auto import tqdm
 
-from ..config import Config, build_dataclass, save_config
-from ..data.faceset import FaceSet, concat
-from ..data.loaders import ViewDataset, endless_loader
-from ..data.registry import load_dataset
-from ..data.views import IMAGENET_MEAN, IMAGENET_STD, Normalize, View, test_view
-from ..engine.optim import build_optimizer, build_scheduler
-from ..engine.rundir import check_resume_config, claim_run_dir, make_run_dir, rewrite_metrics
-from ..engine.time_budget import TimeBudget
+from ..config import Config, build_dataclass
+from ..data.views import Normalize, View, test_view
+from ..engine.objective import Batch, StepContext, StepOutput
 from ..errors import ConfigError
-from ..models import create_backbone, list_models, load_backbone_weights
 from ..models.vit import VIT_SIZES, ViTBackbone, default_patch_size
-from ..runtime import distributed as dist
-from ..runtime.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from ..runtime.precision import autocast, autocast_dtype, grad_scaler
-from ..runtime.seeding import seed_everything
+from .base import PretrainObjective, plot_reconstructions
 from .decoder import PixelDecoder
 from .masking import (
     hide_patches,
@@ -135,19 +123,6 @@ def pretrain_view(size: int, scale: tuple[float, float] = (0.2, 1.0), bgr_quirk:
     )
 
 
-def pretrain_pool(cfg: Config) -> tuple[FaceSet, int | None]:
-    """`data.train` (labels dropped) followed by the `data.extra_unlabeled` pools, and where the extras start."""
-    pool = load_dataset(cfg.data.train, cfg.data.root).require_nonempty().without_labels()
-    extras = [
-        load_dataset(spec, cfg.data.root).require_nonempty().without_labels() for spec in cfg.data.extra_unlabeled
-    ]
-    if cfg.data.extra_ratio is not None and not extras:
-        raise ConfigError("data.extra_ratio needs data.extra_unlabeled pools to draw from")
-    if not extras:
-        return pool, None
-    return concat([pool, *extras], name="pretrain"), len(pool)
-
-
 class MaskedAutoencoder(nn.Module):
     """Backbone (encoder) + `PixelDecoder`: blanked image -> predicted image of the same size."""
 
@@ -173,21 +148,6 @@ def masked_autoencoder(backbone: nn.Module, img_size: int, opts: PretrainOptions
     return MaskedAutoencoder(backbone, img_size, opts.patch_size, opts.decoder_dim, opts.decoder_depth)
 
 
-def save_backbone(state: dict[str, torch.Tensor], path: Path, arch: str) -> Path:
-    """Write a backbone's state dict as safetensors, atomically."""
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    meta = {"arch": arch, "source": "semifer pretrain"}
-    return atomic_write(path, lambda fh: fh.write(save(state, metadata=meta)), "backbone weights")
-
-
-def _to_display(images: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (images.float().cpu() * std + mean).clamp(0, 1)
-
-
 @torch.no_grad()
 def reconstruct(model: MaskedAutoencoder, images: torch.Tensor, mask: torch.Tensor, norm_pix: bool) -> torch.Tensor:
     """MAE's visualisation: the predicted hidden patches pasted into the visible input patches.
@@ -204,193 +164,42 @@ def reconstruct(model: MaskedAutoencoder, images: torch.Tensor, mask: torch.Tens
     return images.float() * (1 - hidden) + unpatchify(prediction, patch, h, w) * hidden
 
 
-def plot_reconstructions(
-    images: torch.Tensor,
-    masked: torch.Tensor,
-    recon: torch.Tensor,
-    path: Path,
-    title: str,
-    labels: tuple[str, str, str] = ("input", "masked", "reconstruction"),
-) -> Path:
-    """One column per face, three rows: by default input, masked input (what the encoder sees), reconstruction."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = list(zip(labels, (images, masked, recon), strict=True))
-    n = len(images)
-    fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 5.0), squeeze=False)
-    for r, (label, batch) in enumerate(rows):
-        pictures = _to_display(batch)
-        for c in range(n):
-            axes[r][c].imshow(pictures[c].permute(1, 2, 0).numpy())
-            axes[r][c].set_xticks([])
-            axes[r][c].set_yticks([])
-        axes[r][0].set_ylabel(label)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-@dataclass
-class PretrainResult:
-    """The run directory, the backbone checkpoint for `model.pretrained`, the per-epoch history and the
-    step the run started from (non-zero after `resume`)."""
-
-    run_dir: Path
-    checkpoint: Path
-    history: list[dict[str, Any]]
-    start_step: int = 0
-
-
-class Pretrainer:
-    """Runs `train.epochs` x `train.iters_per_epoch` masked-reconstruction steps on one device.
-
-    Subclasses (other pretrainings) replace `options`, `build_model`, `train_view`, `train_step` and the
-    preview, and keep the loop, checkpoints, resume and the backbone file.
-    """
+class MAEObjective(PretrainObjective):
+    """Masked reconstruction: per-image random masks of `mask_ratio` of the patches, MSE on the hidden ones."""
 
     loss_name = "masked-patch MSE"
 
-    def __init__(self, cfg: Config, run_dir: Path, progress: bool = True):
-        self.cfg, self.run_dir, self.progress = cfg, run_dir, progress
-        self.opts = self.options(cfg)
-        tc = cfg.train
-        self.device = dist.local_device(tc.device)
-        if cfg.model.arch not in list_models():
-            raise ConfigError(f"unknown model.arch {cfg.model.arch!r}; choose one of {', '.join(list_models())}")
-        m = cfg.model
-        no_drop_path = 0.0 if m.arch in VIT_SIZES else None  # MAE pretrains without stochastic depth
-        backbone = create_backbone(
-            m.arch,
-            img_size=cfg.data.img_size,
-            patch_size=m.patch_size,
-            drop_path=no_drop_path if m.drop_path is None else m.drop_path,
-        )
-        if cfg.model.pretrained:
-            report = load_backbone_weights(backbone, cfg.model.pretrained, strict=cfg.model.strict_load)
-            (run_dir / "pretrained_load.txt").write_text(f"{report}\n")
-        # channels-last convolutions run ~1.5x faster on CPU (oneDNN), as in the training engine
-        memory_format = torch.channels_last if m.channels_last else torch.contiguous_format
-        self.model = self.build_model(backbone).to(self.device, memory_format=memory_format)
-        self.optimizer = build_optimizer(self.model, tc)
-        for group in self.optimizer.param_groups:
-            if "betas" in group:
-                group["betas"] = tuple(self.opts.betas)
-        self.total_steps = tc.epochs * tc.iters_per_epoch
-        try:
-            self.budget = TimeBudget(self.opts.minutes)
-        except ValueError as exc:
-            raise ConfigError(f"pretrain.minutes: {exc}") from None
-        self.scheduler = build_scheduler(self.optimizer, tc, self.total_steps, self.budget)
-        self.amp_dtype = autocast_dtype(self.device, tc.amp)
-        self.scaler = grad_scaler(self.device, self.amp_dtype)
-        self.faces, self.extra_from = pretrain_pool(cfg)
-        self.step = 0
-        self.history: list[dict[str, Any]] = []
+    def __init__(self, cfg: Config, run_dir: Path, main: bool = True):
+        super().__init__(cfg, run_dir, main)
+        self.optimizer_options = {"betas": tuple(self.opts.betas)}
 
     @staticmethod
-    def options(cfg: Config) -> Any:
-        """The validated `pretrain:` section of this kind of pretraining."""
+    def options(cfg: Config) -> PretrainOptions:
         return pretrain_options(cfg)
 
     def build_model(self, backbone: nn.Module) -> nn.Module:
-        """The trained module around `backbone` (kept as its `.backbone`, the part that is saved)."""
         self.num_patches = (self.cfg.data.img_size // self.opts.patch_size) ** 2
         return masked_autoencoder(backbone, self.cfg.data.img_size, self.opts)
-
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "last.pt"
-
-    def backbone_path(self) -> Path:
-        return self.run_dir / "backbone.safetensors"
-
-    def save(self) -> None:
-        save_checkpoint(
-            {
-                "config": self.cfg.to_dict(),
-                "step": self.step,
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "rng": rng_state(),
-                "history": self.history,
-                "seconds_spent": self.budget.spent,
-            },
-            self.checkpoint_path(),
-        )
-        save_backbone(self.model.encoder_state_dict(), self.backbone_path(), self.cfg.model.arch)
-
-    def resume(self) -> bool:
-        """Continue from `checkpoints/last.pt`; False when the run stopped before writing one, after emptying
-        its metrics log, so the run that starts over does not log its epochs twice."""
-        if not self.checkpoint_path().is_file():
-            rewrite_metrics(self.run_dir, [])
-            if self.progress:
-                print(
-                    f"{self.run_dir}: no checkpoint to resume from (the run stopped before its first one): "
-                    "starting over from step 0"
-                )
-            return False
-        state = load_checkpoint(self.checkpoint_path())
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        self.step, self.history = state["step"], state["history"]
-        self.budget.spent_before = state.get("seconds_spent", 0.0)
-        rewrite_metrics(self.run_dir, self.history)
-        return True
-
-    def _loader(self) -> Any:
-        d, tc = self.cfg.data, self.cfg.train
-        view = self.train_view() if d.augment else test_view(d.img_size, d.bgr_quirk)
-        return endless_loader(
-            ViewDataset(self.faces, [view]),
-            tc.batch_size,
-            self.cfg.seed,
-            d.workers,
-            start=self.step * tc.batch_size,
-            extra_from=self.extra_from,
-            extra_ratio=d.extra_ratio,
-        )
-
-    def _preview_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fixed faces (the pool's first ones, test view) and a fixed mask, so previews are comparable."""
-        view = test_view(self.cfg.data.img_size, self.cfg.data.bgr_quirk)
-        n = min(self.opts.preview, len(self.faces))
-        images = torch.stack([view(self.faces.load(i)) for i in range(n)]).to(self.device)
-        generator = torch.Generator().manual_seed(self.cfg.seed)
-        mask = random_patch_mask(n, self.num_patches, self.opts.mask_ratio, generator=generator)
-        return images, mask.to(self.device)
 
     def train_view(self) -> View:
         d = self.cfg.data
         return pretrain_view(d.img_size, tuple(self.opts.crop_scale), d.bgr_quirk)
 
-    def train_step(self, images: torch.Tensor) -> torch.Tensor:
-        o = self.opts
+    def step(self, net: nn.Module, batches: Sequence[Batch | None], ctx: StepContext) -> StepOutput:
+        o, images = self.opts, batches[0].views[0]
         mask = random_patch_mask(len(images), self.num_patches, o.mask_ratio, device=images.device)
-        self.model.train()
-        with autocast(self.device, self.amp_dtype):
-            prediction = self.model(images, mask)
-        loss = masked_patch_loss(prediction, images, mask, o.patch_size, o.norm_pix_loss)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        return loss.detach()
+        with ctx.autocast():
+            prediction = net(images, mask)
+        return StepOutput(masked_patch_loss(prediction, images, mask, o.patch_size, o.norm_pix_loss))
 
-    def epoch_extras(self) -> dict[str, Any]:
-        """What this kind of pretraining adds to each epoch's metrics record."""
-        return {}
+    def preview_batch(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fixed faces (the pool's first ones, test view) and a fixed mask, so previews are comparable."""
+        view = test_view(self.cfg.data.img_size, self.cfg.data.bgr_quirk)
+        n = min(self.opts.preview, len(self.faces))
+        images = torch.stack([view(self.faces.load(i)) for i in range(n)]).to(device)
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        mask = random_patch_mask(n, self.num_patches, self.opts.mask_ratio, generator=generator)
+        return images, mask.to(device)
 
     def write_preview(self, images: torch.Tensor, mask: torch.Tensor, epoch: int) -> Path:
         self.model.eval()
@@ -403,96 +212,3 @@ class Pretrainer:
             self.run_dir / "plots" / "reconstructions.png",
             f"{self.cfg.name}: epoch {epoch}, {self.opts.mask_ratio:.0%} of patches masked",
         )
-
-    def fit(self) -> list[dict[str, Any]]:
-        tc = self.cfg.train
-        batches = self._loader()
-        preview = self._preview_batch()
-        self.budget.start()
-        epoch = self.step // tc.iters_per_epoch
-        while epoch < tc.epochs and not self.budget.expired():
-            first = self.step - epoch * tc.iters_per_epoch
-            total, started = torch.zeros((), device=self.device), time.perf_counter()
-            bar = tqdm(
-                range(first, tc.iters_per_epoch),
-                desc=f"pretrain {epoch + 1}/{tc.epochs}",
-                disable=not self.progress,
-                leave=False,
-                mininterval=0.5 if sys.stderr.isatty() else 60,
-            )
-            for it in bar:
-                loss = self.train_step(next(batches)["views"][0].to(self.device, non_blocking=True))
-                total += loss
-                self.step += 1
-                if it % 25 == 0:  # refresh=False: a forced refresh would print the iterator's stale count
-                    bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-                if self.budget.expired():
-                    break
-            bar.close()
-            seconds = time.perf_counter() - started
-            steps = max(1, self.step - epoch * tc.iters_per_epoch - first)
-            record = {
-                "epoch": epoch + 1,
-                "step": self.step,
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "train/loss": float(total.item()) / steps,
-                "images_per_s": steps * tc.batch_size / max(seconds, 1e-9),
-                "epoch_seconds": seconds,
-                **self.epoch_extras(),
-            }
-            self.history.append(record)
-            with (self.run_dir / "metrics.jsonl").open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
-            self.write_preview(*preview, epoch + 1)
-            self.save()
-            if self.progress:
-                tqdm.write(
-                    f"pretrain epoch {epoch + 1}/{tc.epochs}  {self.loss_name} {record['train/loss']:.4f}"
-                    f"  {record['images_per_s']:.0f} img/s"
-                )
-            epoch += 1
-        if self.budget.expired():
-            self.save()  # the budget may run out after the epoch's save: record it spent, so a resume stops too
-            if self.progress:
-                tqdm.write(
-                    f"time budget of {self.opts.minutes:g} min spent after {self.step} of {self.total_steps} steps"
-                )
-        return self.history
-
-
-def resolve_lr(cfg: Config, opts: Any) -> None:
-    """train.lr = base_lr * batch_size / 256 (MAE's and SimCLR's scaling rule) unless base_lr is null;
-    recorded in config.yaml."""
-    if opts.base_lr is not None:
-        cfg.train.lr = opts.base_lr * cfg.train.batch_size / 256
-
-
-def pretrain(
-    cfg: Config,
-    resume: bool = False,
-    progress: bool = True,
-    run_dir: Path | None = None,
-    kind: type[Pretrainer] = Pretrainer,
-    overwrite: bool = False,
-) -> PretrainResult:
-    """Pretraining of `model.arch` on the configured faces (masked reconstruction unless `kind` says
-    otherwise); returns where the backbone is.
-
-    The run directory is held as in `engine.run.train`: resumed with its own config, or overwritten only
-    when asked."""
-    seed_everything(cfg.seed)
-    opts = kind.options(cfg)
-    resolve_lr(cfg, opts)
-    if hasattr(opts, "patch_size"):
-        cfg.pretrain = {**cfg.pretrain, "patch_size": opts.patch_size}
-    run_dir = run_dir or make_run_dir(cfg, resume)
-    with claim_run_dir(run_dir, resume, overwrite):
-        if resume:
-            check_resume_config(run_dir, cfg.to_dict())
-        save_config(cfg, run_dir / "config.yaml")
-        trainer = kind(cfg, run_dir, progress)
-        if resume:
-            trainer.resume()
-        start = trainer.step
-        history = trainer.fit()
-    return PretrainResult(run_dir, trainer.backbone_path(), history, start)

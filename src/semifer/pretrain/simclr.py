@@ -24,24 +24,28 @@ Recipe (`pretrain:` section with `method: simclr`; the schedule comes from `trai
 
 The run directory matches `semifer pretrain`'s MAE runs: `config.yaml`, `metrics.jsonl`,
 `plots/views.png` (the augmented pairs of a few fixed faces), `checkpoints/last.pt` and
-`backbone.safetensors` for `model.pretrained=`.
+`backbone.safetensors` for `model.pretrained=`. Under `torchrun` every rank contrasts its views against the
+views of all ranks' faces (`gathered_nt_xent`), as SimCLR's large-batch training does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, build_dataclass
 from ..data.batch_views import ContrastiveBatchView
 from ..data.views import Normalize, View, resize_view
+from ..engine.objective import Batch, EpochEnd, StepContext, StepOutput
 from ..errors import ConfigError
 from ..methods.unlabeled_losses import info_nce
-from ..runtime.precision import autocast
-from .mae import Pretrainer, plot_reconstructions
+from .base import PretrainObjective, plot_reconstructions
 
 
 @dataclass
@@ -95,16 +99,46 @@ class SimCLR(nn.Module):
         """What `model.pretrained=` loads: the backbone alone (the projection head is discarded)."""
         return self.backbone.state_dict()
 
-    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        first: torch.Tensor,
+        second: torch.Tensor,
+        rank: int = 0,
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """NT-Xent of the pairs (first[i], second[i]); with `gather` (a distributed run), against the views
+        of every rank's faces (`gathered_nt_xent`)."""
         b = len(first)
         z = self.projector(self.backbone(torch.cat([first, second]))).float()
+        if gather is not None:
+            return gathered_nt_xent(z[:b], z[b:], self.temperature, rank, gather)
         keep = torch.ones(b, dtype=torch.bool, device=z.device)
         return info_nce([z[:b], z[b:]], keep, self.temperature, self.temperature)
 
 
-class SimCLRPretrainer(Pretrainer):
-    """The pretraining loop of `Pretrainer` (checkpoints, resume, metrics, backbone file) with SimCLR's
-    model, views and loss; the loader yields both views of a face as one (2, C, H, W) item."""
+def gathered_nt_xent(
+    first: torch.Tensor,
+    second: torch.Tensor,
+    temperature: float,
+    rank: int,
+    gather: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Distributed NT-Xent: this rank's 2B views are the anchors, each with its own pair as the positive and
+    the views of every rank's faces (`gather`: the concatenation over ranks, in rank order) as negatives.
+    The mean over ranks equals the loss of one process on the concatenated batch."""
+    b = len(first)
+    feats = F.normalize(torch.cat([first, second]), dim=1)
+    everyone = torch.cat([gather(feats[:b]), gather(feats[b:])])  # every rank's first views, then second
+    n = len(everyone) // 2
+    local = torch.arange(b, device=feats.device) + rank * b
+    own = torch.cat([local, local + n])  # each anchor's own column in `everyone`
+    logits = (feats @ everyone.T / temperature).scatter(1, own[:, None], float("-inf"))
+    return F.cross_entropy(logits, torch.cat([local + n, local]))
+
+
+class SimCLRObjective(PretrainObjective):
+    """SimCLR's model, views and loss; the loader yields each face resized (uint8), and both views of the batch
+    are drawn on the device in `step`. In a distributed run the negatives come from every rank."""
 
     loss_name = "NT-Xent"
 
@@ -117,45 +151,38 @@ class SimCLRPretrainer(Pretrainer):
         return SimCLR(backbone, o.proj_hidden, o.proj_dim, o.temperature)
 
     def train_view(self) -> View:
-        """The loader only resizes (uint8); both views are drawn for the whole batch in `train_step`."""
+        """The loader only resizes (uint8); both views are drawn for the whole batch in `step`."""
         return resize_view(self.cfg.data.img_size)
 
-    def view_size(self) -> int:
-        """`low_res` while the run (by steps or by the clock, whichever is further on) is inside its
-        `low_res_fraction`, else `data.img_size`."""
+    def view_size(self, progress: float) -> int:
+        """`low_res` while the run (`progress`: by steps or by the clock, whichever is further on) is inside
+        its `low_res_fraction`, else `data.img_size`."""
         o, size = self.opts, self.cfg.data.img_size
         if o.low_res is None:
             return size
-        progress = max(self.step / max(1, self.total_steps), self.budget.fraction())
         return o.low_res if progress < o.low_res_fraction else size
 
-    def epoch_extras(self) -> dict[str, int]:
+    def epoch_extras(self, end: EpochEnd) -> dict[str, Any]:
         """The view size the run has reached, so the metrics show where a progressive resize switched."""
-        return {"view_size": self.view_size()}
+        return {"view_size": self.view_size(end.progress)}
 
     def batch_view(self, size: int | None = None) -> ContrastiveBatchView:
         o, d = self.opts, self.cfg.data
         return ContrastiveBatchView(size or d.img_size, o.crop_scale, o.jitter, o.jitter_p, o.grayscale_p, d.bgr_quirk)
 
-    def _preview_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, net: nn.Module, batches: Sequence[Batch | None], ctx: StepContext) -> StepOutput:
+        images, view = batches[0].views[0], self.batch_view(self.view_size(ctx.progress))
+        distributed = {"rank": ctx.rank, "gather": ctx.gather} if ctx.world > 1 else {}
+        with ctx.autocast():
+            return StepOutput(net(view(images), view(images), **distributed))
+
+    def preview_batch(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed faces and two seeded draws of their views, so the figure shows the augmentation."""
         n = min(self.opts.preview, len(self.faces))
-        images = torch.stack([self.train_view()(self.faces.load(i)) for i in range(n)]).to(self.device)
-        generator = torch.Generator(self.device).manual_seed(self.cfg.seed)
+        images = torch.stack([self.train_view()(self.faces.load(i)) for i in range(n)]).to(device)
+        generator = torch.Generator(device).manual_seed(self.cfg.seed)
         view = self.batch_view()
         return view(images, generator), view(images, generator)
-
-    def train_step(self, images: torch.Tensor) -> torch.Tensor:
-        view = self.batch_view(self.view_size())
-        self.model.train()
-        with autocast(self.device, self.amp_dtype):
-            loss = self.model(view(images), view(images))
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        return loss.detach()
 
     def write_preview(self, first: torch.Tensor, second: torch.Tensor, epoch: int) -> Path:
         if epoch > 1:

@@ -90,6 +90,7 @@ class ViTMaskedAutoencoder(nn.Module):
         b = self.backbone
         b.pos_embed.copy_(sincos_pos_embed(b.feature_dim, b.grid))
         b.pos_embed.requires_grad_(False)
+        b.fc_norm.requires_grad_(False)  # fine-tuning's pooling norm, unused here: DDP must expect no gradient
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)

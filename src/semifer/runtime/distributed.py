@@ -56,3 +56,15 @@ def local_device(requested: str) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate equally shaped tensors from every rank (rank order), gradients flowing into this rank's
+    part only: the other ranks' parts are constants here, as in distributed NT-Xent, where every rank backs
+    its own embeddings up and DDP averages the gradients. The tensor itself when alone."""
+    if not dist.is_initialized():
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.detach().contiguous())
+    parts[dist.get_rank()] = tensor
+    return torch.cat(parts)
