@@ -160,3 +160,14 @@ def test_the_graph_sees_every_kind_of_import():
 def test_no_import_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_every_import_of_semifer_names_a_module_that_exists():
+    """Imports inside functions run only when called: a module moved or renamed is caught here, not in use."""
+    missing = [
+        f"{path.relative_to(ROOT.parent)}:{line} imports {module}"
+        for name, path in MODULES.items()
+        for line, module in imported_modules(path)
+        if module.startswith("semifer") and module not in MODULES
+    ]
+    assert not missing, "\n".join(missing)
