@@ -2,7 +2,7 @@
 
     python -m benchmarks.accuracy.ferplus_roy [--labels-per-class 25 100]
         [--methods fixmatch supervised adacm bridging] [--epochs 20 --iters 100] [--seed 0]
-        [--val per_class:50 | --val none]
+        [--val per_class:50 | --val none] [--start NAME=BACKBONE]
 
 FER13 = FER2013 images with FER+ labels by plurality (`ferplus:...?classes=7&label=plurality`); labeled = K
 per class, unlabeled = every Training image (the labeled ones included), test = PublicTest (their test set
@@ -11,6 +11,9 @@ batch 64, mu 7, SGD 0.03 Nesterov, wd 5e-4, EMA 0.999) for every method, as thei
 one recipe; methods with a head of their own get the plain linear head here (`plain_head`). `bridging` is
 two stages, as in the FER2013 SSL table: stage 1 (labels only, face mixup) for the first half of the epochs,
 then stage 2 (EMA-teacher FixMatch) continuing its whole network; its best-on-validation epoch is one of stage 2's.
+
+`--start NAME=BACKBONE` starts every method from a pretrained backbone (a file or a built-in name, e.g.
+`face-simclr-small=face-simclr-small`); rows record `start` (default `scratch`).
 
 A validation set (`--val`, default 50 per class, drawn from the Training images not labeled and taken out of
 the unlabeled set) chooses the reported best epoch; the test set never chooses anything. `--val none` is
@@ -27,10 +30,12 @@ from pathlib import Path
 from benchmarks.common import (
     OUT,
     add_budget,
+    add_start,
     command,
     data_root,
     load_json,
     machine,
+    named_start,
     parser,
     rows_header,
     throughput,
@@ -68,14 +73,17 @@ def split_file(train_spec: str, per_class: int, seed: int, val: str | None) -> P
 
 def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: str, test_spec: str) -> dict:
     val = None if args.val == "none" else args.val
+    start_name, start_file = named_start(args.start)
     started = time.perf_counter()
 
     def recipe(stage: str, first: bool) -> list[str]:
-        return [f"method.name={stage}", *plain_head(stage), "model.pretrained=none", *args.extra]
+        start = start_file if first and start_file else "none"
+        return [f"method.name={stage}", *plain_head(stage), f"model.pretrained={start}", *args.extra]
 
     def name_of(stage: str) -> str:
         suffix = f"-{stage.split('_')[-1]}" if stage != method else ""
-        return f"{method}{suffix}-k{per_class}-seed{args.seed}"
+        where = f"-{start_name}" if start_file else ""
+        return f"{method}{suffix}-k{per_class}{where}-seed{args.seed}"
 
     protocol = [
         f"data.train={train_spec}",
@@ -89,8 +97,10 @@ def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: s
     result, overrides = train_stages("ferplus_roy_fixmatch", method, args.epochs, protocol, recipe, name_of)
     best = best_on_validation(result.history)
     return {
+        "protocol": "roy-etemad-fer13",
         "method": method,
         "labels_per_class": per_class,
+        "start": start_name,
         "accuracy": result.final.accuracy,
         "mean_class_accuracy": result.final.mean_class_accuracy,
         "macro_f1": result.final.macro_f1,
@@ -118,6 +128,7 @@ def main() -> None:
     cli.add_argument("--val", default="per_class:50", help="validation protocol, or none")
     cli.add_argument("--out-dir", default="runs/bench-ferplus-roy")
     cli.add_argument("--extra", nargs="*", default=[], help="overrides applied to every method")
+    add_start(cli)
     args = cli.parse_args()
 
     if not args.report_only:
@@ -125,16 +136,21 @@ def main() -> None:
         for per_class in args.labels_per_class:
             for method in args.methods:
                 row = run_row(args, method, per_class, train_spec, test_spec)
-                blob = upsert_rows(
-                    NAME, [row], lambda r: (r["method"], r["labels_per_class"], r["budget"], r["seed"], r["val"])
-                )
+                blob = upsert_rows(NAME, [row], row_key)
                 write_section(NAME, table(blob))
     write_section(NAME, table(load_json(NAME)))
 
 
+def row_key(row: dict) -> tuple:
+    return row["method"], row["labels_per_class"], row["budget"], row["seed"], row["val"], row.get("start", "scratch")
+
+
 def table(blob: dict) -> str:
     """The BENCHMARKS.md section: semifer's rows beside Roy & Etemad's published FixMatch."""
-    rows = sorted(blob["rows"], key=lambda r: (r["labels_per_class"], r["budget"], r["method"], r["seed"]))
+    rows = sorted(
+        blob["rows"],
+        key=lambda r: (r.get("start", "scratch"), r["labels_per_class"], r["budget"], r["method"], r["seed"]),
+    )
     lines = [
         "### FER+ by plurality: Roy & Etemad's FER13 protocol (CPU scale)",
         "",
@@ -156,9 +172,9 @@ def table(blob: dict) -> str:
     if rows:
         lines += [rows_header([r["machine"] for r in rows]), ""]
     lines += [
-        "| method | labels/class | budget | seed | val | final | best on val (epoch) | published FixMatch "
+        "| method | start | labels/class | budget | seed | val | final | best on val (epoch) | published FixMatch "
         "(2^20 it.) | median img/s | minutes | command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         best = "-" if r["best_on_validation"] is None else f"{100 * r['best_on_validation']:.2f}% ({r['best_epoch']})"
@@ -166,7 +182,8 @@ def table(blob: dict) -> str:
         epochs, iters = (int(x) for x in r["budget"].split("x"))
         budget = r["budget"] + (" (smoke test)" if epochs * iters < SMOKE_STEPS else "")
         lines.append(
-            f"| {r['method']} | {r['labels_per_class']} | {budget} | {r['seed']} | {r['val'] or 'none'} | "
+            f"| {r['method']} | {r.get('start', 'scratch')} | {r['labels_per_class']} | {budget} | {r['seed']} | "
+            f"{r['val'] or 'none'} | "
             f"{100 * r['accuracy']:.2f}% | {best} | {'-' if published is None else f'{published:.2f}%'} | "
             f"{r['images_per_s_median']:.0f} | {r['minutes']:.1f} | `{r['command']}` |"
         )
