@@ -24,8 +24,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "methods": (*TRAINING, "inference"),
     "inference": TRAINING,
     "labeling": (*TRAINING, "methods", "models", "inference"),
-    "engine": (*TOP, "pretrain"),
-    "pretrain": TOP,
+    "engine": TOP,
+    "pretrain": (*TOP, "engine"),
 }
 
 

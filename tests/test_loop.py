@@ -12,12 +12,13 @@ import torch.nn.functional as F
 
 from semifer.config import Config, load_config
 from semifer.engine.finite_guard import NonFiniteLoss
-from semifer.engine.objective import StepOutput
+from semifer.engine.pretraining import pretrain
 from semifer.engine.run import train
 from semifer.engine.trainer import MethodObjective
 from semifer.errors import ConfigError
+from semifer.methods.objective import StepOutput
 from semifer.methods.unlabeled_losses import info_nce
-from semifer.pretrain import MAEObjective, SimCLRObjective, pretrain
+from semifer.pretrain import MAEObjective, SimCLRObjective
 from semifer.pretrain.simclr import gathered_nt_xent
 from tiny_runs import tiny_config
 

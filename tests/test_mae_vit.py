@@ -6,9 +6,10 @@ import torch
 from timm.layers import DropPath
 
 from semifer.config import load_config
+from semifer.engine.pretraining import Pretrainer, pretrain
 from semifer.errors import ConfigError
 from semifer.models import BACKBONES, FERNet, load_backbone_weights
-from semifer.pretrain import Pretrainer, masked_patch_loss, pretrain, pretrain_options, random_patch_mask
+from semifer.pretrain import masked_patch_loss, pretrain_options, random_patch_mask
 from semifer.pretrain.mae import masked_autoencoder
 from semifer.pretrain.masking import patch_targets, pixel_mask
 from semifer.pretrain.vit_mae import ViTMaskedAutoencoder, shuffle_indices, sincos_pos_embed

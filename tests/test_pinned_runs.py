@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from semifer.config import load_config
+from semifer.engine.pretraining import pretrain
 from semifer.engine.run import train
-from semifer.pretrain import pretrain
 from tiny_runs import tiny_config
 
 PINNED_TRAIN = {

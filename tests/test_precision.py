@@ -12,11 +12,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from semifer.config import load_config
 from semifer.data.loaders import auto_workers
+from semifer.engine.pretraining import Pretrainer
 from semifer.engine.run import build_model
 from semifer.engine.trainer import TrainData, Trainer
 from semifer.errors import ConfigError
 from semifer.methods import Batch, build_method
-from semifer.pretrain import Pretrainer
 from semifer.runtime import precision
 from semifer.runtime.precision import autocast_dtype, cpu_has_native_bf16, grad_scaler
 

@@ -124,7 +124,7 @@ def test_nonfinite_weights_are_refused_by_load_eval_and_predict(trained, tmp_pat
 
 
 def test_pretraining_checkpoints_carry_checksums_too(tmp_path):
-    from semifer.pretrain import pretrain
+    from semifer.engine.pretraining import pretrain
 
     overrides = [
         "data.train=synthetic:?n=32",

@@ -8,11 +8,11 @@ from semifer.cli import main
 from semifer.config import load_config
 from semifer.data.batch_views import ContrastiveBatchView, color_jitter, random_grayscale, random_resized_crop_flip
 from semifer.data.registry import load_dataset
+from semifer.engine.pretraining import Pretrainer, pretrain
 from semifer.engine.run import train
 from semifer.errors import ConfigError
 from semifer.methods.unlabeled_losses import info_nce
 from semifer.models import backbone_arch
-from semifer.pretrain import Pretrainer, pretrain
 from semifer.pretrain.probes import knn_accuracy, linear_accuracy, probe
 from semifer.pretrain.simclr import SimCLR
 

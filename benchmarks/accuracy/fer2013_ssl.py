@@ -42,9 +42,9 @@ from benchmarks.common import (
     write_section,
 )
 from semifer.config import load_config
+from semifer.engine.pretraining import pretrain
 from semifer.engine.run import RunResult
 from semifer.methods import method_class, plain_head
-from semifer.pretrain import pretrain
 from semifer.report.plots import plot_comparison
 
 METHODS = (

@@ -44,7 +44,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
     from .config import load_config
-    from .pretrain import pretrain
+    from .engine.pretraining import pretrain
     from .runtime.distributed import is_main
 
     cfg = load_config(args.config or "pretrain_mae", args.overrides)

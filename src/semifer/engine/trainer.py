@@ -1,11 +1,11 @@
 """The iteration-based training loop, one for every run: it knows optimisation, not objectives. An objective
-(`engine.objective`) turns batches into a loss; the loop does the rest: devices, memory layout, mixed
+(`methods.objective`) turns batches into a loss; the loop does the rest: devices, memory layout, mixed
 precision, DistributedDataParallel, EMA, the finite-loss guard, the time budget, progress, metrics.jsonl,
 TensorBoard, checkpoints and an exact resume.
 
 Supervised and semi-supervised training is an objective too: a `Method` turns batches into a loss through
 `Method.step`, `MethodObjective` gives the loop the method's streams of views, its network, its epoch hooks
-and the evaluation of the EMA model, and `Trainer` is the loop on it. `semifer.pretrain.Pretrainer` is the
+and the evaluation of the EMA model, and `Trainer` is the loop on it. `engine.pretraining.Pretrainer` is the
 loop on a pretraining objective."""
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from ..data.views import build_view
 from ..errors import ConfigError
 from ..methods.base import EpochContext, Method, StepOutput, TrainContext
 from ..methods.forward import MultiView
+from ..methods.objective import Batch, EpochEnd, Objective, RunStart, StepContext, Stream
 from ..runtime import distributed as dist
 from ..runtime.checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..runtime.precision import autocast, autocast_dtype, grad_scaler
 from .ema import ModelEMA, shrink_weights
 from .evaluate import Metrics, evaluate
 from .finite_guard import FiniteLossGuard
-from .objective import Batch, EpochEnd, Objective, RunStart, StepContext, Stream
 from .optim import build_optimizer, build_scheduler
 from .rundir import rewrite_metrics
 from .tensorboard import TensorBoardLog

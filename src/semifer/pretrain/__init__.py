@@ -1,9 +1,9 @@
-"""Pretraining a backbone on unlabeled faces (`semifer pretrain`): masked face reconstruction (Bridging the
-Gaps' stage 0) or SimCLR, objectives of the engine's loop; the result is a backbone file for
-`model.pretrained=`."""
+"""Pretraining objectives for a backbone on unlabeled faces: masked face reconstruction (Bridging the Gaps'
+stage 0) or SimCLR. `semifer.engine.pretraining.pretrain` (`semifer pretrain`) runs them on the engine's loop;
+the result is a backbone file for `model.pretrained=`."""
 
 from .decoder import PixelDecoder
-from .kinds import PRETRAININGS, Pretrainer, PretrainResult, pretrain
+from .kinds import PRETRAININGS, objective_class
 from .mae import MAEObjective, MaskedAutoencoder, PretrainOptions, pretrain_options
 from .masking import hide_patches, masked_patch_loss, patchify, random_patch_mask, unpatchify
 from .simclr import SimCLRObjective
@@ -14,13 +14,11 @@ __all__ = [
     "MaskedAutoencoder",
     "PixelDecoder",
     "PretrainOptions",
-    "PretrainResult",
-    "Pretrainer",
     "SimCLRObjective",
     "hide_patches",
     "masked_patch_loss",
     "patchify",
-    "pretrain",
+    "objective_class",
     "pretrain_options",
     "random_patch_mask",
     "unpatchify",

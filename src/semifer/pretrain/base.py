@@ -1,7 +1,7 @@
 """What every pretraining objective shares: the backbone it trains, the unlabeled pool it draws from, the
 backbone file it leaves for `model.pretrained=`, and the preview figure it redraws at the end of an epoch.
 
-A pretraining is an objective of the engine's loop (`engine.objective.Objective`): the loop runs the steps,
+A pretraining is an objective of the engine's loop (`methods.objective.Objective`): the loop runs the steps,
 checkpoints, resume, time budget and metrics; an objective here says what a step computes.
 """
 
@@ -18,8 +18,8 @@ from ..data.faceset import FaceSet, concat
 from ..data.loaders import ViewDataset
 from ..data.registry import load_dataset
 from ..data.views import IMAGENET_MEAN, IMAGENET_STD, View, test_view
-from ..engine.objective import EpochEnd, Objective, Stream
 from ..errors import ConfigError
+from ..methods.objective import EpochEnd, Objective, Stream
 from ..models import create_backbone, list_models, load_backbone_weights
 from ..models.vit import VIT_SIZES
 

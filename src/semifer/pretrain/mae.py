@@ -42,8 +42,8 @@ from torchvision.transforms import InterpolationMode, v2
 
 from ..config import Config, build_dataclass
 from ..data.views import Normalize, View, test_view
-from ..engine.objective import Batch, StepContext, StepOutput
 from ..errors import ConfigError
+from ..methods.objective import Batch, StepContext, StepOutput
 from ..models.vit import VIT_SIZES, ViTBackbone, default_patch_size
 from .base import PretrainObjective, plot_reconstructions
 from .decoder import PixelDecoder

@@ -42,8 +42,8 @@ from torch import nn
 from ..config import Config, build_dataclass
 from ..data.batch_views import ContrastiveBatchView
 from ..data.views import Normalize, View, resize_view
-from ..engine.objective import Batch, EpochEnd, StepContext, StepOutput
 from ..errors import ConfigError
+from ..methods.objective import Batch, EpochEnd, StepContext, StepOutput
 from ..methods.unlabeled_losses import info_nce
 from .base import PretrainObjective, plot_reconstructions
 

@@ -3,7 +3,8 @@ loop (`engine.trainer.Loop`) does everything else, once for every kind of run.
 
 Supervised and semi-supervised training (`engine.trainer.MethodObjective`, around a `Method`) and the
 pretrainings of `semifer.pretrain` (SimCLR, masked reconstruction) are objectives. An objective sees the loop
-only through the contexts below, so it never depends on how the loop is written.
+only through the contexts below, so it never depends on how the loop is written; the contract lives beside
+`methods/base.py` so that methods and pretrainings use it without importing the engine.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..methods.base import Batch, StepOutput
+from .base import Batch, StepOutput
 
 __all__ = ["Batch", "EpochEnd", "Objective", "RunStart", "StepContext", "StepOutput", "Stream"]
 
