@@ -19,30 +19,22 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import Config, build_dataclass
 from ..config_checks import SHAPE, UNIT, UNIT_OPEN_TOP, option, positive
-from ..errors import ConfigError
-from ..models import create_model
-from ..tensorfile import check_finite, load_torch_file
+from ..errors import ConfigError, SemiferError
+from ..models import load_model
 from .base import Batch, Method, MethodOptions, StepOutput, TrainContext
 
 
 def load_teacher(path: str | Path, num_classes: int) -> nn.Module:
-    """The EMA network of a finished run (its directory or a checkpoint file), frozen and in eval mode."""
-    path = Path(path)
-    checkpoint = path / "checkpoints" / "last.pt" if path.is_dir() else path
-    state = load_torch_file(checkpoint, "teacher checkpoint")
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ConfigError(f"method.teachers: {checkpoint} is not a semifer run checkpoint")
-    cfg = build_dataclass(Config, state["config"])
-    classes = list(state.get("classes", []))
-    if len(classes) != num_classes:
-        raise ConfigError(f"method.teachers: {checkpoint} predicts {len(classes)} classes, the student {num_classes}")
-    weights = state["ema"] if state.get("ema") else state["model"]
-    check_finite(weights, checkpoint, "teacher checkpoint")
-    teacher = create_model(cfg, num_classes, pretrained=False)
-    teacher.load_state_dict(weights)
-    return teacher.eval().requires_grad_(False)
+    """The EMA network of a finished run (its directory or a checkpoint file) or an export, frozen and in eval
+    mode on the CPU (`on_train_start` moves it to the run's device)."""
+    try:
+        teacher, info = load_model(path, use_ema=True, device="cpu")
+    except SemiferError as exc:
+        raise ConfigError(f"method.teachers: {exc}") from None
+    if len(info.classes) != num_classes:
+        raise ConfigError(f"method.teachers: {path} predicts {len(info.classes)} classes, the student {num_classes}")
+    return teacher.requires_grad_(False)
 
 
 class Distill(Method):
