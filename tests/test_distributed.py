@@ -34,21 +34,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(out: Path, nproc: int, *overrides: str) -> None:
+def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
+    """`torchrun --nproc_per_node NPROC ARGS` on gloo, one thread per rank; asserts it succeeded."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={nproc}",
-        f"--master_port={free_port()}",
-        str(WORKER),
-        str(out),
-        *TINY,
-        *overrides,
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}"]
+    proc = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def run(out: Path, nproc: int, *overrides: str) -> None:
+    torchrun(nproc, str(WORKER), str(out), *TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -91,27 +87,9 @@ def test_matches_a_single_process_with_the_same_global_batch(tmp_path):
 
 
 def test_torchrun_module_entry_point_writes_one_run_directory(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     for _ in range(2):  # the second run must not split its ranks over two fresh directories
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            f"--master_port={free_port()}",
-            "-m",
-            "semifer",
-            "train",
-            "-c",
-            "demo",
-            *TINY,
-            "train.batch_size=4",
-            "train.epochs=1",
-            f"out_dir={tmp_path}",
-            "name=ddp",
-        ]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        args = ["-m", "semifer", "train", "-c", "demo", *TINY, "train.batch_size=4", "train.epochs=1"]
+        proc = torchrun(2, *args, f"out_dir={tmp_path}", "name=ddp")
         assert proc.stdout.count("run directory:") == 1  # rank 0 reports
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "ddp-2"]
     assert all((tmp_path / d / "metrics.jsonl").is_file() for d in ("ddp", "ddp-2"))
@@ -120,13 +98,8 @@ def test_torchrun_module_entry_point_writes_one_run_directory(tmp_path):
 def test_two_process_simclr_pretraining_under_torchrun(tmp_path):
     """SimCLR under torchrun: DDP over two gloo ranks, each contrasting its views against both ranks' faces;
     rank 0 alone reports and writes the run directory."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={free_port()}",
+    proc = torchrun(
+        2,
         "-m",
         "semifer",
         "pretrain",
@@ -141,9 +114,7 @@ def test_two_process_simclr_pretraining_under_torchrun(tmp_path):
         "train.amp=false",
         f"out_dir={tmp_path}",
         "name=simclr",
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    )
     assert proc.stdout.count("run directory:") == 1
     run_dir = tmp_path / "simclr"
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
