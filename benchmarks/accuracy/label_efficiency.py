@@ -1,0 +1,194 @@
+"""The label-efficiency curve on FER2013: accuracy against the share of Training's labels, supervised against
+semi-supervised, both from the same start.
+
+    python -m benchmarks.accuracy.label_efficiency [--fractions 0.01 0.05 0.1 0.25 1.0] [--methods supervised
+        bridging] [--start face-simclr-small=face-simclr-small] [--seeds 0 1 2] [--epochs-over-labels 60]
+
+Each fraction P labels max(1, round(P * n_c)) faces of every class (Bridging the Gaps' `fraction:P` protocol),
+drawn once per seed; every Training face is in the unlabeled set (the labeled ones included, as in FixMatch), so
+the 100 % point is defined for the semi-supervised method too. The budget grows with the labels: the larger of
+`--min-steps` and `--epochs-over-labels` passes over the labeled set at batch 64, so a large labeled set is not
+cut short. Preset `fer2013_ssl`, plain linear head; PublicTest, final EMA model; seeds beyond the first run only
+at fractions up to `--seeded-up-to` (the small budgets, where seeds disagree most). Rows (`fraction`, `method`,
+`start`, `seed`, `accuracy`) land in benchmarks/out/label_efficiency.json as each run ends; the section and the
+figure are rewritten from it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+from benchmarks.accuracy.fer2013_ssl import recipe
+from benchmarks.common import (
+    OUT,
+    add_start,
+    command,
+    fer2013_spec,
+    header,
+    load_json,
+    machine,
+    named_start,
+    parser,
+    run_row,
+    train_stages,
+    upsert_rows,
+    write_section,
+)
+from semifer.data.registry import load_dataset
+from semifer.data.splits import Split, make_split
+
+NAME = "label_efficiency"
+BATCH = 64
+
+
+def split_file(fraction: float, seed: int):
+    """The labeled faces of one (fraction, seed), every Training face unlabeled; drawn once, then reused."""
+    path = OUT / "splits" / f"fer2013_fraction{fraction:g}_seed{seed}.json"
+    if not path.exists():
+        split = make_split(load_dataset(fer2013_spec("Training")), f"fraction:{fraction}", seed, include_labeled=True)
+        split.dataset = "fer2013 Training"
+        split.save(path)
+    return path
+
+
+def budget_epochs(labels: int, min_steps: int, epochs_over_labels: float, iters: int) -> int:
+    """Epochs of `iters` steps: enough for `epochs_over_labels` passes over the labeled set, at least
+    `min_steps`, rounded up to an even number (Bridging splits them between its two stages)."""
+    steps = max(min_steps, epochs_over_labels * labels / BATCH)
+    return 2 * math.ceil(steps / iters / 2)
+
+
+def key(row: dict) -> tuple:
+    return row["fraction"], row["method"], row["start"], row["seed"], row["budget"]
+
+
+def main() -> None:
+    cli = parser(__doc__)
+    cli.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.05, 0.1, 0.25, 1.0])
+    cli.add_argument("--methods", nargs="+", default=["supervised", "bridging"])
+    cli.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    cli.add_argument("--seeded-up-to", type=float, default=0.1, help="larger fractions run the first seed only")
+    cli.add_argument("--min-steps", type=int, default=3000)
+    cli.add_argument("--epochs-over-labels", type=float, default=60)
+    cli.add_argument("--iters", type=int, default=100, help="iterations per epoch")
+    cli.add_argument("--out-dir", default="runs/bench-label-efficiency")
+    add_start(cli)
+    args = cli.parse_args()
+    if args.report_only:
+        report(load_json(NAME))
+        return
+    start_name, start_file = named_start(args.start)
+    train_spec = fer2013_spec("Training")
+    for fraction in args.fractions:
+        seeds = args.seeds if fraction <= args.seeded_up_to else args.seeds[:1]
+        for seed in seeds:
+            split = split_file(fraction, seed)
+            labels = len(Split.load(split).labeled)
+            epochs = budget_epochs(labels, args.min_steps, args.epochs_over_labels, args.iters)
+            for method in args.methods:
+                budget = f"{epochs}x{args.iters}"
+                if any(key(r) == (fraction, method, start_name, seed, budget) for r in load_json(NAME)["rows"]):
+                    continue
+                started = time.perf_counter()
+
+                def stage_recipe(stage: str, first: bool) -> list[str]:
+                    start = start_file if first and start_file else "none"
+                    return [*recipe(stage, train_spec, None, False), f"model.pretrained={start}"]
+
+                protocol = [
+                    f"data.train={train_spec}",
+                    f"data.test={fer2013_spec('PublicTest')}",
+                    f"data.split_file={split}",
+                    f"train.iters_per_epoch={args.iters}",
+                    f"seed={seed}",
+                    f"out_dir={args.out_dir}",
+                ]
+                tag = f"{fraction:g}-{start_name}-seed{seed}"
+                result, _ = train_stages(
+                    "fer2013_ssl", method, epochs, protocol, stage_recipe, lambda stage, tag=tag: f"{stage}-{tag}"
+                )
+                row = run_row(result, started)
+                row.pop("history")
+                new = {
+                    "fraction": fraction,
+                    "labels": labels,
+                    "method": method,
+                    "start": start_name,
+                    "seed": seed,
+                    "budget": budget,
+                    "command": command(),
+                    "machine": machine(),
+                    **row,
+                }
+                blob = upsert_rows(NAME, [new], key)
+                print(f"{fraction:g} {method} seed {seed}: {100 * row['accuracy']:.2f}%", flush=True)
+                report(blob)
+
+
+def summary(rows: list[dict]) -> dict[tuple, list[float]]:
+    """(start, method, fraction) -> the seeds' accuracies (%)."""
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["start"], r["method"], r["fraction"]), []).append(100 * r["accuracy"])
+    return groups
+
+
+def plot(rows: list[dict]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = summary(rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for start, method in sorted({(s, m) for s, m, _ in groups}):
+        fractions = sorted(f for s, m, f in groups if (s, m) == (start, method))
+        means = [statistics.mean(groups[start, method, f]) for f in fractions]
+        errs = [
+            statistics.stdev(groups[start, method, f]) if len(groups[start, method, f]) > 1 else 0 for f in fractions
+        ]
+        ax.errorbar([100 * f for f in fractions], means, yerr=errs, marker="o", capsize=3, label=f"{method} ({start})")
+    ax.set_xscale("log")
+    ax.set_xlabel("share of FER2013 Training labels (%)")
+    ax.set_ylabel("PublicTest accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = OUT / f"{NAME}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name
+
+
+def report(blob: dict) -> None:
+    rows = blob["rows"]
+    groups = summary(rows)
+    lines = [
+        "### Label efficiency on FER2013",
+        "",
+        "Accuracy on PublicTest against the share of Training's labels (stratified `fraction:P`, every Training "
+        "face also unlabeled), final EMA model, budgets growing with the labels (see the budget column); mean ± "
+        "sd over seeds (n).",
+        header(rows[-1]["machine"]),
+        "",
+        f"![label efficiency](benchmarks/out/{plot(rows)})",
+        "",
+        "| start | method | labels (share) | budget | accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for start, method, fraction in sorted(groups):
+        accs = groups[start, method, fraction]
+        ref = next(r for r in rows if (r["start"], r["method"], r["fraction"]) == (start, method, fraction))
+        sd = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+        lines.append(
+            f"| {start} | {method} | {ref['labels']:,} ({100 * fraction:g} %) | {ref['budget']} | "
+            f"{statistics.mean(accs):.2f}{sd} ({len(accs)}) |"
+        )
+    lines += ["", f"Command: `{rows[-1]['command']}`. Raw numbers: `benchmarks/out/{NAME}.json`."]
+    write_section(NAME, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
