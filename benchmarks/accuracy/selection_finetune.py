@@ -7,8 +7,9 @@ Each selection picks the budget (`uniform` random, the Ada-CM `stratified` proto
 balance the classes, `kcenter`, `typiclust` on the built-in representation's embedding); the chosen faces are
 the labeled set, the rest of Training the unlabeled set, and Bridging the Gaps (stage 1, then stage 2
 continuing it, half the epochs each, the `fer2013_ssl` table's recipe) trains from the built-in representation.
-Scored on PublicTest; no setting here was chosen on it. Rows are saved as each run ends and a run already
-recorded is skipped, so an interrupted benchmark resumes.
+Scored on PublicTest; no setting here was chosen on it. Rows (with the chosen faces' ids) are saved as each run
+ends and a run already recorded is skipped, so an interrupted benchmark resumes; the selections' split files are
+drawn again from the embedding (the same faces for the same seed) and not kept in the repository.
 """
 
 from __future__ import annotations
@@ -91,7 +92,11 @@ def main() -> None:
                     continue
                 started = time.perf_counter()
                 split = selection_split(selection, pool, embedding, budget, seed)
-                split_file = split.save(OUT / "splits" / f"fer2013_{selection}{budget}_seed{seed}.json")
+                split_file = (
+                    fer2013_split_file(budget, seed)
+                    if selection == "stratified"
+                    else split.save(OUT / "splits" / f"selection_{selection}{budget}_seed{seed}.json")
+                )
                 protocol = [
                     f"data.train={train_spec}",
                     f"data.test={test_spec}",
@@ -123,6 +128,7 @@ def main() -> None:
                     "budget": budget_name,
                     "classes_covered": sum(n > 0 for n in per_class),
                     "smallest_class": min(per_class),
+                    "labeled_ids": split.labeled,
                     "command": command(),
                     "machine": machine(),
                     **row,
