@@ -224,6 +224,14 @@ def rows_header(metas: list[dict[str, Any]]) -> str:
     return line
 
 
+def mean_sd(values: list[float]) -> str:
+    """A table cell of seeds' results: `mean ± sd (n)` (no sd for one value), or `-` for none."""
+    if not values:
+        return "-"
+    sd = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2f}{sd} ({len(values)})"
+
+
 def throughput(history: list[dict[str, Any]]) -> dict[str, float]:
     """Median images/s over epochs (robust to epochs slowed by other jobs) and the total training seconds."""
     rates = sorted(r["images_per_s"] for r in history)

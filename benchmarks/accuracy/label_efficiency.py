@@ -29,6 +29,7 @@ from benchmarks.common import (
     header,
     load_json,
     machine,
+    mean_sd,
     named_start,
     parser,
     run_row,
@@ -181,10 +182,8 @@ def report(blob: dict) -> None:
     for start, method, fraction in sorted(groups):
         accs = groups[start, method, fraction]
         ref = next(r for r in rows if (r["start"], r["method"], r["fraction"]) == (start, method, fraction))
-        sd = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
         lines.append(
-            f"| {start} | {method} | {ref['labels']:,} ({100 * fraction:g} %) | {ref['budget']} | "
-            f"{statistics.mean(accs):.2f}{sd} ({len(accs)}) |"
+            f"| {start} | {method} | {ref['labels']:,} ({100 * fraction:g} %) | {ref['budget']} | {mean_sd(accs)} |"
         )
     lines += ["", f"Command: `{rows[-1]['command']}`. Raw numbers: `benchmarks/out/{NAME}.json`."]
     write_section(NAME, "\n".join(lines))

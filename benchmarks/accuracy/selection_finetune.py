@@ -14,7 +14,6 @@ drawn again from the embedding (the same faces for the same seed) and not kept i
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import numpy as np
@@ -29,6 +28,7 @@ from benchmarks.common import (
     header,
     load_json,
     machine,
+    mean_sd,
     parser,
     run_row,
     train_stages,
@@ -160,8 +160,7 @@ def report(blob: dict) -> None:
                 for r in rows
                 if (r["selection"], r["labels"], r["budget"]) == (selection, labels, budget)
             ]
-            sd = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
-            cells.append(f"{statistics.mean(accs):.2f}{sd} ({len(accs)})" if accs else "-")
+            cells.append(mean_sd(accs))
         epochs, iters = (int(x) for x in budget.split("x"))
         lines.append(f"| {labels} | {epochs * iters:,} | " + " | ".join(cells) + " |")
     lines += [

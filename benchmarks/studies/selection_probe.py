@@ -13,7 +13,6 @@ first indication, not the fine-tuned result.
 
 from __future__ import annotations
 
-import statistics
 import time
 import warnings
 
@@ -31,6 +30,7 @@ from benchmarks.common import (
     header,
     load_json,
     machine,
+    mean_sd,
     parser,
     save_json,
     write_section,
@@ -129,8 +129,7 @@ def report(blob: dict) -> None:
                     for r in rows
                     if r["selection"] == selection and abs(r["labels"] - budget) < 5
                 ]
-                sd = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
-                cells.append(f"{statistics.mean(accs):.2f}{sd} ({len(accs)})" if accs else "-")
+                cells.append(mean_sd(accs))
             lines.append(f"| {budget} | " + " | ".join(cells) + " |")
     lines += ["", f"Command: `{blob['command']}`. Raw numbers: `benchmarks/out/selection_probe.json`."]
     write_section("selection_probe", "\n".join(lines))
