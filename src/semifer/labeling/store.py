@@ -76,6 +76,7 @@ class LabelStore:
             )
         self.classes = check_classes(classes)
         self.faces, self.unreadable = readable_faces(self.faces_dir)
+        self._known = set(self.faces)
         if not self.faces:
             raise DataError(self.faces_dir, "no readable face image in the folder", fix="point it at face images")
         self.out.mkdir(parents=True, exist_ok=True)
@@ -131,14 +132,18 @@ class LabelStore:
             target.parent.mkdir(exist_ok=True)
             write_atomically(target, (self.faces_dir / face).read_bytes(), "labeled face")
 
+    def _ours(self, labels: dict[str, str]) -> dict[str, str]:
+        """The labels of this folder's faces (the CSV may also hold an earlier round's)."""
+        return {face: label for face, label in labels.items() if face in self._known}
+
     def labels(self) -> dict[str, str]:
         """Every label given so far, by any page or process."""
         with self._locked():
-            return {face: label for face, label in self._read().items() if face in set(self.faces)}
+            return self._ours(self._read())
 
     def set(self, face: str, label: str | None) -> dict[str, str]:
         """Give `face` a label (None takes it back); returns every label after the change."""
-        if face not in self.faces:
+        if face not in self._known:
             raise SemiferError(f"{face!r} is not one of the faces being labeled")
         if label is not None and label not in self.classes:
             raise SemiferError(f"{label!r} is not one of the classes {', '.join(self.classes)}")
@@ -150,5 +155,4 @@ class LabelStore:
                 labels[face] = label
             self._write(labels)
             self._place(face, label)
-        known = set(self.faces)
-        return {f: lab for f, lab in labels.items() if f in known}
+        return self._ours(labels)
