@@ -45,12 +45,18 @@ def fer2013_spec(split: str) -> str:
 def fer2013_split_file(labels: int, seed: int) -> Path:
     """The FER2013 SSL protocol's split file of one seed: `labels` Training faces labeled by the Ada-CM protocol,
     drawn once (on first use) and read back by every row, peer and probe that names the seed."""
-    path = OUT / "splits" / f"fer2013_adacm{labels}_seed{seed}.json"
+    return fer2013_split(f"adacm:{labels}", seed, f"fer2013_adacm{labels}_seed{seed}")
+
+
+def fer2013_split(protocol: str, seed: int, name: str, include_labeled: bool = False) -> Path:
+    """`benchmarks/out/splits/NAME.json`: FER2013 Training split by `protocol` (`semifer.data.splits`) for
+    `seed`, drawn once on first use and read back after; `include_labeled` keeps the labeled faces unlabeled too."""
+    path = OUT / "splits" / f"{name}.json"
     if not path.exists():
         from semifer.data.registry import load_dataset
         from semifer.data.splits import make_split
 
-        split = make_split(load_dataset(fer2013_spec("Training")), f"adacm:{labels}", seed)
+        split = make_split(load_dataset(fer2013_spec("Training")), protocol, seed, include_labeled=include_labeled)
         split.dataset = "fer2013 Training"
         split.save(path)
     return path

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from pathlib import Path
 
 from benchmarks.accuracy.fer2013_ssl import recipe
 from benchmarks.common import (
@@ -26,6 +27,7 @@ from benchmarks.common import (
     add_start,
     command,
     fer2013_spec,
+    fer2013_split,
     header,
     load_json,
     machine,
@@ -37,21 +39,15 @@ from benchmarks.common import (
     upsert_rows,
     write_section,
 )
-from semifer.data.registry import load_dataset
-from semifer.data.splits import Split, make_split
+from semifer.data.splits import Split
 
 NAME = "label_efficiency"
 BATCH = 64
 
 
-def split_file(fraction: float, seed: int):
+def split_file(fraction: float, seed: int) -> Path:
     """The labeled faces of one (fraction, seed), every Training face unlabeled; drawn once, then reused."""
-    path = OUT / "splits" / f"fer2013_fraction{fraction:g}_seed{seed}.json"
-    if not path.exists():
-        split = make_split(load_dataset(fer2013_spec("Training")), f"fraction:{fraction}", seed, include_labeled=True)
-        split.dataset = "fer2013 Training"
-        split.save(path)
-    return path
+    return fer2013_split(f"fraction:{fraction}", seed, f"fer2013_fraction{fraction:g}_seed{seed}", include_labeled=True)
 
 
 def budget_epochs(labels: int, min_steps: int, epochs_over_labels: float, iters: int) -> int:
