@@ -9,6 +9,16 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 @pytest.fixture
+def one_thread():
+    """Float sums depend on the thread count: runs compared bit for bit (pinned numbers, a killed one-thread
+    subprocess) run on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def real_data() -> str:
     """Path of the real data folder (SEMIFER_DATA); tests that need it are skipped without it."""
     root = os.environ.get("SEMIFER_DATA")

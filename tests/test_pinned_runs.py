@@ -4,7 +4,6 @@ factory or the method plumbing must give the same numbers, bit for bit up to flo
 from __future__ import annotations
 
 import pytest
-import torch
 
 from semifer.config import load_config
 from semifer.engine.pretraining import pretrain
@@ -27,15 +26,6 @@ SHORT = [
     "train.epochs=3",
     "train.iters_per_epoch=20",
 ]
-
-
-@pytest.fixture
-def one_thread():
-    """Float sums depend on the thread count; the pins were taken on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("method", sorted(PINNED_TRAIN))

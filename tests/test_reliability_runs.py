@@ -126,15 +126,6 @@ def test_resume_is_exact_with_a_loader_worker_and_workers_do_not_change_results(
     assert_same_weights(full.run_dir, resumed.run_dir)
 
 
-@pytest.fixture
-def one_thread():
-    """The killed run is a subprocess on one thread; runs in this process must use as many to match bit for bit."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_kill_9_then_resume_with_a_loader_worker_equals_the_uninterrupted_run(tmp_path, one_thread):
     overrides = [*TINY, "data.workers=1", "train.epochs=3", "train.iters_per_epoch=10", "train.eval_every=100"]
     killed_dir = tmp_path / "killed"
