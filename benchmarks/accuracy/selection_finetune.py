@@ -4,9 +4,12 @@
 
 FER2013 Training is the pool, as a simulated person: a face's label is revealed only once it is chosen.
 Each selection picks the budget (`uniform` random, the Ada-CM `stratified` protocol, which reads every label to
-balance the classes, `kcenter`, `typiclust` on the built-in representation's embedding); the chosen faces are
-the labeled set, the rest of Training the unlabeled set, and Bridging the Gaps (stage 1, then stage 2
-continuing it, half the epochs each, the `fer2013_ssl` table's recipe) trains from the built-in representation.
+balance the classes, `kcenter`, `typiclust` on the built-in representation's embedding, and `typiclust+margin`,
+the README's loop in two rounds: half the budget by TypiClust, a model trained on it by the same recipe, then
+the other half by its margin within the embedding's clusters, as `semifer select --strategy margin --model`
+does); the chosen faces are the labeled set, the rest of Training the unlabeled set, and Bridging the Gaps
+(stage 1, then stage 2 continuing it, half the epochs each, the `fer2013_ssl` table's recipe) trains from the
+built-in representation.
 Scored on PublicTest; no setting here was chosen on it. Rows (with the chosen faces' ids) are saved as each run
 ends and a run already recorded is skipped, so an interrupted benchmark resumes; the selections' split files are
 drawn again from the embedding (the same faces for the same seed) and not kept in the repository.
@@ -35,26 +38,28 @@ from benchmarks.common import (
     upsert_rows,
     write_section,
 )
-from benchmarks.studies.selection_probe import SELECTIONS, chosen_indices
+from benchmarks.studies.selection_probe import SELECTIONS as ONE_ROUND
+from benchmarks.studies.selection_probe import chosen_indices
 from semifer.data import load_dataset
 from semifer.data.splits import Split, pool_fingerprint
 from semifer.inference.batch import features
+from semifer.inference.selecting import model_probabilities
 from semifer.models import frozen_model
+from semifer.selection import select_uncertain
 from semifer.weights import REPRESENTATION
 
 NAME = "selection_finetune"
+TWO_ROUNDS = "typiclust+margin"
+SELECTIONS = (*ONE_ROUND, TWO_ROUNDS)
 
 
-def selection_split(selection: str, pool, embedding: np.ndarray, budget: int, seed: int) -> Split:
-    """The split file of one selection: the chosen faces labeled, every other face of the pool unlabeled."""
-    if selection == "stratified":
-        return Split.load(fer2013_split_file(budget, seed))
-    chosen = chosen_indices(selection, pool, embedding, budget, seed)
+def split_of(pool, chosen: list[int], protocol: str, seed: int) -> Split:
+    """The chosen faces labeled, every other face of the pool unlabeled."""
     picked = set(chosen)
     labels = pool.labels[chosen]
     counts = {name: int((labels == k).sum()) for k, name in enumerate(pool.classes)}
     return Split(
-        protocol=f"select:{selection}:{budget}",
+        protocol=protocol,
         seed=seed,
         labeled=[pool.ids[i] for i in chosen],
         unlabeled=[pool.ids[i] for i in range(len(pool)) if i not in picked],
@@ -62,6 +67,43 @@ def selection_split(selection: str, pool, embedding: np.ndarray, budget: int, se
         dataset="fer2013 Training",
         fingerprint=pool_fingerprint(pool),
     )
+
+
+def finetune(split: Split, name: str, seed: int, specs: tuple[str, str], epochs: int, iters: int, out_dir: str):
+    """Bridging the Gaps from the built-in representation on one split (saved under `name`): the run's result."""
+    train_spec, test_spec = specs
+    split_file = split.save(OUT / "splits" / f"selection_{name}_seed{seed}.json")
+    protocol = [
+        f"data.train={train_spec}",
+        f"data.test={test_spec}",
+        f"data.split_file={split_file}",
+        f"train.iters_per_epoch={iters}",
+        f"seed={seed}",
+        f"out_dir={out_dir}",
+    ]
+
+    def stage_recipe(stage: str, first: bool) -> list[str]:
+        start = [f"model.pretrained={REPRESENTATION}"] if first else []
+        return [*recipe(stage, train_spec, None, False), *start]
+
+    result, _ = train_stages(
+        "fer2013_ssl", "bridging", epochs, protocol, stage_recipe, lambda stage: f"{stage}-{name}-seed{seed}"
+    )
+    return result
+
+
+def selection_split(selection: str, pool, embedding: np.ndarray, budget: int, seed: int, train) -> Split:
+    """The split of one selection; `train(split, name)` fine-tunes the first round of `typiclust+margin`."""
+    if selection == "stratified":
+        return Split.load(fer2013_split_file(budget, seed))
+    protocol = f"select:{selection}:{budget}"
+    if selection != TWO_ROUNDS:
+        return split_of(pool, chosen_indices(selection, pool, embedding, budget, seed), protocol, seed)
+    first = chosen_indices("typiclust", pool, embedding, budget // 2, seed)
+    model = train(split_of(pool, first, f"select:typiclust:{budget // 2}", seed), f"typiclust{budget // 2}")
+    probabilities = model_probabilities(str(model.run_dir), pool)
+    second = select_uncertain(embedding, probabilities, budget - len(first), "margin", seed, first).indices
+    return split_of(pool, first + second, protocol, seed)
 
 
 def key(row: dict) -> tuple:
@@ -80,8 +122,8 @@ def main() -> None:
     if args.report_only:
         report(load_json(NAME))
         return
-    train_spec, test_spec = fer2013_spec("Training"), fer2013_spec("PublicTest")
-    pool = load_dataset(train_spec)
+    specs = fer2013_spec("Training"), fer2013_spec("PublicTest")
+    pool = load_dataset(specs[0])
     with torch.inference_mode():
         embedding = np.asarray(features(frozen_model(REPRESENTATION).eval(), pool, 48, progress=False))
     for budget in args.budgets:
@@ -91,33 +133,12 @@ def main() -> None:
                 if any(key(r) == (selection, budget, seed, budget_name) for r in load_json(NAME)["rows"]):
                     continue
                 started = time.perf_counter()
-                split = selection_split(selection, pool, embedding, budget, seed)
-                split_file = (
-                    fer2013_split_file(budget, seed)
-                    if selection == "stratified"
-                    else split.save(OUT / "splits" / f"selection_{selection}{budget}_seed{seed}.json")
-                )
-                protocol = [
-                    f"data.train={train_spec}",
-                    f"data.test={test_spec}",
-                    f"data.split_file={split_file}",
-                    f"train.iters_per_epoch={args.iters}",
-                    f"seed={seed}",
-                    f"out_dir={args.out_dir}",
-                ]
 
-                def stage_recipe(stage: str, first: bool) -> list[str]:
-                    start = [f"model.pretrained={REPRESENTATION}"] if first else []
-                    return [*recipe(stage, train_spec, None, False), *start]
+                def train(split: Split, name: str, seed: int = seed):
+                    return finetune(split, name, seed, specs, args.epochs, args.iters, args.out_dir)
 
-                result, _ = train_stages(
-                    "fer2013_ssl",
-                    "bridging",
-                    args.epochs,
-                    protocol,
-                    stage_recipe,
-                    lambda stage, tag=f"{selection}{budget}-seed{seed}": f"{stage}-{tag}",
-                )
+                split = selection_split(selection, pool, embedding, budget, seed, train)
+                result = train(split, f"{selection}{budget}")
                 row = run_row(result, started)
                 row.pop("history")
                 per_class = [split.counts.get(name, 0) for name in pool.classes]
