@@ -23,7 +23,7 @@ from fixture_layouts import (
 from semifer.data.affectnet import load_affectnet
 from semifer.data.ckplus import load_ckplus
 from semifer.data.fer2013 import ferplus_majority, load_fer2013, load_ferplus
-from semifer.data.folders import load_class_folders, load_sfew, load_unlabeled_folder
+from semifer.data.folders import load_class_folders, load_image_list, load_sfew, load_unlabeled_folder
 from semifer.data.rafdb import load_rafdb
 from semifer.data.registry import load_dataset
 from semifer.errors import DataError
@@ -419,6 +419,31 @@ def test_unlabeled_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no image files"):
         load_unlabeled_folder(tmp_path / "empty")
+
+
+def test_image_list_csv_and_text(tmp_path: Path) -> None:
+    for rel in ("a/1.png", "b/2.jpg", "elsewhere/3.png"):
+        write_image(tmp_path / rel)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    outside = (tmp_path / "elsewhere" / "3.png").resolve()
+    (lists / "faces.csv").write_text(f"path,label\n../a/1.png,happy\n../b/2.jpg,\n{outside},Anger\n")
+    faces = load_image_list(lists / "faces.csv")
+    assert faces.ids == ["../a/1.png", "../b/2.jpg", str(outside)]
+    assert faces.labels.tolist() == [idx("happy"), -1, idx("anger")]
+    assert faces.load(0).shape[0] in (1, 3)
+    (lists / "faces.txt").write_text("../a/1.png\n\n../b/2.jpg\n")
+    assert load_dataset(f"list:{lists / 'faces.txt'}").labels.tolist() == [-1, -1]
+    (lists / "missing.csv").write_text("file\n../a/1.png\n../a/nope.png\n")
+    with pytest.raises(DataError, match="1 of the 2 listed images do not exist") as err:
+        load_image_list(lists / "missing.csv")
+    assert "nope.png" in str(err.value) and "missing.csv" in str(err.value)
+    (lists / "bad.csv").write_text("path,label\n../a/1.png,grumpy\n")
+    with pytest.raises(DataError, match="row 2: 'grumpy' names no expression class"):
+        load_image_list(lists / "bad.csv")
+    (lists / "empty.csv").write_text("\n")
+    with pytest.raises(DataError, match="empty"):
+        load_image_list(lists / "empty.csv")
 
 
 # --- registry specs ---------------------------------------------------------------------------------------

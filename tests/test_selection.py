@@ -97,6 +97,11 @@ def test_select_command_writes_the_chosen_faces(tmp_path, capsys):
         assert not {r["id"] for r in csv.DictReader(handle)} & {r["id"] for r in rows}
     assert main(["select", str(pool), "--budget", "41", "--out", str(out)]) == 2
     assert "more than the 40 faces" in capsys.readouterr().err
+    listed = tmp_path / "pool.csv"
+    listed.write_text("path\n" + "".join(f"pool/face{i:02d}.png\n" for i in range(0, 40, 2)))
+    assert main(["select", str(listed), "--budget", "3", "--out", str(tmp_path / "from-list")]) == 0
+    with open(tmp_path / "from-list" / "selected.csv", newline="") as handle:
+        assert {r["id"] for r in csv.DictReader(handle)} <= {f"pool/face{i:02d}.png" for i in range(0, 40, 2)}
 
 
 @pytest.mark.parametrize("measure", ["margin", "entropy"])

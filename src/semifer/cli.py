@@ -389,7 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("select", help="choose which faces of an unlabeled pool to label, from a face representation")
-    p.add_argument("pool", help="a folder of face images, or any dataset spec (its labels are not read)")
+    p.add_argument(
+        "pool",
+        help="a folder of face images, a CSV or text list of image files, or any dataset spec (labels are not read)",
+    )
     p.add_argument("--budget", type=int, required=True, help="how many faces to choose")
     p.add_argument(
         "--strategy",

@@ -1,7 +1,9 @@
-"""Image-folder datasets: class-per-folder trees (CK+48, SFEW 2.0, any labelled tree) and unlabeled pools."""
+"""Image-folder datasets: class-per-folder trees (CK+48, SFEW 2.0, any labelled tree), unlabeled pools, and
+lists of image files (a CSV or text file naming them)."""
 
 from __future__ import annotations
 
+import csv
 import warnings
 from pathlib import Path
 
@@ -113,3 +115,60 @@ def load_unlabeled_folder(path: str | Path, max_images: int | None = None) -> Fa
     ids = [p.relative_to(root).as_posix() for p in paths]
     labels = np.full(len(paths), UNLABELED, dtype=np.int64)
     return FaceSet("unlabeled", ids, labels, 7, paths=paths, source=str(root))
+
+
+LIST_PATH_COLUMNS = ("path", "file", "filename", "image", "face")
+LIST_LABEL_COLUMNS = ("label", "expression", "emotion", "class")
+
+
+def _list_rows(path: Path) -> tuple[list[str], list[str] | None]:
+    """The image names a list file holds, and their labels when it has a label column. A CSV with a header names
+    its columns; a file without one (or a plain text file) holds one image per line, in its first column."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if row and any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(path, f"cannot read the image list ({exc})", fix="write it as UTF-8 text or CSV") from None
+    if not rows:
+        raise DataError(path, "the image list is empty", fix="write one image path per line")
+    header = [cell.strip().lower() for cell in rows[0]]
+    path_column = next((header.index(c) for c in LIST_PATH_COLUMNS if c in header), None)
+    if path_column is None:
+        return [row[0].strip() for row in rows], None
+    label_column = next((header.index(c) for c in LIST_LABEL_COLUMNS if c in header), None)
+    body = [row for row in rows[1:] if len(row) > path_column]
+    names = [row[path_column].strip() for row in body]
+    if label_column is None:
+        return names, None
+    return names, [row[label_column].strip() if len(row) > label_column else "" for row in body]
+
+
+def load_image_list(path: str | Path, classes: int = 7) -> FaceSet:
+    """The images a list file names, relative to its own folder unless absolute: a CSV with a `path` (or
+    `file`, `image`) column and an optional `label` column of class names, or a text file of one path per line.
+    Lets a pool or a labelled set gather faces from several folders without copying them."""
+    source = require_path(path, "image list")
+    names, label_names = _list_rows(source)
+    paths = [Path(name) if Path(name).is_absolute() else source.parent / name for name in names]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(
+            source,
+            f"{len(missing)} of the {len(paths)} listed images do not exist (the first: {missing[0]})",
+            fix="write paths that exist, absolute or relative to the list's own folder",
+        )
+    if not paths:
+        raise DataError(source, "the image list names no image", fix="write one image path per row")
+    num_classes = class_space(classes, source)
+    labels = np.full(len(paths), UNLABELED, dtype=np.int64)
+    for row, name in enumerate(label_names or []):
+        index = canonical_index(name) if name else None
+        if name and (index is None or index >= num_classes):
+            raise DataError(
+                source,
+                f"row {row + 2}: {name!r} names no expression class of the {num_classes}-class space",
+                fix=f"use one of {', '.join(CANONICAL[:num_classes])}, or leave the label empty for an unlabeled face",
+            )
+        labels[row] = UNLABELED if index is None else index
+    ids = [str(name) for name in names]
+    return FaceSet("list", ids, labels, num_classes, paths=paths, source=str(source))

@@ -6,6 +6,7 @@
     affectnet:/data/AffectNet?split=validation&classes=8
     ckplus:/data/CK+          folder:/data/CK+48          sfew:/data/SFEW_2.0?split=Val
     unlabeled:/data/casia-webface                          synthetic:?n=2000&seed=0
+    list:/data/my-faces.csv   (a `path` column, optionally `label`; or one image path per line)
 
 Each format module exposes a loader `load(path, **options) -> FaceSet`; options come from the query part.
 A relative path is found in the current folder or else under the data root (`data.root=`, or the
@@ -33,6 +34,7 @@ FORMATS: dict[str, str] = {
     "folder": "semifer.data.folders:load_class_folders",
     "sfew": "semifer.data.folders:load_sfew",
     "unlabeled": "semifer.data.folders:load_unlabeled_folder",
+    "list": "semifer.data.folders:load_image_list",
     "synthetic": "semifer.data.synthetic:load_synthetic",
 }
 
@@ -69,6 +71,10 @@ LAYOUTS: dict[str, tuple[str, str]] = {
     "sfew": ("SFEW 2.0 with Train/ and Val/ class folders", "the EmotiW challenge organisers, on request"),
     "folder": ("one sub-folder per class (angry/, happy/, ...) holding its face images", "your own faces"),
     "unlabeled": ("a folder of face images (sub-folders are searched)", "your own faces"),
+    "list": (
+        "a CSV with a path column (and optionally a label column), or a text file of one image path per line",
+        "your own faces",
+    ),
 }
 
 

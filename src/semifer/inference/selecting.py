@@ -32,9 +32,19 @@ class SelectResult:
     folder: Path
 
 
+LIST_SUFFIXES = (".csv", ".txt")
+
+
 def open_pool(pool: str) -> FaceSet:
-    """A folder of images (as `unlabeled:`) or any dataset spec, labels dropped."""
-    spec = f"unlabeled:{pool}" if Path(pool).is_dir() else pool
+    """A folder of images (as `unlabeled:`), a CSV or text list of image files (as `list:`), or any dataset
+    spec, labels dropped."""
+    path = Path(pool)
+    if path.is_dir():
+        spec = f"unlabeled:{pool}"
+    elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+        spec = f"list:{pool}"
+    else:
+        spec = pool
     return load_dataset(spec).require_nonempty().without_labels()
 
 
