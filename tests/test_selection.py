@@ -97,6 +97,16 @@ def test_select_command_writes_the_chosen_faces(tmp_path, capsys):
         assert not {r["id"] for r in csv.DictReader(handle)} & {r["id"] for r in rows}
     assert main(["select", str(pool), "--budget", "41", "--out", str(out)]) == 2
     assert "more than the 40 faces" in capsys.readouterr().err
+    twins = tmp_path / "twins"
+    for folder, pixels in (("a", faces.pixels[0]), ("b", faces.pixels[1])):
+        (twins / folder).mkdir(parents=True)
+        Image.fromarray(pixels).save(twins / folder / "same.png")
+    first, second = tmp_path / "twins-1", tmp_path / "twins-2"
+    assert main(["select", str(twins), "--budget", "1", "--out", str(first)]) == 0
+    earlier = ["--labeled", str(first / "selected.csv")]
+    assert main(["select", str(twins), "--budget", "1", "--out", str(second), *earlier]) == 0
+    names = {p.name for folder in (first, second) for p in (folder / "faces").iterdir()}
+    assert names == {"0000_a--same.png", "0000_b--same.png"}  # two rounds label into one tree without a clash
     listed = tmp_path / "pool.csv"
     listed.write_text("path\n" + "".join(f"pool/face{i:02d}.png\n" for i in range(0, 40, 2)))
     assert main(["select", str(listed), "--budget", "3", "--out", str(tmp_path / "from-list")]) == 0

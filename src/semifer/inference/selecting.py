@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -82,6 +82,13 @@ def model_probabilities(model: str, faces: FaceSet, batch: int = 256) -> np.ndar
     return np.concatenate(parts)
 
 
+def file_stem(sample_id: str) -> str:
+    """A file name from a pool id, its folders kept (`a/1.jpg` -> `a--1.jpg`): ids are unique in the pool and a
+    face is chosen once, so the names of every round differ and rounds can be labeled into one tree."""
+    parts = [part for part in PurePosixPath(sample_id).parts if part not in ("/", ".", "..")]
+    return "--".join(parts) or "face"
+
+
 def select_faces(
     pool: str,
     budget: int,
@@ -119,7 +126,7 @@ def select_faces(
     rows = []
     for rank, (index, cluster) in enumerate(zip(chosen.indices, chosen.clusters, strict=True)):
         sid = faces.ids[index]
-        name = f"{rank:04d}_{Path(sid).name if faces.paths is not None else sid.replace('/', '_')}"
+        name = f"{rank:04d}_{file_stem(sid)}"
         target = folder / (name if faces.paths is not None else f"{name}.png")
         if faces.paths is not None:
             shutil.copyfile(faces.paths[index], target)
