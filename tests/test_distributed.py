@@ -95,16 +95,18 @@ def test_torchrun_module_entry_point_writes_one_run_directory(tmp_path):
     assert all((tmp_path / d / "metrics.jsonl").is_file() for d in ("ddp", "ddp-2"))
 
 
-def test_two_process_simclr_pretraining_under_torchrun(tmp_path):
-    """SimCLR under torchrun: DDP over two gloo ranks, each contrasting its views against both ranks' faces;
-    rank 0 alone reports and writes the run directory."""
+@pytest.mark.parametrize("objective", ["simclr", "byol"])
+def test_two_process_pretraining_under_torchrun(tmp_path, objective):
+    """SimCLR and BYOL under torchrun: DDP over two gloo ranks (SimCLR contrasting each rank's views against
+    both ranks' faces, BYOL moving each rank's target inside the forward); rank 0 alone reports and writes the
+    run directory."""
     proc = torchrun(
         2,
         "-m",
         "semifer",
         "pretrain",
         "-c",
-        "pretrain_simclr_fer2013_small",
+        f"pretrain_{objective}_fer2013_small",
         "data.train=synthetic:?n=64",
         "data.workers=0",
         "train.epochs=2",
@@ -113,10 +115,10 @@ def test_two_process_simclr_pretraining_under_torchrun(tmp_path):
         "train.warmup_iters=1",
         "train.amp=false",
         f"out_dir={tmp_path}",
-        "name=simclr",
+        f"name={objective}",
     )
     assert proc.stdout.count("run directory:") == 1
-    run_dir = tmp_path / "simclr"
+    run_dir = tmp_path / objective
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4]
     assert all(math.isfinite(r["train/loss"]) and r["train/loss"] > 0 for r in records)

@@ -1,5 +1,5 @@
 """The engine's one training loop, tested once for both kinds of run it drives: a (semi-)supervised training
-run (`MethodObjective`) and a pretraining run (`SimCLRObjective`, `MAEObjective`). Exact resume, the
+run (`MethodObjective`) and a pretraining run (`SimCLRObjective`, `BYOLObjective`, `MAEObjective`). Exact resume, the
 finite-loss guard and the time budget are the loop's, so each holds for both."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from semifer.engine.trainer import MethodObjective
 from semifer.errors import ConfigError
 from semifer.methods.objective import StepOutput
 from semifer.methods.unlabeled_losses import info_nce
-from semifer.pretrain import MAEObjective, SimCLRObjective
+from semifer.pretrain import BYOLObjective, MAEObjective, SimCLRObjective
 from semifer.pretrain.simclr import gathered_nt_xent
 from tiny_runs import tiny_config
 
@@ -41,6 +41,10 @@ def simclr(tmp_path, *extra: str) -> Config:
     return load_config("pretrain_simclr_fer2013_small", [*PRETRAIN[:-1], f"out_dir={tmp_path}", *extra])
 
 
+def byol(tmp_path, *extra: str) -> Config:
+    return load_config("pretrain_byol_fer2013_small", [*PRETRAIN[:-1], f"out_dir={tmp_path}", *extra])
+
+
 def mae(tmp_path, *extra: str) -> Config:
     return load_config("pretrain_mae", [*PRETRAIN, f"out_dir={tmp_path}", *extra])
 
@@ -48,6 +52,7 @@ def mae(tmp_path, *extra: str) -> Config:
 KINDS: dict[str, tuple[Callable[..., Config], Callable[..., object], type, str]] = {
     "training": (training, train, MethodObjective, "train.minutes"),
     "simclr": (simclr, pretrain, SimCLRObjective, "pretrain.minutes"),
+    "byol": (byol, pretrain, BYOLObjective, "pretrain.minutes"),
     "mae": (mae, pretrain, MAEObjective, "pretrain.minutes"),
 }
 

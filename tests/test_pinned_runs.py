@@ -15,7 +15,7 @@ PINNED_TRAIN = {
     "fixmatch": (1.5478489875793457, 0.22857142857142856),
     "adacm": (1.0707916259765624, 0.15714285714285714),
 }
-PINNED_PRETRAIN_LOSS = {"simclr": 3.0751373767852783, "mae": 1.2205967903137207}
+PINNED_PRETRAIN_LOSS = {"simclr": 3.0751373767852783, "byol": 2.6595239639282227, "mae": 1.2205967903137207}
 SHORT = [
     "data.train=synthetic:?n=280&min_strength=0.8",
     "data.test=synthetic:?split=test&n=70&min_strength=0.8",
@@ -39,6 +39,10 @@ def test_short_training_run_gives_the_pinned_loss_and_accuracy(tmp_path, one_thr
 PRETRAIN = {
     "simclr": (
         "pretrain_simclr_fer2013_small",
+        ["data.train=synthetic:?n=96", "train.iters_per_epoch=2", "train.batch_size=16", "train.warmup_iters=1"],
+    ),
+    "byol": (
+        "pretrain_byol_fer2013_small",
         ["data.train=synthetic:?n=96", "train.iters_per_epoch=2", "train.batch_size=16", "train.warmup_iters=1"],
     ),
     "mae": (

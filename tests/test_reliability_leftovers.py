@@ -283,9 +283,11 @@ def walk(cls, prefix, owner, out):
 
 
 def numeric_keys() -> dict[str, str]:
-    """Every numeric setting as dotted key -> what it belongs to: a method's name, 'pretrain:mae' or
-    'pretrain:simclr', or '' for the config's own sections."""
+    """Every numeric setting as dotted key -> what it belongs to: a method's name, 'pretrain:<objective>'
+    ('pretrain:mae', 'pretrain:simclr', ...), or '' for the config's own sections. A key two objectives share
+    belongs to the last one walked."""
     from semifer.methods import METHODS, method_class
+    from semifer.pretrain.byol import BYOLOptions
     from semifer.pretrain.mae import PretrainOptions
     from semifer.pretrain.simclr import SimCLROptions
 
@@ -294,7 +296,15 @@ def numeric_keys() -> dict[str, str]:
         walk(method_class(name).Options, "method.", name, keys)
     walk(PretrainOptions, "pretrain.", "pretrain:mae", keys)
     walk(SimCLROptions, "pretrain.", "pretrain:simclr", keys)
+    walk(BYOLOptions, "pretrain.", "pretrain:byol", keys)
     return keys
+
+
+PRETRAIN_PRESETS = {
+    "pretrain:mae": "pretrain_mae",
+    "pretrain:simclr": "pretrain_simclr_fer2013_small",
+    "pretrain:byol": "pretrain_byol_fer2013_small",
+}
 
 
 NUMERIC = numeric_keys()
@@ -369,14 +379,12 @@ huge = st.one_of(
 def accepted(key: str, value) -> object:
     """The value `key` ends up with when the config takes `value`; raises ConfigError when it does not."""
     from semifer.methods import resolve_method
-    from semifer.pretrain.mae import pretrain_options
-    from semifer.pretrain.simclr import simclr_options
+    from semifer.pretrain import objective_class
 
     owner, name = NUMERIC[key], key.rpartition(".")[2]
     if owner.startswith("pretrain:"):
-        simclr = owner == "pretrain:simclr"
-        cfg = load_config("pretrain_simclr_fer2013_small" if simclr else "pretrain_mae", values={key: value})
-        return getattr((simclr_options if simclr else pretrain_options)(cfg), name)
+        cfg = load_config(PRETRAIN_PRESETS[owner], values={key: value})
+        return getattr(objective_class(cfg).options(cfg), name)
     cfg = load_config("demo", values={key: value, **({"method.name": owner} if owner else {})})
     section = key.rpartition(".")[0]
     if section == "method":

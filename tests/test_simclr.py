@@ -152,7 +152,7 @@ def test_pretraining_honours_model_channels_last(tmp_path, channels_last: bool) 
 
 
 def test_unknown_pretraining_method_is_refused(tmp_path) -> None:
-    cfg = load_config("pretrain_mae", ["pretrain.method=byol", f"out_dir={tmp_path}"])
+    cfg = load_config("pretrain_mae", ["pretrain.method=dino", f"out_dir={tmp_path}"])
     with pytest.raises(ConfigError, match="pretrain.method"):
         pretrain(cfg, progress=False)
 

@@ -135,6 +135,8 @@ RANGES: dict[str, Range] = {
     "pretrain.grayscale_p": UNIT,
     "pretrain.low_res": up_to(1, PIXELS),
     "pretrain.low_res_fraction": UNIT,
+    "pretrain.momentum": UNIT,
+    "pretrain.pred_hidden": up_to(1, BATCH),
 }
 
 # Keys with a closed set of values; the set replaces the type check (train.amp is checked by config.amp_mode).
