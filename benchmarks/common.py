@@ -278,6 +278,18 @@ def train_preset(preset: str, overrides: list[str], progress: bool = True) -> Ru
     return semifer.train(load_config(preset, overrides), progress=progress)
 
 
+def split_protocol(train: str, test: str, split_file: str | Path, iters: int, seed: int, out_dir: str) -> list[str]:
+    """The overrides that fix a table's protocol: data, split file, steps per epoch, seed and where runs go."""
+    return [
+        f"data.train={train}",
+        f"data.test={test}",
+        f"data.split_file={split_file}",
+        f"train.iters_per_epoch={iters}",
+        f"seed={seed}",
+        f"out_dir={out_dir}",
+    ]
+
+
 def train_stages(
     preset: str,
     method: str,

@@ -11,11 +11,11 @@ import torch
 
 from semifer.config import load_config
 from semifer.engine.pretraining import Pretrainer, pretrain
-from semifer.engine.run import train
 from semifer.errors import ConfigError
 from semifer.models import create_backbone
 from semifer.pretrain.byol import BYOL, byol_options, regression_loss, target_momentum
 from semifer.runtime.seeding import seed_everything
+from tiny_runs import start_training_from
 
 TINY = [
     "data.train=synthetic:?n=64",
@@ -92,25 +92,7 @@ def test_byol_pretraining_moves_the_target_slowly_and_leaves_a_backbone_training
     online, target = state["backbone.stages.0.0.weight"], state["target_backbone.stages.0.0.weight"]
     assert not torch.equal(target, start)  # the target moved toward the online network, by a little
     assert (target - start).norm() < 0.2 * (online - start).norm()
-    run = train(
-        load_config(
-            "demo",
-            [
-                "data.train=synthetic:?n=140",
-                "data.test=synthetic:?split=test&n=70",
-                "data.split=per_class:2",
-                "train.epochs=1",
-                "train.iters_per_epoch=1",
-                "train.batch_size=8",
-                "data.workers=0",
-                f"model.pretrained={result.checkpoint}",
-                f"out_dir={tmp_path}",
-                "method.name=supervised",
-            ],
-        ),
-        progress=False,
-    )
-    assert "loaded" in (run.run_dir / "pretrained_load.txt").read_text()
+    assert "loaded" in start_training_from(result.checkpoint, tmp_path)
 
 
 def test_byol_options_are_checked(tmp_path) -> None:

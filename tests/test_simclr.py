@@ -9,12 +9,12 @@ from semifer.config import load_config
 from semifer.data.batch_views import ContrastiveBatchView, color_jitter, random_grayscale, random_resized_crop_flip
 from semifer.data.registry import load_dataset
 from semifer.engine.pretraining import Pretrainer, pretrain
-from semifer.engine.run import train
 from semifer.errors import ConfigError
 from semifer.methods.unlabeled_losses import info_nce
 from semifer.models import backbone_arch
 from semifer.pretrain.probes import knn_accuracy, linear_accuracy, probe
 from semifer.pretrain.simclr import SimCLR
+from tiny_runs import start_training_from
 
 
 def test_full_crop_without_flip_is_the_image() -> None:
@@ -93,25 +93,7 @@ def test_simclr_pretraining_writes_a_backbone_that_train_and_probe_use(tmp_path)
     assert backbone_arch(result.checkpoint) == "small_cnn"
     assert abs(cfg.train.lr - 0.3 * 16 / 256) < 1e-12  # SimCLR's lr scaling rule
 
-    run = train(
-        load_config(
-            "demo",
-            [
-                "data.train=synthetic:?n=140",
-                "data.test=synthetic:?split=test&n=70",
-                "data.split=per_class:2",
-                "train.epochs=1",
-                "train.iters_per_epoch=1",
-                "train.batch_size=8",
-                "data.workers=0",
-                f"model.pretrained={result.checkpoint}",
-                f"out_dir={tmp_path}",
-                "method.name=supervised",
-            ],
-        ),
-        progress=False,
-    )
-    assert "loaded" in (run.run_dir / "pretrained_load.txt").read_text()
+    assert "loaded" in start_training_from(result.checkpoint, tmp_path)
 
     train_faces = load_dataset("synthetic:?n=70")
     test_faces = load_dataset("synthetic:?split=test&n=35")

@@ -27,6 +27,32 @@ def tiny_config(out_dir: Path, *extra: str) -> Config:
     return load_config("demo", [*TINY, f"out_dir={out_dir}", *extra])
 
 
+def start_training_from(backbone: Path, out_dir: Path) -> str:
+    """One supervised step on synthetic faces starting from a pretrained `backbone` file; what the run wrote
+    about loading it (`pretrained_load.txt`)."""
+    from semifer.engine.run import train
+
+    run = train(
+        load_config(
+            "demo",
+            [
+                "data.train=synthetic:?n=140",
+                "data.test=synthetic:?split=test&n=70",
+                "data.split=per_class:2",
+                "train.epochs=1",
+                "train.iters_per_epoch=1",
+                "train.batch_size=8",
+                "data.workers=0",
+                f"model.pretrained={backbone}",
+                f"out_dir={out_dir}",
+                "method.name=supervised",
+            ],
+        ),
+        progress=False,
+    )
+    return (run.run_dir / "pretrained_load.txt").read_text()
+
+
 def semifer_process(*args: str) -> subprocess.Popen:
     """`python -m semifer ARGS` on one thread, importing this checkout's semifer."""
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -36,6 +36,7 @@ from benchmarks.common import (
     rows_header,
     run_row,
     save_json,
+    split_protocol,
     stages,
     train_stages,
     upsert_rows,
@@ -107,14 +108,7 @@ def train_row(
             overrides.append("model.pretrained=none")  # a scratch row
         return overrides
 
-    protocol = [
-        f"data.train={train_spec}",
-        f"data.test={test_spec}",
-        f"data.split_file={split_file}",
-        f"train.iters_per_epoch={iters}",
-        f"seed={seed}",
-        f"out_dir={out_dir}",
-    ]
+    protocol = split_protocol(train_spec, test_spec, split_file, iters, seed, out_dir)
     return train_stages("fer2013_ssl", method, epochs, protocol, row_recipe, name_of, stage1_epochs)
 
 

@@ -38,6 +38,7 @@ from benchmarks.common import (
     named_start,
     parser,
     rows_header,
+    split_protocol,
     throughput,
     train_stages,
     upsert_rows,
@@ -85,14 +86,8 @@ def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: s
         where = f"-{start_name}" if start_file else ""
         return f"{method}{suffix}-k{per_class}{where}-seed{args.seed}"
 
-    protocol = [
-        f"data.train={train_spec}",
-        f"data.test={test_spec}",
-        f"data.split_file={split_file(train_spec, per_class, args.seed, val)}",
-        f"train.iters_per_epoch={args.iters}",
-        f"seed={args.seed}",
-        f"out_dir={args.out_dir}",
-    ]
+    split = split_file(train_spec, per_class, args.seed, val)
+    protocol = split_protocol(train_spec, test_spec, split, args.iters, args.seed, args.out_dir)
     # Bridging's stage 2 continues stage 1's whole network
     result, overrides = train_stages("ferplus_roy_fixmatch", method, args.epochs, protocol, recipe, name_of)
     best = best_on_validation(result.history)

@@ -35,6 +35,7 @@ from benchmarks.common import (
     named_start,
     parser,
     run_row,
+    split_protocol,
     train_stages,
     upsert_rows,
     write_section,
@@ -94,14 +95,8 @@ def main() -> None:
                     start = start_file if first and start_file else "none"
                     return [*recipe(stage, train_spec, None, False), f"model.pretrained={start}"]
 
-                protocol = [
-                    f"data.train={train_spec}",
-                    f"data.test={fer2013_spec('PublicTest')}",
-                    f"data.split_file={split}",
-                    f"train.iters_per_epoch={args.iters}",
-                    f"seed={seed}",
-                    f"out_dir={args.out_dir}",
-                ]
+                test_spec = fer2013_spec("PublicTest")
+                protocol = split_protocol(train_spec, test_spec, split, args.iters, seed, args.out_dir)
                 tag = f"{fraction:g}-{start_name}-seed{seed}"
                 result, _ = train_stages(
                     "fer2013_ssl", method, epochs, protocol, stage_recipe, lambda stage, tag=tag: f"{stage}-{tag}"

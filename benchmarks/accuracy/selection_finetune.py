@@ -34,6 +34,7 @@ from benchmarks.common import (
     mean_sd,
     parser,
     run_row,
+    split_protocol,
     train_stages,
     upsert_rows,
     write_section,
@@ -73,14 +74,7 @@ def finetune(split: Split, name: str, seed: int, specs: tuple[str, str], epochs:
     """Bridging the Gaps from the built-in representation on one split (saved under `name`): the run's result."""
     train_spec, test_spec = specs
     split_file = split.save(OUT / "splits" / f"selection_{name}_seed{seed}.json")
-    protocol = [
-        f"data.train={train_spec}",
-        f"data.test={test_spec}",
-        f"data.split_file={split_file}",
-        f"train.iters_per_epoch={iters}",
-        f"seed={seed}",
-        f"out_dir={out_dir}",
-    ]
+    protocol = split_protocol(train_spec, test_spec, split_file, iters, seed, out_dir)
 
     def stage_recipe(stage: str, first: bool) -> list[str]:
         start = [f"model.pretrained={REPRESENTATION}"] if first else []
