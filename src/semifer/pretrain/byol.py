@@ -16,7 +16,7 @@ Recipe (`pretrain:` section with `method: byol`; the schedule comes from `train:
 - Optimiser and warm-up as SimCLR's (SGD with base_lr 0.3 scaled by batch / 256 in place of LARS).
 
 The backbone file holds the online backbone. Under `torchrun` each rank's target follows its own online
-network, which DistributedDataParallel keeps equal on every rank.
+network, which DistributedDataParallel keeps equal on every rank; the target moves outside the forward.
 """
 
 from __future__ import annotations
@@ -90,11 +90,8 @@ class BYOL(nn.Module):
             for kept, running in zip(source.buffers(), target.buffers(), strict=True):
                 running.copy_(kept)
 
-    def forward(self, first: torch.Tensor, second: torch.Tensor, momentum: float | None = None) -> torch.Tensor:
-        """The loss of the pairs (first[i], second[i]); with `momentum`, the target first moves toward the
-        online network."""
-        if momentum is not None:
-            self.update_target(momentum)
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """The loss of the pairs (first[i], second[i]): each view's prediction against the other's target."""
         b = len(first)
         both = torch.cat([first, second])
         predictions = self.predictor(self.projector(self.backbone(both))).float()
@@ -119,7 +116,9 @@ class BYOLObjective(TwoViewObjective):
         return BYOL(backbone, o.proj_hidden, o.proj_dim, o.pred_hidden)
 
     def step(self, net: nn.Module, batches: Sequence[Batch | None], ctx: StepContext) -> StepOutput:
+        """Move the target (outside the forward, so a compiled or distributed network only computes the loss),
+        then the loss on two fresh views of the batch."""
+        self.model.update_target(target_momentum(self.opts.momentum, ctx.progress))
         images, view = batches[0].views[0], self.batch_view(self.view_size(ctx.progress))
-        momentum = target_momentum(self.opts.momentum, ctx.progress)
         with ctx.autocast():
-            return StepOutput(net(view(images), view(images), momentum=momentum))
+            return StepOutput(net(view(images), view(images)))
