@@ -35,6 +35,7 @@ from benchmarks.common import (
     data_root,
     load_json,
     machine,
+    mean_sd,
     named_start,
     parser,
     rows_header,
@@ -140,6 +141,40 @@ def row_key(row: dict) -> tuple:
     return row["method"], row["labels_per_class"], row["budget"], row["seed"], row["val"], row.get("start", "scratch")
 
 
+def summary(rows: list[dict]) -> list[str]:
+    """Final accuracy, mean ± sd over seeds (n), by method, start and budget, one column per labels/class;
+    smoke tests left out; the published FixMatch as the last row."""
+    results = [r for r in rows if budget_steps(r["budget"]) >= SMOKE_STEPS]
+    ks = sorted(PUBLISHED_FIXMATCH)
+    lines = [
+        "| method | start | budget | " + " | ".join(f"{k} labels/class" for k in ks) + " |",
+        "|---|---|---|" + "---|" * len(ks),
+    ]
+    groups = sorted({(r.get("start", "scratch"), r["budget"], r["method"]) for r in results})
+    for start, budget, method in groups:
+        cells = [
+            mean_sd(
+                [
+                    100 * r["accuracy"]
+                    for r in results
+                    if (r.get("start", "scratch"), r["budget"], r["method"], r["labels_per_class"])
+                    == (start, budget, method, k)
+                ]
+            )
+            for k in ks
+        ]
+        lines.append(f"| {method} | {start} | {budget} | " + " | ".join(cells) + " |")
+    published = " | ".join(f"{PUBLISHED_FIXMATCH[k]:.2f}" for k in ks)
+    lines.append(f"| FixMatch, published (Roy & Etemad) | ResNet-18, scratch | 2^20 it. | {published} |")
+    return lines
+
+
+def budget_steps(budget: str) -> int:
+    """Steps of an `EPOCHSxITERS` budget."""
+    epochs, iters = (int(x) for x in budget.split("x"))
+    return epochs * iters
+
+
 def table(blob: dict) -> str:
     """The BENCHMARKS.md section: semifer's rows beside Roy & Etemad's published FixMatch."""
     rows = sorted(
@@ -165,7 +200,7 @@ def table(blob: dict) -> str:
         "",
     ]
     if rows:
-        lines += [rows_header([r["machine"] for r in rows]), ""]
+        lines += [rows_header([r["machine"] for r in rows]), "", *summary(rows), ""]
     lines += [
         "| method | start | labels/class | budget | seed | val | final | best on val (epoch) | published FixMatch "
         "(2^20 it.) | median img/s | minutes | command |",
@@ -174,8 +209,7 @@ def table(blob: dict) -> str:
     for r in rows:
         best = "-" if r["best_on_validation"] is None else f"{100 * r['best_on_validation']:.2f}% ({r['best_epoch']})"
         published = PUBLISHED_FIXMATCH.get(r["labels_per_class"])
-        epochs, iters = (int(x) for x in r["budget"].split("x"))
-        budget = r["budget"] + (" (smoke test)" if epochs * iters < SMOKE_STEPS else "")
+        budget = r["budget"] + (" (smoke test)" if budget_steps(r["budget"]) < SMOKE_STEPS else "")
         lines.append(
             f"| {r['method']} | {r.get('start', 'scratch')} | {r['labels_per_class']} | {budget} | {r['seed']} | "
             f"{r['val'] or 'none'} | "
