@@ -4,12 +4,12 @@
 
 FER2013 Training is the pool, as a simulated person: a face's label is revealed only once it is chosen.
 Each selection picks the budget (`uniform` random, the Ada-CM `stratified` protocol, which reads every label to
-balance the classes, `kcenter`, `typiclust` on the built-in representation's embedding, and `typiclust+margin`,
-the README's loop in two rounds: half the budget by TypiClust, a model trained on it by the same recipe, then
-the other half by its margin within the embedding's clusters, as `semifer select --strategy margin --model`
-does); the chosen faces are the labeled set, the rest of Training the unlabeled set, and Bridging the Gaps
-(stage 1, then stage 2 continuing it, half the epochs each, the `fer2013_ssl` table's recipe) trains from the
-built-in representation.
+balance the classes, `kcenter`, `typiclust` on the built-in representation's embedding, and `uniform+margin` /
+`typiclust+margin`, the README's loop in two rounds: half the budget by the first strategy, a model trained on
+it by the same recipe, then the other half by its margin within the embedding's clusters, as `semifer select
+--strategy margin --model` does); the chosen faces are the labeled set, the rest of Training the unlabeled
+set, and Bridging the Gaps (stage 1, then stage 2 continuing it, half the epochs each, the `fer2013_ssl`
+table's recipe) trains from the built-in representation.
 Scored on PublicTest; no setting here was chosen on it. Rows (with the chosen faces' ids) are saved as each run
 ends and a run already recorded is skipped, so an interrupted benchmark resumes; the selections' split files are
 drawn again from the embedding (the same faces for the same seed) and not kept in the repository.
@@ -39,8 +39,7 @@ from benchmarks.common import (
     upsert_rows,
     write_section,
 )
-from benchmarks.studies.selection_probe import SELECTIONS as ONE_ROUND
-from benchmarks.studies.selection_probe import chosen_indices
+from benchmarks.studies.selection_probe import ONE_ROUND, TWO_ROUNDS, chosen_indices
 from semifer.data import load_dataset
 from semifer.data.splits import Split, pool_fingerprint
 from semifer.inference.batch import features
@@ -50,8 +49,7 @@ from semifer.selection import select_uncertain
 from semifer.weights import REPRESENTATION
 
 NAME = "selection_finetune"
-TWO_ROUNDS = "typiclust+margin"
-SELECTIONS = (*ONE_ROUND, TWO_ROUNDS)
+SELECTIONS = (*ONE_ROUND, *TWO_ROUNDS)
 
 
 def split_of(pool, chosen: list[int], protocol: str, seed: int) -> Split:
@@ -87,14 +85,15 @@ def finetune(split: Split, name: str, seed: int, specs: tuple[str, str], epochs:
 
 
 def selection_split(selection: str, pool, embedding: np.ndarray, budget: int, seed: int, train) -> Split:
-    """The split of one selection; `train(split, name)` fine-tunes the first round of `typiclust+margin`."""
+    """The split of one selection; `train(split, name)` fine-tunes the first round of a two-round one."""
     if selection == "stratified":
         return Split.load(fer2013_split_file(budget, seed))
     protocol = f"select:{selection}:{budget}"
-    if selection != TWO_ROUNDS:
+    if selection not in TWO_ROUNDS:
         return split_of(pool, chosen_indices(selection, pool, embedding, budget, seed), protocol, seed)
-    first = chosen_indices("typiclust", pool, embedding, budget // 2, seed)
-    model = train(split_of(pool, first, f"select:typiclust:{budget // 2}", seed), f"typiclust{budget // 2}")
+    strategy = selection.split("+")[0]
+    first = chosen_indices(strategy, pool, embedding, budget // 2, seed)
+    model = train(split_of(pool, first, f"select:{strategy}:{budget // 2}", seed), f"{strategy}{budget // 2}")
     probabilities = model_probabilities(str(model.run_dir), pool)
     second = select_uncertain(embedding, probabilities, budget - len(first), "margin", seed, first).indices
     return split_of(pool, first + second, protocol, seed)

@@ -5,8 +5,11 @@
 FER2013 Training less 3,589 held-out validation faces is the pool, as a simulated person: a face's label is
 read only once it is chosen. Each selection (`uniform` random, the Ada-CM `stratified` protocol, which reads the
 labels to balance classes, `kcenter`, `typiclust`) picks the budget from the built-in representation's
-embedding; a logistic regression on the chosen faces' frozen features (C by 3-fold cross-validation on those
-faces alone) is scored on the validation faces (which choose `semifer select`'s default) and on PublicTest.
+embedding; the two-round ones (`uniform+margin`, `typiclust+margin`) pick half the budget by their first
+strategy, fit the probe on it, and pick the other half where that probe is least sure, within the embedding's
+clusters (`semifer select --strategy margin`). A logistic regression on the chosen faces' frozen features (C by
+3-fold cross-validation on those faces alone) is scored on the validation faces (which choose `semifer
+select`'s default and the first round of the README's loop) and on PublicTest.
 This ranks selections without fine-tuning; semifer's methods fine-tune the whole network, so the gaps here are a
 first indication, not the fine-tuned result.
 """
@@ -39,14 +42,17 @@ from semifer.data import load_dataset
 from semifer.data.splits import make_split
 from semifer.inference.batch import features
 from semifer.models import frozen_model
-from semifer.selection import select
+from semifer.selection import select, select_uncertain
 from semifer.weights import REPRESENTATION
 
-SELECTIONS = ("uniform", "stratified", "kcenter", "typiclust")
+ONE_ROUND = ("uniform", "stratified", "kcenter", "typiclust")
+TWO_ROUNDS = ("uniform+margin", "typiclust+margin")
+SELECTIONS = (*ONE_ROUND, *TWO_ROUNDS)
 VAL_FACES, VAL_SEED = 3589, 1234
 
 
 def chosen_indices(selection: str, pool, embedding: np.ndarray, budget: int, seed: int) -> list[int]:
+    """The pool indices a one-round selection picks."""
     if selection == "stratified":
         split = make_split(pool, f"adacm:{budget}", seed)
         position = {face_id: i for i, face_id in enumerate(pool.ids)}
@@ -54,13 +60,31 @@ def chosen_indices(selection: str, pool, embedding: np.ndarray, budget: int, see
     return select(embedding, budget, "random" if selection == "uniform" else selection, seed).indices
 
 
-def probe(train_x: np.ndarray, train_y: np.ndarray, scored: dict[str, tuple], seed: int) -> dict[str, float]:
-    """`{name}_accuracy` of a linear probe fitted on the chosen faces, for each scored set."""
+def fit_probe(train_x: np.ndarray, train_y: np.ndarray, seed: int):
+    """A logistic regression on standardised features, C by 3-fold cross-validation on the chosen faces."""
     search = LogisticRegressionCV(
         Cs=np.logspace(-3, 1, 9).tolist(), cv=KFold(3, shuffle=True, random_state=seed), max_iter=2000
     )
-    clf = make_pipeline(StandardScaler(), search).fit(train_x, train_y)
+    return make_pipeline(StandardScaler(), search).fit(train_x, train_y)
+
+
+def probe(train_x: np.ndarray, train_y: np.ndarray, scored: dict[str, tuple], seed: int) -> dict[str, float]:
+    """`{name}_accuracy` of a linear probe fitted on the chosen faces, for each scored set."""
+    clf = fit_probe(train_x, train_y, seed)
     return {f"{name}_accuracy": float((clf.predict(x) == y).mean()) for name, (x, y) in scored.items()}
+
+
+def picked(selection: str, pool, embedding: np.ndarray, budget: int, seed: int) -> list[int]:
+    """The pool indices a selection picks; a two-round one reveals its first half's labels to fit the probe
+    whose margin picks the second half."""
+    if selection not in TWO_ROUNDS:
+        return chosen_indices(selection, pool, embedding, budget, seed)
+    first = chosen_indices(selection.split("+")[0], pool, embedding, budget // 2, seed)
+    clf = fit_probe(embedding[first], pool.labels[first], seed)
+    probabilities = np.zeros((len(pool), pool.num_classes))
+    probabilities[:, clf.classes_] = clf.predict_proba(embedding)
+    second = select_uncertain(embedding, probabilities, budget - len(first), "margin", seed, first).indices
+    return first + second
 
 
 def main() -> None:
@@ -84,7 +108,7 @@ def main() -> None:
         for seed in args.seeds:
             for selection in SELECTIONS:
                 started = time.perf_counter()
-                idx = chosen_indices(selection, pool, pool_x, budget, seed)
+                idx = picked(selection, pool, pool_x, budget, seed)
                 labels = pool.labels[idx]  # revealed only now
                 rows.append(
                     {
