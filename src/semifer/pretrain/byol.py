@@ -104,6 +104,7 @@ class BYOL(nn.Module):
 class BYOLObjective(TwoViewObjective):
     """BYOL's model and loss on the two views of each face; the target momentum follows the run's progress."""
 
+    name = "byol"
     loss_name = "BYOL loss"
     title = "two BYOL views"
 

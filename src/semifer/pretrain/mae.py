@@ -167,6 +167,7 @@ def reconstruct(model: MaskedAutoencoder, images: torch.Tensor, mask: torch.Tens
 class MAEObjective(PretrainObjective):
     """Masked reconstruction: per-image random masks of `mask_ratio` of the patches, MSE on the hidden ones."""
 
+    name = "mae"
     loss_name = "masked-patch MSE"
 
     def __init__(self, cfg: Config, run_dir: Path, main: bool = True):

@@ -112,6 +112,7 @@ class SimCLRObjective(TwoViewObjective):
     """SimCLR's model and loss on the two views of each face; in a distributed run the negatives come from
     every rank."""
 
+    name = "simclr"
     loss_name = "NT-Xent"
     title = "two SimCLR views"
 
