@@ -52,10 +52,10 @@ def test_the_regression_loss_is_zero_for_one_direction_and_four_for_opposite_one
 def test_the_target_follows_the_online_network_by_its_momentum_and_takes_no_gradient() -> None:
     torch.manual_seed(0)
     model = BYOL(create_backbone("small_cnn"), hidden=32, out=16, pred_hidden=32)
-    online = [p.detach().clone() for p in [*model.backbone.parameters(), *model.projector.parameters()]]
+    online = [p.detach().clone() for p in model.online_parameters()]
     assert all(torch.equal(t, o) for t, o in zip(model.target_parameters(), online, strict=True))
     with torch.no_grad():
-        for p in [*model.backbone.parameters(), *model.projector.parameters()]:
+        for p in model.online_parameters():
             p.add_(1.0)
     before = [t.detach().clone() for t in model.target_parameters()]
     model.update_target(0.75)

@@ -98,7 +98,7 @@ def test_torchrun_module_entry_point_writes_one_run_directory(tmp_path):
 @pytest.mark.parametrize("objective", ["simclr", "byol"])
 def test_two_process_pretraining_under_torchrun(tmp_path, objective):
     """SimCLR and BYOL under torchrun: DDP over two gloo ranks (SimCLR contrasting each rank's views against
-    both ranks' faces, BYOL moving each rank's target inside the forward); rank 0 alone reports and writes the
+    both ranks' faces, BYOL moving each rank's target in its step); rank 0 alone reports and writes the
     run directory."""
     proc = torchrun(
         2,

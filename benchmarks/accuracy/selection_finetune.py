@@ -39,13 +39,12 @@ from benchmarks.common import (
     upsert_rows,
     write_section,
 )
-from benchmarks.studies.selection_probe import ONE_ROUND, TWO_ROUNDS, chosen_indices
+from benchmarks.studies.selection_probe import ONE_ROUND, TWO_ROUNDS, chosen_indices, two_rounds
 from semifer.data import load_dataset
 from semifer.data.splits import Split, pool_fingerprint
 from semifer.inference.batch import features
 from semifer.inference.selecting import model_probabilities
 from semifer.models import frozen_model
-from semifer.selection import select_uncertain
 from semifer.weights import REPRESENTATION
 
 NAME = "selection_finetune"
@@ -92,11 +91,12 @@ def selection_split(selection: str, pool, embedding: np.ndarray, budget: int, se
     if selection not in TWO_ROUNDS:
         return split_of(pool, chosen_indices(selection, pool, embedding, budget, seed), protocol, seed)
     strategy = selection.split("+")[0]
-    first = chosen_indices(strategy, pool, embedding, budget // 2, seed)
-    model = train(split_of(pool, first, f"select:{strategy}:{budget // 2}", seed), f"{strategy}{budget // 2}")
-    probabilities = model_probabilities(str(model.run_dir), pool)
-    second = select_uncertain(embedding, probabilities, budget - len(first), "margin", seed, first).indices
-    return split_of(pool, first + second, protocol, seed)
+
+    def finetuned_probabilities(first: list[int]) -> np.ndarray:
+        model = train(split_of(pool, first, f"select:{strategy}:{len(first)}", seed), f"{strategy}{len(first)}")
+        return model_probabilities(str(model.run_dir), pool)
+
+    return split_of(pool, two_rounds(selection, pool, embedding, budget, seed, finetuned_probabilities), protocol, seed)
 
 
 def key(row: dict) -> tuple:

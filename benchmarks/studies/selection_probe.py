@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -74,17 +75,30 @@ def probe(train_x: np.ndarray, train_y: np.ndarray, scored: dict[str, tuple], se
     return {f"{name}_accuracy": float((clf.predict(x) == y).mean()) for name, (x, y) in scored.items()}
 
 
+def two_rounds(
+    selection: str, pool, embedding: np.ndarray, budget: int, seed: int, model: Callable[[list[int]], np.ndarray]
+) -> list[int]:
+    """A two-round selection (`STRATEGY+margin`): half the budget by its first strategy, then the other half
+    where `model(first)` (class probabilities over the pool of a model trained on the first half's labels) is
+    least sure, one face per uncovered cluster of the embedding."""
+    first = chosen_indices(selection.split("+")[0], pool, embedding, budget // 2, seed)
+    second = select_uncertain(embedding, model(first), budget - len(first), "margin", seed, first).indices
+    return first + second
+
+
 def picked(selection: str, pool, embedding: np.ndarray, budget: int, seed: int) -> list[int]:
     """The pool indices a selection picks; a two-round one reveals its first half's labels to fit the probe
     whose margin picks the second half."""
     if selection not in TWO_ROUNDS:
         return chosen_indices(selection, pool, embedding, budget, seed)
-    first = chosen_indices(selection.split("+")[0], pool, embedding, budget // 2, seed)
-    clf = fit_probe(embedding[first], pool.labels[first], seed)
-    probabilities = np.zeros((len(pool), pool.num_classes))
-    probabilities[:, clf.classes_] = clf.predict_proba(embedding)
-    second = select_uncertain(embedding, probabilities, budget - len(first), "margin", seed, first).indices
-    return first + second
+
+    def probe_probabilities(first: list[int]) -> np.ndarray:
+        clf = fit_probe(embedding[first], pool.labels[first], seed)
+        probabilities = np.zeros((len(pool), pool.num_classes))
+        probabilities[:, clf.classes_] = clf.predict_proba(embedding)
+        return probabilities
+
+    return two_rounds(selection, pool, embedding, budget, seed, probe_probabilities)
 
 
 def main() -> None:

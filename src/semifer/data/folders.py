@@ -170,5 +170,4 @@ def load_image_list(path: str | Path, classes: int = 7) -> FaceSet:
                 fix=f"use one of {', '.join(CANONICAL[:num_classes])}, or leave the label empty for an unlabeled face",
             )
         labels[row] = UNLABELED if index is None else index
-    ids = [str(name) for name in names]
-    return FaceSet("list", ids, labels, num_classes, paths=paths, source=str(source))
+    return FaceSet("list", names, labels, num_classes, paths=paths, source=str(source))

@@ -77,14 +77,17 @@ class BYOL(nn.Module):
         """What `model.pretrained=` loads: the online backbone alone."""
         return self.backbone.state_dict()
 
+    def online_parameters(self) -> list[nn.Parameter]:
+        """The backbone and projector the target follows (the predictor has no target twin)."""
+        return [*self.backbone.parameters(), *self.projector.parameters()]
+
     def target_parameters(self) -> list[nn.Parameter]:
         return [*self.target_backbone.parameters(), *self.target_projector.parameters()]
 
     @torch.no_grad()
     def update_target(self, momentum: float) -> None:
         """target = momentum * target + (1 - momentum) * online; normalisation statistics are copied."""
-        online = [*self.backbone.parameters(), *self.projector.parameters()]
-        torch._foreach_lerp_(self.target_parameters(), online, 1 - momentum)
+        torch._foreach_lerp_(self.target_parameters(), self.online_parameters(), 1 - momentum)
         pairs = ((self.backbone, self.target_backbone), (self.projector, self.target_projector))
         for source, target in pairs:
             for kept, running in zip(source.buffers(), target.buffers(), strict=True):
@@ -97,8 +100,7 @@ class BYOL(nn.Module):
         predictions = self.predictor(self.projector(self.backbone(both))).float()
         with torch.no_grad():
             targets = self.target_projector(self.target_backbone(both)).float()
-        swapped = torch.cat([targets[b:], targets[:b]])  # each view predicts the other view's target
-        return regression_loss(predictions[:b], swapped[:b]) + regression_loss(predictions[b:], swapped[b:])
+        return regression_loss(predictions[:b], targets[b:]) + regression_loss(predictions[b:], targets[:b])
 
 
 class BYOLObjective(TwoViewObjective):
