@@ -2,7 +2,7 @@
 semi-supervised, both from the same start.
 
     python -m benchmarks.accuracy.label_efficiency [--fractions 0.01 0.05 0.1 0.25 1.0] [--methods supervised
-        bridging] [--start face-simclr-small=face-simclr-small] [--seeds 0 1 2] [--epochs-over-labels 60]
+        bridging] [--start face-simclr-small=face-simclr-small] [--seeds 0 1 2] [--min-steps 1000] [--epochs-over-labels 20]
 
 Each fraction P labels max(1, round(P * n_c)) faces of every class (Bridging the Gaps' `fraction:P` protocol),
 drawn once per seed; every Training face is in the unlabeled set (the labeled ones included, as in FixMatch), so
@@ -68,8 +68,8 @@ def main() -> None:
     cli.add_argument("--methods", nargs="+", default=["supervised", "bridging"])
     cli.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     cli.add_argument("--seeded-up-to", type=float, default=0.1, help="larger fractions run the first seed only")
-    cli.add_argument("--min-steps", type=int, default=3000)
-    cli.add_argument("--epochs-over-labels", type=float, default=60)
+    cli.add_argument("--min-steps", type=int, default=1000)
+    cli.add_argument("--epochs-over-labels", type=float, default=20)
     cli.add_argument("--iters", type=int, default=100, help="iterations per epoch")
     cli.add_argument("--out-dir", default="runs/bench-label-efficiency")
     add_start(cli)
