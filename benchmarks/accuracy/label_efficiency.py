@@ -1,8 +1,9 @@
 """The label-efficiency curve on FER2013: accuracy against the share of Training's labels, supervised against
 semi-supervised, both from the same start.
 
-    python -m benchmarks.accuracy.label_efficiency [--fractions 0.01 0.05 0.1 0.25 1.0] [--methods supervised
-        bridging] [--start face-simclr-small=face-simclr-small] [--seeds 0 1 2] [--min-steps 1000] [--epochs-over-labels 20]
+    python -m benchmarks.accuracy.label_efficiency [--fractions 0.01 0.05 0.1 0.25 1.0]
+        [--methods supervised bridging] [--start face-simclr-small=face-simclr-small] [--seeds 0 1 2]
+        [--min-steps 1000] [--epochs-over-labels 20]
 
 Each fraction P labels max(1, round(P * n_c)) faces of every class (Bridging the Gaps' `fraction:P` protocol),
 drawn once per seed; every Training face is in the unlabeled set (the labeled ones included, as in FixMatch), so
@@ -154,6 +155,34 @@ def plot(rows: list[dict]) -> str:
     return path.name
 
 
+def gaps(groups: dict[tuple, list[float]]) -> list[str]:
+    """What the curve says in numbers: the unlabeled faces' gain at each share (paired means), and how close
+    each method's 10 % point comes to supervised with every label."""
+    lines = []
+    for start in sorted({s for s, _, _ in groups}):
+        full = groups.get((start, "supervised", 1.0))
+        for method in sorted({m for s, m, _ in groups if s == start and m != "supervised"}):
+            gains = [
+                f"{100 * f:g} %: {statistics.mean(groups[start, method, f]) - statistics.mean(sup):+.2f}"
+                for f in sorted(f for s, m, f in groups if (s, m) == (start, method))
+                if (sup := groups.get((start, "supervised", f)))
+            ]
+            if gains:
+                lines.append(f"- {method} minus supervised ({start}), means by share: {'; '.join(gains)}.")
+            if full and (ten := groups.get((start, method, 0.1))):
+                gap = statistics.mean(ten) - statistics.mean(full)
+                lines.append(
+                    f"- {method} with 10 % of the labels against supervised with all of them ({start}): "
+                    f"{statistics.mean(ten):.2f} against {statistics.mean(full):.2f} % ({gap:+.2f} points)."
+                )
+    return lines
+
+
+def commands(rows: list[dict]) -> str:
+    """Each distinct command once, in the order the rows first ran it."""
+    return ", ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in rows))
+
+
 def report(blob: dict) -> None:
     rows = blob["rows"]
     groups = summary(rows)
@@ -176,7 +205,7 @@ def report(blob: dict) -> None:
         lines.append(
             f"| {start} | {method} | {ref['labels']:,} ({100 * fraction:g} %) | {ref['budget']} | {mean_sd(accs)} |"
         )
-    lines += ["", f"Command: `{rows[-1]['command']}`. Raw numbers: `benchmarks/out/{NAME}.json`."]
+    lines += ["", *gaps(groups), "", f"Commands: {commands(rows)}. Raw numbers: `benchmarks/out/{NAME}.json`."]
     write_section(NAME, "\n".join(lines))
 
 
