@@ -103,6 +103,7 @@ def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: s
         "best_on_validation": best["test"]["accuracy"] if best else None,
         "best_epoch": best["epoch"] if best else None,
         "val_accuracy": best["val"]["accuracy"] if best else None,
+        "final_val_accuracy": result.history[-1].get("val", {}).get("accuracy"),
         "val": val,
         "budget": f"{args.epochs}x{args.iters}",
         "seed": args.seed,
