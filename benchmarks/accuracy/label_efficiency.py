@@ -29,12 +29,12 @@ from benchmarks.common import (
     command,
     fer2013_spec,
     fer2013_split,
-    header,
     load_json,
     machine,
     mean_sd,
     named_start,
     parser,
+    rows_header,
     run_row,
     split_protocol,
     train_stages,
@@ -192,18 +192,21 @@ def report(blob: dict) -> None:
         "Accuracy on PublicTest against the share of Training's labels (stratified `fraction:P`, every Training "
         "face also unlabeled), final EMA model, budgets growing with the labels (see the budget column); mean ± "
         "sd over seeds (n).",
-        header(rows[-1]["machine"]),
+        rows_header([r["machine"] for r in rows]),
         "",
         f"![label efficiency](benchmarks/out/{plot(rows)})",
         "",
-        "| start | method | labels (share) | budget | accuracy |",
-        "|---|---|---|---|---|",
     ]
-    for start, method, fraction in sorted(groups):
-        accs = groups[start, method, fraction]
-        ref = next(r for r in rows if (r["start"], r["method"], r["fraction"]) == (start, method, fraction))
+    methods = sorted({m for _, m, _ in groups}, key=lambda m: (m != "supervised", m))
+    lines += [
+        "| start | labels (share) | budget | " + " | ".join(methods) + " |",
+        "|---|---|---|" + "---|" * len(methods),
+    ]
+    for start, fraction in sorted({(s, f) for s, _, f in groups}):
+        ref = next(r for r in rows if (r["start"], r["fraction"]) == (start, fraction))
+        cells = [mean_sd(groups.get((start, m, fraction), [])) for m in methods]
         lines.append(
-            f"| {start} | {method} | {ref['labels']:,} ({100 * fraction:g} %) | {ref['budget']} | {mean_sd(accs)} |"
+            f"| {start} | {ref['labels']:,} ({100 * fraction:g} %) | {ref['budget']} | " + " | ".join(cells) + " |"
         )
     lines += ["", *gaps(groups), "", f"Commands: {commands(rows)}. Raw numbers: `benchmarks/out/{NAME}.json`."]
     write_section(NAME, "\n".join(lines))
