@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.accuracy.ferplus_roy import summary
 from fixture_layouts import FERPLUS_HEADER, make_ferplus
 from semifer.config import load_config
 from semifer.data.fer2013 import FERPLUS_VOTES, ferplus_plurality, load_ferplus
@@ -132,3 +133,23 @@ def test_roy_protocol_trains_with_labeled_images_in_the_unlabeled_set(tmp_path: 
     assert len(split["unlabeled"]) == len(rows) - 7 and not set(split["validation"]) & set(split["unlabeled"])
     final = json.loads((result.run_dir / "final.json").read_text())
     assert "val" in result.history[-1] and "best_on_validation" in final
+
+
+def test_roy_summary_tabulates_any_field_and_skips_rows_without_it():
+    def roy(seed: int, val: float | None) -> dict:
+        return {
+            "method": "bridging",
+            "start": "rep",
+            "budget": "10x80",
+            "labels_per_class": 25,
+            "seed": seed,
+            "accuracy": 0.6,
+            "val_accuracy": val,
+        }
+
+    rows = [roy(0, 0.5), roy(1, 0.54), roy(2, None)]
+    accuracy = summary(rows)
+    assert "| bridging | rep | 10x80 | - | 60.00 ± 0.00 (3) | - | - |" in accuracy
+    assert accuracy[-1].startswith("| FixMatch, published")
+    val = summary(rows, "val_accuracy", published=False)
+    assert val[-1] == "| bridging | rep | 10x80 | - | 52.00 ± 2.83 (2) | - | - |"
