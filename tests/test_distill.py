@@ -10,6 +10,7 @@ from semifer.data import load_dataset
 from semifer.engine.evaluate import predict
 from semifer.errors import ConfigError
 from semifer.methods import build_method
+from semifer.methods.base import Batch
 from semifer.models import load_model
 from semifer.runtime.checkpoint import save_checkpoint
 from semifer.tensorfile import load_torch_file
@@ -59,3 +60,34 @@ def test_teachers_are_required_and_must_match_the_classes(tiny_run, tmp_path):
     (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(Exception, match="x.pt"):
         build_method({"name": "distill", "teachers": [str(tmp_path / "x.pt")]}, 7)
+
+
+class Recorder(torch.nn.Module):
+    """A stand-in network that keeps the last images it saw."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(3 * 8 * 8, 7)
+        self.seen = None
+
+    def forward(self, x):
+        self.seen = x.detach().clone()
+        return self.head(x.flatten(1))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.4])
+def test_mixup_shows_student_and_teacher_the_same_mixed_images(tiny_run, alpha):
+    method = build_method({"name": "distill", "teachers": [str(tiny_run)], "mixup": alpha}, 7)
+    teacher, student = Recorder(), Recorder()
+    method._teachers = [teacher]
+    torch.manual_seed(0)
+    x, y = torch.rand(16, 3, 8, 8), torch.arange(16) % 7
+    out = method.step(student, Batch([x], y, torch.arange(16)), None, 0.5)
+    assert torch.equal(teacher.seen, student.seen)
+    assert torch.equal(student.seen, x) == (alpha == 0)
+    assert torch.isfinite(out.loss)
+
+
+def test_mixup_must_not_be_negative(tiny_run):
+    with pytest.raises(ConfigError, match="mixup"):
+        build_method({"name": "distill", "teachers": [str(tiny_run)], "mixup": -1}, 7)

@@ -7,6 +7,9 @@ keeps its speed (the deployable model).
 
 Loss: `alpha * T^2 * KL(mean_k softmax(t_k / T) || softmax(s / T)) + (1 - alpha) * CE(s, y)` on the labeled weak
 view; the teachers (EMA weights of finished runs, any architecture) see the same images and are never trained.
+`mixup > 0` mixes each batch with a shuffled copy before student and teachers see it (Beyer et al., 2022,
+"a good teacher is patient and consistent"): the teachers are queried off the data manifold, where a student
+learns most of their function, and the label term takes the mixed one-hot targets.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config_checks import SHAPE, UNIT, UNIT_OPEN_TOP, option, positive
+from ..config_checks import SHAPE, UNIT, UNIT_OPEN_TOP, option, positive, up_to
 from ..errors import ConfigError, SemiferError
 from ..models import load_model
 from .base import Batch, Method, MethodOptions, StepOutput, TrainContext
+from .mixing import mixup
 
 
 def load_teacher(path: str | Path, num_classes: int) -> nn.Module:
@@ -48,6 +52,7 @@ class Distill(Method):
         temperature: float = option(4.0, positive(SHAPE))
         alpha: float = option(0.9, UNIT)
         label_smoothing: float = option(0.0, UNIT_OPEN_TOP)
+        mixup: float = option(0.0, up_to(0, SHAPE))
 
         def check(self) -> None:
             super().check()
@@ -67,6 +72,8 @@ class Distill(Method):
 
     def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
         x, y, temperature = labeled.views[0], labeled.label, self.opts.temperature
+        if self.opts.mixup > 0:
+            x, y, _ = mixup(x, F.one_hot(y, self.num_classes).float(), self.opts.mixup)
         logits = model(x).float()
         with torch.no_grad():
             target = torch.stack([F.softmax(t(x).float() / temperature, dim=1) for t in self._teachers]).mean(0)
