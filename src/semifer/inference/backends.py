@@ -17,6 +17,7 @@ from torch import nn
 
 from ..data.views import Normalize
 from ..errors import CheckpointError, SemiferError
+from ..models.classifier import FlipAverage
 from ..models.model_info import ModelInfo
 from ..runtime.precision import autocast, autocast_dtype
 from ..tensorfile import check_finite
@@ -30,12 +31,13 @@ class Backend(Protocol):
 
 
 class PixelInputNet(nn.Module):
-    """A classifier fed uint8 pixels: the test view's normalisation (and Ada-CM's channel quirk) first."""
+    """A classifier fed uint8 pixels: the test view's normalisation (and Ada-CM's channel quirk) first; the
+    mirror-image average after it when the model's description asks for it (`ModelInfo.flip_average`)."""
 
-    def __init__(self, model: nn.Module, bgr_quirk: bool = False):
+    def __init__(self, model: nn.Module, info: ModelInfo):
         super().__init__()
-        self.model = model
-        self.normalize = Normalize(bgr_quirk)
+        self.model = FlipAverage(model) if info.flip_average else model
+        self.normalize = Normalize(info.bgr_quirk)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(self.normalize(pixels))
@@ -53,7 +55,7 @@ class TorchBackend:
     def __init__(self, model: nn.Module, info: ModelInfo, precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise SemiferError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-        self.net = PixelInputNet(model, info.bgr_quirk).eval().to(memory_format=torch.channels_last)
+        self.net = PixelInputNet(model, info).eval().to(memory_format=torch.channels_last)
         self.device = next(model.parameters()).device
         self.dtype = autocast_dtype(self.device, {"fp32": "off"}.get(precision, precision))
 

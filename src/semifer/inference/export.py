@@ -57,7 +57,7 @@ def export_onnx(model: torch.nn.Module, info: ModelInfo, path: Path, check_batch
         raise SemiferError(
             "ONNX export needs onnx, onnxscript and onnxruntime: pip install 'semifer[export]'"
         ) from None
-    net = PixelInputNet(model, info.bgr_quirk).cpu().eval()
+    net = PixelInputNet(model, info).cpu().eval()
     size = info.img_size
     example = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
     with warnings.catch_warnings():
@@ -183,17 +183,22 @@ def export_model(
     out: str | Path | None = None,
     eval_dirs: list[str] | None = None,
     use_ema: bool = True,
+    flip_average: bool | None = None,
 ) -> ExportResult:
     """Export the model at `source` (run, checkpoint, safetensors export or built-in name) in `fmt` to `out`
     (default: RUN/export, or NAME-export for a built-in); model.json lists the sha256 of the weight file.
-    `eval_dirs` are `semifer eval --out` folders whose metrics go into the model card. All files appear
-    together or, on any failure, none (see the module's note)."""
+    `eval_dirs` are `semifer eval --out` folders whose metrics go into the model card. `flip_average` sets
+    whether the exported model's answers average each face and its mirror image (None: as the source's); a
+    change drops the source's recorded metrics, which scored the other model (`semifer eval` the export).
+    All files appear together or, on any failure, none (see the module's note)."""
     if fmt not in FORMATS:
         raise SemiferError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     source = Path(source)
     model, info = load_model(source, use_ema=use_ema, device="cpu")
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     check_finite(weights, source, "model's weights")  # a diverged run exported would predict one class
+    if flip_average is not None and flip_average != info.flip_average:
+        info.flip_average, info.metrics, info.evaluations = flip_average, None, []
     info.files = {}  # the source's hashes; this export's are added once its file is written
     info.evaluations += [_read_evaluation(folder) for folder in eval_dirs or []]
     out_dir = Path(out) if out else _default_out(source)

@@ -105,6 +105,11 @@ def model_card(info: ModelInfo) -> str:
         f"- architecture: `{info.arch}`, head: " + ", ".join(f"{k}={v}" for k, v in info.head.items()),
         f"- input: {info.img_size} x {info.img_size} px, {colour}, "
         f"ImageNet mean {info.mean} / std {info.std} (inside the exported ONNX graph)",
+        *(
+            ["- answers average the probabilities of each face and its mirror image (two forward passes per face)"]
+            if info.flip_average
+            else []
+        ),
         "",
         "## Results on the test set",
         "",

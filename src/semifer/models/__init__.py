@@ -4,7 +4,7 @@
 its `ModelInfo`, `list_models()` names the architectures; `pretrained` reads local backbone checkpoints."""
 
 from .backbones import BACKBONES, create_backbone
-from .classifier import FERNet
+from .classifier import FERNet, FlipAverage
 from .factory import check_pretrained_arch, create_model, frozen_model, list_models, load_model
 from .model_info import ModelInfo
 from .pretrained import (
@@ -19,6 +19,7 @@ from .pretrained import (
 )
 
 __all__ = [
+    "FlipAverage",
     "BACKBONES",
     "FERNet",
     "LoadReport",

@@ -3,6 +3,8 @@ backbone's pooling (global average; + fc_norm for a ViT) -> dropout -> (optional
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -80,3 +82,24 @@ class FERNet(nn.Module):
         feature = self.embed(x)
         logits = self.head(feature)
         return (logits, feature) if features else logits
+
+
+class FlipAverage(nn.Module):
+    """A classifier whose answer averages its probabilities on each face and on the face's mirror image.
+
+    Test-time augmentation at the cost of one more forward pass per face: a mirrored face shows the same
+    expression, and the two views' errors are partly independent. Returns log-probabilities (logits whose
+    softmax is the averaged distribution), so everything downstream of a classifier's logits is unchanged.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        both = torch.stack([F.log_softmax(self.model(view).float(), dim=1) for view in (x, x.flip(-1))])
+        return torch.logsumexp(both, dim=0) - math.log(2.0)

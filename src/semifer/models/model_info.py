@@ -30,7 +30,9 @@ class ModelInfo:
     """`colour` is 'gray' for models trained on grey faces (FER2013): colour photos are converted to grey
     (and repeated to 3 channels, as the data loaders do) before they reach such a model. `files` maps each
     weight file of an export to its sha256, checked before the file is read; `builtin` describes a model
-    shipped inside the package (name, kind, data, licence, the command that rebuilds it)."""
+    shipped inside the package (name, kind, data, licence, the command that rebuilds it). `flip_average`: its
+    answers average the probabilities of the face and its mirror image (`FlipAverage`), wherever it is used:
+    `semifer predict`, `semifer eval`, the ONNX graph."""
 
     arch: str
     classes: list[str]
@@ -38,6 +40,7 @@ class ModelInfo:
     colour: str
     head: dict[str, Any]
     bgr_quirk: bool = False
+    flip_average: bool = False
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     method: dict[str, Any] = field(default_factory=dict)
@@ -199,8 +202,9 @@ def _validate(values: dict[str, Any], where: str) -> None:
                 raise _invalid(where, name, f"is {_show(triple)}; expected 3 finite numbers (one per channel)")
     if "std" in values and min(values["std"]) <= 0:
         raise _invalid(where, "std", f"is {_show(values['std'])}; every channel's std must be above 0")
-    if "bgr_quirk" in values and not isinstance(values["bgr_quirk"], bool):
-        raise _invalid(where, "bgr_quirk", f"is {_show(values['bgr_quirk'])}; expected true or false")
+    for name in ("bgr_quirk", "flip_average"):
+        if name in values and not isinstance(values[name], bool):
+            raise _invalid(where, name, f"is {_show(values[name])}; expected true or false")
     if "files" in values:
         _check_files(values["files"], where)
     for name in ("method", "data", "builtin"):
