@@ -61,8 +61,11 @@ def recipe_overrides(run: Path, preset: str) -> list[str]:
     """The KEY=VALUE overrides that turn `preset` into the run's configuration (data paths compared by the
     file name they end in, so a run given absolute paths matches the preset's root-relative ones)."""
     ran_cfg = load_config(str(run / "config.yaml"))
-    wanted_cfg = load_config(preset, [f"method.name={ran_cfg.method['name']}"])
+    teachers = ran_cfg.method.get("teachers")  # required by distillation's options, compared below as a change
+    given = [f"method.teachers=[{', '.join(teachers)}]"] if teachers else []
+    wanted_cfg = load_config(preset, [f"method.name={ran_cfg.method['name']}", *given])
     resolve_method(wanted_cfg.method).fill(wanted_cfg)  # the head and mu the run's method fills in, as the run did
+    wanted_cfg.method.pop("teachers", None)
     ran, wanted = flat(ran_cfg.to_dict()), flat(wanted_cfg.to_dict())
     same_file = {"data.train", "data.test"}
     method = ran_cfg.method["name"]
