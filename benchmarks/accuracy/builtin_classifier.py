@@ -151,6 +151,8 @@ def package(run: Path, preset: str, name: str, commands: list[str], flip: bool) 
     info = ModelInfo.load(folder / MODEL_JSON)
     info.metrics = semifer.evaluate(folder, fer2013_spec("PublicTest"), device="cpu", progress=False).to_dict()
     cfg = load_config(preset)
+    if flip:
+        commands = [*commands, f"semifer export runs/{cfg.name} --format safetensors --flip-average"]
     info.data.update({"train": cfg.data.train, "test": cfg.data.test})
     info.source = ""
     if "teachers" in info.method:  # named as the rebuild commands name them, not where they ran
