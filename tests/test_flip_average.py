@@ -75,3 +75,12 @@ def test_a_description_with_a_non_boolean_flip_is_refused(tiny_run, tmp_path):
     blob["flip_average"] = "yes"
     with pytest.raises(SemiferError, match="flip_average"):
         ModelInfo.from_dict(blob, "model.json")
+
+
+def test_the_builtin_classifier_can_be_exported_without_the_average(tmp_path):
+    from semifer import weights
+
+    assert semifer.load(weights.CLASSIFIER).info.flip_average is True
+    args = ["export", weights.CLASSIFIER, "--format", "safetensors", "--out", str(tmp_path), "--no-flip-average"]
+    assert main(args) == 0
+    assert semifer.load(tmp_path).info.flip_average is False

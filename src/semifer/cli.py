@@ -390,9 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", action="store_true", help="export the student weights instead of the EMA")
     p.add_argument(
         "--flip-average",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="answers average each face and its mirror image: more accurate, half the faces/s",
+        help="answers average each face and its mirror image: more accurate, half the faces/s "
+        "(default: as the source; --no-flip-average turns off the built-in classifier's)",
     )
     p.set_defaults(func=_cmd_export)
 
