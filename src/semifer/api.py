@@ -21,7 +21,7 @@ from .engine.run import RunResult, load_faces
 from .engine.run import train as train_run
 from .errors import SemiferError
 from .inference.loading import load
-from .models import FlipAverage, load_model
+from .models import answering, load_model
 
 __all__ = ["evaluate", "fit", "load", "train"]
 
@@ -98,7 +98,7 @@ def evaluate_with_faces(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SemiferError(f"batch_size must be a whole number of 1 or more, got {batch_size!r}")
     net, info = load_model(model, use_ema=use_ema, device=device)
-    net = FlipAverage(net) if info.flip_average else net
+    net = answering(net, info.flip_average)
     faces = load_faces(data)
     device_of = next(net.parameters()).device
     metrics = evaluate_faces(

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data.views import Normalize
 from ..errors import CheckpointError, SemiferError
-from ..models.classifier import FlipAverage
+from ..models.classifier import answering
 from ..models.model_info import ModelInfo
 from ..runtime.precision import autocast, autocast_dtype
 from ..tensorfile import check_finite
@@ -36,7 +36,7 @@ class PixelInputNet(nn.Module):
 
     def __init__(self, model: nn.Module, info: ModelInfo):
         super().__init__()
-        self.model = FlipAverage(model) if info.flip_average else model
+        self.model = answering(model, info.flip_average)
         self.normalize = Normalize(info.bgr_quirk)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@
 its `ModelInfo`, `list_models()` names the architectures; `pretrained` reads local backbone checkpoints."""
 
 from .backbones import BACKBONES, create_backbone
-from .classifier import FERNet, FlipAverage
+from .classifier import FERNet, FlipAverage, answering
 from .factory import check_pretrained_arch, create_model, frozen_model, list_models, load_model
 from .model_info import ModelInfo
 from .pretrained import (
@@ -19,11 +19,12 @@ from .pretrained import (
 )
 
 __all__ = [
-    "FlipAverage",
     "BACKBONES",
     "FERNet",
+    "FlipAverage",
     "LoadReport",
     "ModelInfo",
+    "answering",
     "backbone_arch",
     "backbone_file",
     "check_pretrained_arch",

@@ -103,3 +103,9 @@ class FlipAverage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         both = torch.stack([F.log_softmax(self.model(view).float(), dim=1) for view in (x, x.flip(-1))])
         return torch.logsumexp(both, dim=0) - math.log(2.0)
+
+
+def answering(model: nn.Module, flip_average: bool) -> nn.Module:
+    """The network that gives a trained model's answers: itself, or its mirror average when its description
+    (`ModelInfo.flip_average`) says so; every path that predicts or scores a trained model goes through here."""
+    return FlipAverage(model) if flip_average else model
