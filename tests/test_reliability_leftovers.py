@@ -188,14 +188,14 @@ class Killed(BaseException):
 
 
 def test_a_kill_during_the_first_checkpoint_then_resume_does_not_repeat_epochs(tmp_path, monkeypatch, capsys):
-    import semifer.engine.trainer as trainer_module
+    import semifer.engine.loop as loop_module
 
     def killed_while_saving(state, path, *more):
         path.parent.mkdir(parents=True, exist_ok=True)
         (path.parent / f".{path.name}.k1ll{PARTIAL_SUFFIX}").write_bytes(b"\0" * 100)
         raise Killed
 
-    monkeypatch.setattr(trainer_module, "save_checkpoint", killed_while_saving)
+    monkeypatch.setattr(loop_module, "save_checkpoint", killed_while_saving)
     cfg = tiny_config(tmp_path / "a")
     with pytest.raises(Killed):
         train(cfg, progress=False)

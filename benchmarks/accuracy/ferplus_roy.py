@@ -47,7 +47,7 @@ from benchmarks.common import (
 )
 from semifer.data.registry import load_dataset
 from semifer.data.splits import make_split
-from semifer.engine.trainer import best_on_validation
+from semifer.engine.loop import best_on_validation
 from semifer.methods import plain_head
 
 NAME = "ferplus_roy"

@@ -13,9 +13,9 @@ from ..config import Config, save_config
 from ..pretrain.base import BACKBONE_FILE, PretrainObjective
 from ..pretrain.kinds import objective_class
 from ..runtime import distributed as dist
+from .loop import Loop, to_batch
 from .run import shared_run_dir, start_process
 from .rundir import check_resume_config, claim_run_dir
-from .trainer import Loop, to_batch
 
 
 @dataclass

@@ -20,8 +20,9 @@ from ..report.plots import plot_run
 from ..runtime import distributed as dist
 from ..runtime.seeding import seed_everything
 from .evaluate import Metrics, plot_confusion
+from .loop import best_on_validation
 from .rundir import check_resume_config, claim_run_dir, make_run_dir
-from .trainer import TrainData, Trainer, best_on_validation
+from .trainer import TrainData, Trainer
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """What the training loop trains: an objective gives the data streams, the network and the loss of a step; the
-loop (`engine.trainer.Loop`) does everything else, once for every kind of run.
+loop (`engine.loop.Loop`) does everything else, once for every kind of run.
 
 Supervised and semi-supervised training (`engine.trainer.MethodObjective`, around a `Method`) and the
 pretrainings of `semifer.pretrain` (SimCLR, masked reconstruction) are objectives. An objective sees the loop
