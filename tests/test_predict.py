@@ -207,3 +207,26 @@ def test_bf16_precision_runs_in_bf16_and_stays_close_to_fp32(tiny_run, tmp_path)
     assert predictor.backend.dtype == (torch.bfloat16 if cpu_has_native_bf16() else None)
     with pytest.raises(SemiferError, match="unknown precision 'fp8'"):
         semifer.load(tiny_run, precision="fp8")
+
+
+def test_faces_go_to_the_network_in_calls_of_faces_per_call_by_default(tiny_run, tmp_path, monkeypatch, capsys):
+    from semifer.inference.predictor import FACES_PER_CALL
+
+    predictor = semifer.load(tiny_run)
+    sizes = []
+    backend = predictor.backend
+
+    def counted(pixels):
+        sizes.append(len(pixels))
+        return backend(pixels)
+
+    monkeypatch.setattr(predictor, "backend", counted)
+    crops = [np.full((48, 48, 3), i, dtype=np.uint8) for i in range(FACES_PER_CALL + 5)]
+    predictor.probabilities(crops)
+    assert sizes == [FACES_PER_CALL, 5]
+    sizes.clear()
+    predictor.predict(crops, batch_size=7)
+    assert max(sizes) == 7 and sum(sizes) == len(crops)
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert f"(default {FACES_PER_CALL})" in " ".join(capsys.readouterr().out.split())

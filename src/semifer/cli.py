@@ -102,10 +102,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .inference.files import check_batch_size, check_margin, check_threads, predict_files
     from .inference.loading import load
     from .inference.output import RowWriter, check_output
+    from .inference.predictor import FACES_PER_CALL
     from .inference.sources import parse_every
 
     batch_size, margin, threads = (
-        check_batch_size(args.batch_size),
+        FACES_PER_CALL if args.batch_size is None else check_batch_size(args.batch_size),
         check_margin(args.margin),
         check_threads(args.threads),
     )
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="context added on each side of a face box, x its side (default: the detector's, "
         "0.015 for haar, which then frames faces as FER2013's crops are)",
     )
-    p.add_argument("--batch-size", default=256, help="faces per network call (default 256)")
+    p.add_argument("--batch-size", help="faces per network call (default 64)")
     p.add_argument(
         "--backend",
         default="auto",

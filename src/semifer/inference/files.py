@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError, SemiferError
 from .output import Annotator
-from .predictor import Predictor
+from .predictor import FACES_PER_CALL, Predictor
 from .sources import Frame, expand_inputs, frames_of, parse_every
 
 PROGRESS_FROM = 20  # files; every video shows its own frame bar
@@ -93,7 +93,7 @@ def predict_files(
     inputs: list[str],
     detect: str = "auto",
     every: str = "1s",
-    batch_size: int = 256,
+    batch_size: int = FACES_PER_CALL,
     margin: float | None = None,
     annotate: Path | None = None,
     progress: bool = True,

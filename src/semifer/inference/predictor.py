@@ -20,6 +20,9 @@ from .detect import Box, Detector, crop_face, default_margin, make_detector
 from .sources import Frame, to_rgb
 
 PENDING_BYTES = 150_000_000  # frames and prepared faces held while a batch of faces fills
+# Faces per network call: a small CNN's activations for 64 faces stay in a CPU core's cache, where 256 do not
+# (BENCHMARKS.md, prediction throughput: the network's faces/s at batch 64 and at 256)
+FACES_PER_CALL = 64
 
 
 @dataclass
@@ -81,7 +84,7 @@ class Predictor:
             pixels = self.resize(pixels)
         return pixels.numpy()
 
-    def probabilities(self, faces: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+    def probabilities(self, faces: Sequence[np.ndarray], batch_size: int = FACES_PER_CALL) -> np.ndarray:
         """Softmax probabilities (N, C) for face crops (uint8 arrays, see `prepare`)."""
         return self._classify([self.prepare(face) for face in faces], batch_size)
 
@@ -102,7 +105,7 @@ class Predictor:
             for p, (source, frame, box) in zip(probs, faces, strict=True)
         ]
 
-    def predict(self, images: Iterable[object] | object, batch_size: int = 256) -> list[FacePrediction]:
+    def predict(self, images: Iterable[object] | object, batch_size: int = FACES_PER_CALL) -> list[FacePrediction]:
         """Each image is taken as one face crop (no detection); one prediction per image, in order."""
         if isinstance(images, str | np.ndarray | Image.Image) or not isinstance(images, Iterable):
             images = [images]
@@ -126,7 +129,7 @@ class Predictor:
         frames: Iterable[Frame],
         detect: str | Detector = "auto",
         margin: float | None = None,
-        batch_size: int = 256,
+        batch_size: int = FACES_PER_CALL,
     ) -> Iterator[tuple[Frame, list[FacePrediction]]]:
         """Each frame (e.g. every image and sampled video frame of a `semifer predict` call) with the
         predictions for the faces detected in it, in input order. Faces of consecutive frames are classified
