@@ -76,12 +76,27 @@ def recipe_overrides(run: Path, preset: str) -> list[str]:
             continue
         if key in same_file and str(have).endswith(str(want).split(":", 1)[1]):
             continue
-        if key == "model.pretrained" and Path(str(have)).name.startswith("simclr-prog-2"):
+        if key == "model.pretrained" and is_builtin_representation(have):
             continue  # the built-in representation's file, as it was before it was packaged
+        if key == "model.pretrained" and have is None:
+            have = "none"  # a random initialisation, as the option is written
         if key == "method.teachers":
             have = "[" + ", ".join(f"runs/{Path(t).name}" for t in have) + "]"  # as rebuild_commands names them
         diff.append(f"{key}={have}")
     return diff
+
+
+def is_builtin_representation(pretrained: object) -> bool:
+    """Whether `model.pretrained` names the built-in face representation (or its file before it was packaged)."""
+    return str(pretrained) == "face-simclr-small" or Path(str(pretrained)).name.startswith("simclr-prog-2")
+
+
+def start_of(run: Path) -> str:
+    """Where `run`'s network started, in words."""
+    pretrained = load_config(str(run / "config.yaml")).model.pretrained
+    if is_builtin_representation(pretrained):
+        return "the built-in face representation"
+    return "scratch" if str(pretrained).lower() in ("none", "", "null") else Path(str(pretrained)).name
 
 
 def rebuild_commands(run: Path, preset: str) -> list[str]:
@@ -137,7 +152,7 @@ def method_summary(run: Path) -> str:
     shown = ", ".join(f"{k} {v}" for k, v in options.items())
     t = ran.train
     return (
-        f"{what}{f' ({shown})' if shown else ''}, from face-simclr-small; {t.epochs} x {t.iters_per_epoch} "
+        f"{what}{f' ({shown})' if shown else ''}, from {start_of(run)}; {t.epochs} x {t.iters_per_epoch} "
         f"steps of {t.batch_size} faces, {t.optimizer.upper()} {t.lr} {t.schedule}, EMA {t.ema}"
     )
 
@@ -162,7 +177,7 @@ def package(run: Path, preset: str, name: str, commands: list[str], flip: bool) 
         "name": name,
         "kind": "classifier",
         "summary": f"7-class expression classifier, {info.arch} at {info.img_size} px grey faces, trained from "
-        "the built-in face representation" + (", answers averaged over each face and its mirror image" if flip else ""),
+        f"{start_of(run)}" + (", answers averaged over each face and its mirror image" if flip else ""),
         "data": f"FER2013 Training, {info.data.get('labeled')} labeled faces ({info.data.get('split')}; "
         f"{len(json.loads((run / 'split.json').read_text()).get('validation', []))} more held out for "
         "validation); tested on PublicTest (3,589 faces)",
@@ -238,9 +253,9 @@ def report(blob: dict[str, Any]) -> None:
         "### Built-in expression classifier",
         "",
         f"`{blob['name']}`: `semifer.load()` and `semifer predict PHOTO` use it. Trained by `semifer train -c "
-        f"{blob['preset']}` (FER2013 Training less 5 % held out for validation, from the built-in face "
-        "representation); among the candidates below the highest final-epoch validation accuracy was packaged "
-        "(the test set chose nothing).",
+        f"{blob['preset']}` with each candidate's overrides (FER2013 Training less 5 % held out for validation; "
+        "the preset starts from the built-in face representation); among the candidates below the highest "
+        "final-epoch validation accuracy was packaged (the test set chose nothing).",
         header(blob["machine"]),
         "",
         "| candidate | overrides | validation | PublicTest | packaged |",
