@@ -96,7 +96,7 @@ def start_of(run: Path) -> str:
     pretrained = load_config(str(run / "config.yaml")).model.pretrained
     if is_builtin_representation(pretrained):
         return "the built-in face representation"
-    return "scratch" if str(pretrained).lower() in ("none", "", "null") else Path(str(pretrained)).name
+    return "scratch" if pretrained is None else Path(pretrained).name  # the config reads `none` as None
 
 
 def rebuild_commands(run: Path, preset: str) -> list[str]:
