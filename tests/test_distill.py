@@ -11,7 +11,7 @@ from semifer.engine.evaluate import predict
 from semifer.errors import ConfigError
 from semifer.methods import build_method
 from semifer.methods.base import Batch
-from semifer.models import load_model
+from semifer.models import FlipAverage, load_model
 from semifer.runtime.checkpoint import save_checkpoint
 from semifer.tensorfile import load_torch_file
 
@@ -91,3 +91,29 @@ def test_mixup_shows_student_and_teacher_the_same_mixed_images(tiny_run, alpha):
 def test_mixup_must_not_be_negative(tiny_run):
     with pytest.raises(ConfigError, match="mixup"):
         build_method({"name": "distill", "teachers": [str(tiny_run)], "mixup": -1}, 7)
+
+
+def test_teacher_flip_average_targets_the_mean_of_the_face_and_its_mirror(tiny_run):
+    """A teacher that answers class 0 on a face and class 1 on its mirror gives an even target between them."""
+
+    class LeftOrRight(torch.nn.Module):
+        def forward(self, x):
+            left = (x[..., : x.shape[-1] // 2].mean((1, 2, 3)) > x[..., x.shape[-1] // 2 :].mean((1, 2, 3))).float()
+            logits = torch.full((len(x), 7), -20.0)
+            logits[:, 0], logits[:, 1] = 20 * left - 10, 10 - 20 * left
+            return logits
+
+    x = torch.zeros(4, 3, 8, 8)
+    x[..., :4] = 1.0  # bright on the left
+    targets = {}
+    for flip in (False, True):
+        method = build_method({"name": "distill", "teachers": [str(tiny_run)], "teacher_flip_average": flip}, 7)
+        (teacher,) = method._teachers
+        assert isinstance(teacher, FlipAverage) == flip
+        if flip:
+            teacher.model = LeftOrRight()
+        else:
+            method._teachers = [teacher := LeftOrRight()]
+        targets[flip] = torch.softmax(teacher(x).float(), dim=1)
+    assert targets[False][:, 0].min() > 0.99
+    assert torch.allclose(targets[True][:, :2], torch.full((4, 2), 0.5), atol=1e-3)

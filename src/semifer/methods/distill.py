@@ -10,6 +10,8 @@ view; the teachers (EMA weights of finished runs, any architecture) see the same
 `mixup > 0` mixes each batch with a shuffled copy before student and teachers see it (Beyer et al., 2022,
 "a good teacher is patient and consistent"): the teachers are queried off the data manifold, where a student
 learns most of their function, and the label term takes the mixed one-hot targets.
+`teacher_flip_average` gives each teacher's target as the mean of its answers on the face and on its mirror
+image (the packaged models' mirror average): a more accurate target for one more teacher pass.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch.nn import functional as F
 
 from ..config_checks import SHAPE, UNIT, UNIT_OPEN_TOP, option, positive, up_to
 from ..errors import ConfigError, SemiferError
-from ..models import load_model
+from ..models import FlipAverage, load_model
 from .base import Batch, Method, MethodOptions, StepOutput, TrainContext
 from .mixing import mixup
 
@@ -53,6 +55,7 @@ class Distill(Method):
         alpha: float = option(0.9, UNIT)
         label_smoothing: float = option(0.0, UNIT_OPEN_TOP)
         mixup: float = option(0.0, up_to(0, SHAPE))
+        teacher_flip_average: bool = False
 
         def check(self) -> None:
             super().check()
@@ -64,7 +67,8 @@ class Distill(Method):
 
     def __init__(self, options: Options, num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
-        self._teachers = [load_teacher(path, num_classes) for path in self.opts.teachers]  # not checkpointed
+        teachers = [load_teacher(path, num_classes) for path in self.opts.teachers]  # not checkpointed
+        self._teachers = [FlipAverage(t) if self.opts.teacher_flip_average else t for t in teachers]
 
     def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
         self._teachers = [t.to(ctx.device) for t in self._teachers]
