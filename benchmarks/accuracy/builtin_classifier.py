@@ -152,7 +152,7 @@ def method_summary(run: Path) -> str:
     ran = load_config(str(run / "config.yaml"))
     options = {k: v for k, v in ran.method.items() if k not in ("name", "teachers")}
     teachers = ran.method.get("teachers", [])
-    what = ran.method["name"] + (f" from {len(teachers)} fine-tuned teachers (ensemble)" if teachers else "")
+    what = ran.method["name"] + (f" from an ensemble of {len(teachers)} fine-tuned teachers" if teachers else "")
     shown = ", ".join(f"{k} {v}" for k, v in options.items())
     t = ran.train
     return (
