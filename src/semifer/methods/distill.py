@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from ..config_checks import SHAPE, UNIT, UNIT_OPEN_TOP, option, positive, up_to
 from ..errors import ConfigError, SemiferError
-from ..models import FlipAverage, load_model
+from ..models import answering, load_model
 from .base import Batch, Method, MethodOptions, StepOutput, TrainContext
 from .mixing import mixup
 
@@ -67,8 +67,9 @@ class Distill(Method):
 
     def __init__(self, options: Options, num_classes: int, num_unlabeled: int = 0):
         super().__init__(options, num_classes, num_unlabeled)
-        teachers = [load_teacher(path, num_classes) for path in self.opts.teachers]  # not checkpointed
-        self._teachers = [FlipAverage(t) if self.opts.teacher_flip_average else t for t in teachers]
+        self._teachers = [  # not checkpointed
+            answering(load_teacher(path, num_classes), self.opts.teacher_flip_average) for path in self.opts.teachers
+        ]
 
     def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
         self._teachers = [t.to(ctx.device) for t in self._teachers]
