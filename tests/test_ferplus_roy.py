@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.accuracy.ferplus_roy import summary
+from benchmarks.accuracy.ferplus_roy import method_options, row_key, summary
 from fixture_layouts import FERPLUS_HEADER, make_ferplus
 from semifer.config import load_config
 from semifer.data.fer2013 import FERPLUS_VOTES, ferplus_plurality, load_ferplus
@@ -153,3 +153,24 @@ def test_roy_summary_tabulates_any_field_and_skips_rows_without_it():
     assert accuracy[-1].startswith("| FixMatch, published")
     val = summary(rows, "val_accuracy", published=False)
     assert val[-1] == "| bridging | rep | 10x80 | - | 52.00 ± 2.83 (2) | - | - |"
+
+
+def test_a_method_variant_is_tabulated_and_keyed_apart_from_the_method():
+    def adacm(seed: int, accuracy: float, options: list[str]) -> dict:
+        return {
+            "method": "adacm",
+            "options": options,
+            "start": "rep",
+            "budget": "10x80",
+            "labels_per_class": 100,
+            "seed": seed,
+            "val": "per_class:50",
+            "accuracy": accuracy,
+        }
+
+    assert method_options(["train.ema=0.99", "method.lambda_x=1.0"]) == ["method.lambda_x=1.0"]
+    faithful, variant = adacm(0, 0.54, []), adacm(0, 0.62, ["method.lambda_x=1.0"])
+    assert row_key(faithful) != row_key(variant)
+    lines = summary([faithful, variant, adacm(1, 0.64, ["method.lambda_x=1.0"])])
+    assert "| adacm | rep | 10x80 | - | - | 54.00 (1) | - |" in lines
+    assert "| adacm (lambda_x=1.0) | rep | 10x80 | - | - | 63.00 ± 1.41 (2) | - |" in lines

@@ -13,7 +13,9 @@ two stages, as in the FER2013 SSL table: stage 1 (labels only, face mixup) for t
 then stage 2 (EMA-teacher FixMatch) continuing its whole network; its best-on-validation epoch is one of stage 2's.
 
 `--start NAME=BACKBONE` starts every method from a pretrained backbone (a file or a built-in name, e.g.
-`face-simclr-small=face-simclr-small`); rows record `start` (default `scratch`).
+`face-simclr-small=face-simclr-small`); rows record `start` (default `scratch`). `method.*` overrides among
+`--extra` (e.g. `method.lambda_x=1.0`) make a variant of the method: its rows record them as `options` and are
+tabulated apart from the method's own settings.
 
 A validation set (`--val`, default 50 per class, drawn from the Training images not labeled and taken out of
 the unlabeled set) chooses the reported best epoch; the test set never chooses anything. `--val none` is
@@ -73,9 +75,21 @@ def split_file(train_spec: str, per_class: int, seed: int, val: str | None) -> P
     return path
 
 
+def method_options(extra: list[str]) -> list[str]:
+    """The method options among the `--extra` overrides: rows trained with them are a variant of the method."""
+    return sorted(o for o in extra if o.startswith("method."))
+
+
+def label(row: dict) -> str:
+    """The method as the tables name it, with the options of a variant."""
+    options = ", ".join(o.removeprefix("method.") for o in row.get("options", []))
+    return f"{row['method']} ({options})" if options else row["method"]
+
+
 def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: str, test_spec: str) -> dict:
     val = None if args.val == "none" else args.val
     start_name, start_file = named_start(args.start)
+    options = method_options(args.extra)
     started = time.perf_counter()
 
     def recipe(stage: str, first: bool) -> list[str]:
@@ -85,7 +99,8 @@ def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: s
     def name_of(stage: str) -> str:
         suffix = f"-{stage.split('_')[-1]}" if stage != method else ""
         where = f"-{start_name}" if start_file else ""
-        return f"{method}{suffix}-k{per_class}{where}-seed{args.seed}"
+        variant = "".join(f"-{o.removeprefix('method.').replace('=', '')}" for o in options)
+        return f"{method}{suffix}{variant}-k{per_class}{where}-seed{args.seed}"
 
     split = split_file(train_spec, per_class, args.seed, val)
     protocol = split_protocol(train_spec, test_spec, split, args.iters, args.seed, args.out_dir)
@@ -95,6 +110,7 @@ def run_row(args: argparse.Namespace, method: str, per_class: int, train_spec: s
     return {
         "protocol": "roy-etemad-fer13",
         "method": method,
+        "options": options,
         "labels_per_class": per_class,
         "start": start_name,
         "accuracy": result.final.accuracy,
@@ -139,7 +155,8 @@ def main() -> None:
 
 
 def row_key(row: dict) -> tuple:
-    return row["method"], row["labels_per_class"], row["budget"], row["seed"], row["val"], row.get("start", "scratch")
+    start = row.get("start", "scratch")
+    return label(row), row["labels_per_class"], row["budget"], row["seed"], row["val"], start
 
 
 def summary(rows: list[dict], field: str = "accuracy", published: bool = True) -> list[str]:
@@ -151,14 +168,14 @@ def summary(rows: list[dict], field: str = "accuracy", published: bool = True) -
         "| method | start | budget | " + " | ".join(f"{k} labels/class" for k in ks) + " |",
         "|---|---|---|" + "---|" * len(ks),
     ]
-    groups = sorted({(r.get("start", "scratch"), r["budget"], r["method"]) for r in results})
+    groups = sorted({(r.get("start", "scratch"), r["budget"], label(r)) for r in results})
     for start, budget, method in groups:
         cells = [
             mean_sd(
                 [
                     100 * r[field]
                     for r in results
-                    if (r.get("start", "scratch"), r["budget"], r["method"], r["labels_per_class"])
+                    if (r.get("start", "scratch"), r["budget"], label(r), r["labels_per_class"])
                     == (start, budget, method, k)
                 ]
             )
@@ -181,7 +198,7 @@ def table(blob: dict) -> str:
     """The BENCHMARKS.md section: semifer's rows beside Roy & Etemad's published FixMatch."""
     rows = sorted(
         blob["rows"],
-        key=lambda r: (r.get("start", "scratch"), r["labels_per_class"], r["budget"], r["method"], r["seed"]),
+        key=lambda r: (r.get("start", "scratch"), r["labels_per_class"], r["budget"], label(r), r["seed"]),
     )
     lines = [
         "### FER+ by plurality: Roy & Etemad's FER13 protocol (CPU scale)",
@@ -220,7 +237,7 @@ def table(blob: dict) -> str:
         published = PUBLISHED_FIXMATCH.get(r["labels_per_class"])
         budget = r["budget"] + (" (smoke test)" if budget_steps(r["budget"]) < SMOKE_STEPS else "")
         lines.append(
-            f"| {r['method']} | {r.get('start', 'scratch')} | {r['labels_per_class']} | {budget} | {r['seed']} | "
+            f"| {label(r)} | {r.get('start', 'scratch')} | {r['labels_per_class']} | {budget} | {r['seed']} | "
             f"{r['val'] or 'none'} | "
             f"{100 * r['accuracy']:.2f}% | {best} | {'-' if published is None else f'{published:.2f}%'} | "
             f"{r['images_per_s_median']:.0f} | {r['minutes']:.1f} | `{r['command']}` |"
