@@ -16,6 +16,7 @@ Packaging writes `src/semifer/weights/NAME/` (model.safetensors, model.json with
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import tempfile
@@ -30,6 +31,7 @@ import semifer
 from benchmarks.common import ROOT, command, fer2013_spec, header, load_json, machine, parser, save_json, write_section
 from semifer.config import load_config
 from semifer.data import load_dataset
+from semifer.data.faceset import FaceSet
 from semifer.data.splits import Split, validation_part
 from semifer.engine.evaluate import evaluate
 from semifer.inference.export import export_model
@@ -118,13 +120,15 @@ REPEATS = 7
 """Timed passes over the crops per speed figure; their median keeps machine noise out of the model card."""
 
 
+@functools.cache
+def fer2013(split: str) -> FaceSet:
+    """One FER2013 split, read once for every candidate."""
+    return load_dataset(fer2013_spec(split))
+
+
 def crops_per_second(name: str, repeats: int = REPEATS, n: int = 2048) -> float:
     """Median faces/s of `Predictor.probabilities` on `n` PublicTest crops (fp32)."""
-    import semifer
-    from semifer.data import load_dataset
-
-    faces = load_dataset(fer2013_spec("PublicTest"))
-    crops = [np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in faces.pixels[:n]]
+    crops = [np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in fer2013("PublicTest").pixels[:n]]
     model = semifer.load(name)
     model.probabilities(crops[:256])
     rates = []
@@ -138,8 +142,7 @@ def crops_per_second(name: str, repeats: int = REPEATS, n: int = 2048) -> float:
 def validation_with_and_without_flip(run: Path) -> tuple[float, float]:
     """The run's EMA network on its own validation split: accuracy as trained, and with the mirror average."""
     model, info = load_model(run, device="cpu")
-    pool = load_dataset(fer2013_spec("Training"))
-    faces = validation_part(pool, Split.load(run / "split.json"), str(run / "split.json"))
+    faces = validation_part(fer2013("Training"), Split.load(run / "split.json"), str(run / "split.json"))
     if faces is None:
         raise SystemExit(f"{run}: its split has no validation faces to choose the mirror average on")
     cpu = torch.device("cpu")
