@@ -3,7 +3,7 @@ it between two stages), and the summary lines compare means of the same start an
 
 import pytest
 
-from benchmarks.accuracy.label_efficiency import budget_epochs, gaps, summary
+from benchmarks.accuracy.label_efficiency import budget_epochs, gaps, rules, summary, under
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,29 @@ def test_gaps_pair_each_share_with_supervised_and_ten_percent_with_all_labels():
         "- bridging with 10 % of the labels against supervised with all of them (rep): 56.00 against 66.00 % "
         "(-10.00 points).",
     ]
+
+
+def ruled(method: str, labels: int, budget: str, min_steps: int, accuracy: float) -> dict:
+    fraction = round(labels / 28709, 2)
+    return {
+        **row(method, fraction, 0, accuracy),
+        "labels": labels,
+        "budget": budget,
+        "min_steps": min_steps,
+        "epochs_over_labels": 20,
+    }
+
+
+def test_each_budget_rule_is_its_own_curve_and_shares_the_run_both_rules_give():
+    rows = [
+        ruled("bridging", 2871, "10x100", 1000, 0.53),
+        ruled("bridging", 2871, "30x100", 3000, 0.625),
+        ruled("supervised", 28709, "90x100", 1000, 0.66),  # twenty passes over every label: both rules' budget
+    ]
+    assert rules(rows) == [(1000, 20), (3000, 20)]
+    short, long = (summary(under(rows, rule)) for rule in rules(rows))
+    assert short == {("rep", "bridging", 0.1): [53.0], ("rep", "supervised", 1.0): [66.0]}
+    assert long == {("rep", "bridging", 0.1): [62.5], ("rep", "supervised", 1.0): [66.0]}
+    assert gaps(long, ", long")[-1].startswith(
+        "- bridging with 10 % of the labels against supervised with all of them (rep, long): 62.50 against 66.00 %"
+    )

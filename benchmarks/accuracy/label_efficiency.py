@@ -9,7 +9,8 @@ Each fraction P labels max(1, round(P * n_c)) faces of every class (Bridging the
 drawn once per seed; every Training face is in the unlabeled set (the labeled ones included, as in FixMatch), so
 the 100 % point is defined for the semi-supervised method too. The budget grows with the labels: the larger of
 `--min-steps` and `--epochs-over-labels` passes over the labeled set at batch 64, so a large labeled set is not
-cut short. Preset `fer2013_ssl`, plain linear head; PublicTest, final EMA model; seeds beyond the first run only
+cut short; each rule (floor, passes) draws its own curve, and a run whose budget two rules share (every label)
+serves both. Preset `fer2013_ssl`, plain linear head; PublicTest, final EMA model; seeds beyond the first run only
 at fractions up to `--seeded-up-to` (the small budgets, where seeds disagree most). Rows (`fraction`, `method`,
 `start`, `seed`, `accuracy`) land in benchmarks/out/label_efficiency.json as each run ends; the section and the
 figure are rewritten from it.
@@ -63,6 +64,28 @@ def key(row: dict) -> tuple:
     return row["fraction"], row["method"], row["start"], row["seed"], row["budget"]
 
 
+Rule = tuple[int, float]  # (--min-steps, --epochs-over-labels)
+
+
+def rules(rows: list[dict]) -> list[Rule]:
+    """The budget rules the rows ran under, smallest floor first."""
+    return sorted({(r["min_steps"], r["epochs_over_labels"]) for r in rows})
+
+
+def under(rows: list[dict], rule: Rule) -> list[dict]:
+    """The rows whose budget is the one `rule` gives their labeled set, whichever rule they ran under."""
+    chosen = []
+    for r in rows:
+        iters = int(r["budget"].split("x")[1])
+        if r["budget"] == f"{budget_epochs(r['labels'], rule[0], rule[1], iters)}x{iters}":
+            chosen.append(r)
+    return chosen
+
+
+def rule_name(rule: Rule) -> str:
+    return f"the larger of {rule[0]:,} steps and {rule[1]:g} passes"
+
+
 def main() -> None:
     cli = parser(__doc__)
     cli.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.05, 0.1, 0.25, 1.0])
@@ -111,6 +134,8 @@ def main() -> None:
                     "start": start_name,
                     "seed": seed,
                     "budget": budget,
+                    "min_steps": args.min_steps,
+                    "epochs_over_labels": args.epochs_over_labels,
                     "command": command(),
                     "machine": machine(),
                     **row,
@@ -120,34 +145,47 @@ def main() -> None:
                 report(blob)
 
 
-def summary(rows: list[dict]) -> dict[tuple, list[float]]:
-    """(start, method, fraction) -> the seeds' accuracies (%)."""
+def summary(rows: list[dict], by_budget: bool = False) -> dict[tuple, list[float]]:
+    """(start, method, fraction), and the budget when `by_budget`, -> the seeds' accuracies (%)."""
     groups: dict[tuple, list[float]] = {}
     for r in rows:
-        groups.setdefault((r["start"], r["method"], r["fraction"]), []).append(100 * r["accuracy"])
+        group = (r["start"], r["method"], r["fraction"]) + ((r["budget"],) if by_budget else ())
+        groups.setdefault(group, []).append(100 * r["accuracy"])
     return groups
 
 
 def plot(rows: list[dict]) -> str:
+    """One line per (start, method) under each budget rule: colour by method, dashes for all but the largest
+    floor."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = summary(rows)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for start, method in sorted({(s, m) for s, m, _ in groups}):
-        fractions = sorted(f for s, m, f in groups if (s, m) == (start, method))
-        means = [statistics.mean(groups[start, method, f]) for f in fractions]
-        errs = [
-            statistics.stdev(groups[start, method, f]) if len(groups[start, method, f]) > 1 else 0 for f in fractions
-        ]
-        ax.errorbar([100 * f for f in fractions], means, yerr=errs, marker="o", capsize=3, label=f"{method} ({start})")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    colours: dict[tuple[str, str], str] = {}
+    every = rules(rows)
+    for rule in every:
+        groups = summary(under(rows, rule))
+        for start, method in sorted({(s, m) for s, m, _ in groups}):
+            fractions = sorted(f for s, m, f in groups if (s, m) == (start, method))
+            values = [groups[start, method, f] for f in fractions]
+            colour = colours.setdefault((start, method), f"C{len(colours)}")
+            ax.errorbar(
+                [100 * f for f in fractions],
+                [statistics.mean(v) for v in values],
+                yerr=[statistics.stdev(v) if len(v) > 1 else 0 for v in values],
+                marker="o",
+                capsize=3,
+                color=colour,
+                linestyle="-" if rule == every[-1] else "--",
+                label=f"{method} ({start}), {rule_name(rule)}",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("share of FER2013 Training labels (%)")
     ax.set_ylabel("PublicTest accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path = OUT / f"{NAME}.png"
     fig.savefig(path, dpi=120)
@@ -155,9 +193,9 @@ def plot(rows: list[dict]) -> str:
     return path.name
 
 
-def gaps(groups: dict[tuple, list[float]]) -> list[str]:
+def gaps(groups: dict[tuple, list[float]], budget: str = "") -> list[str]:
     """What the curve says in numbers: the unlabeled faces' gain at each share (paired means), and how close
-    each method's 10 % point comes to supervised with every label."""
+    each method's 10 % point comes to supervised with every label; `budget` names the rule in each line."""
     lines = []
     for start in sorted({s for s, _, _ in groups}):
         full = groups.get((start, "supervised", 1.0))
@@ -168,11 +206,11 @@ def gaps(groups: dict[tuple, list[float]]) -> list[str]:
                 if (sup := groups.get((start, "supervised", f)))
             ]
             if gains:
-                lines.append(f"- {method} minus supervised ({start}), means by share: {'; '.join(gains)}.")
+                lines.append(f"- {method} minus supervised ({start}{budget}), means by share: {'; '.join(gains)}.")
             if full and (ten := groups.get((start, method, 0.1))):
                 gap = statistics.mean(ten) - statistics.mean(full)
                 lines.append(
-                    f"- {method} with 10 % of the labels against supervised with all of them ({start}): "
+                    f"- {method} with 10 % of the labels against supervised with all of them ({start}{budget}): "
                     f"{statistics.mean(ten):.2f} against {statistics.mean(full):.2f} % ({gap:+.2f} points)."
                 )
     return lines
@@ -185,30 +223,34 @@ def commands(rows: list[dict]) -> str:
 
 def report(blob: dict) -> None:
     rows = blob["rows"]
-    groups = summary(rows)
     lines = [
         "### Label efficiency on FER2013",
         "",
         "Accuracy on PublicTest against the share of Training's labels (stratified `fraction:P`, every Training "
-        "face also unlabeled), final EMA model, budgets growing with the labels (see the budget column); mean ± "
-        "sd over seeds (n).",
+        "face also unlabeled), final EMA model; mean ± sd over seeds (n). A budget rule gives each share the "
+        "larger of a floor and 20 passes over its labeled faces, so budgets grow with the labels; each rule is "
+        "one curve (solid: the largest floor), and with every label both rules give the same budget.",
         rows_header([r["machine"] for r in rows]),
         "",
         f"![label efficiency](benchmarks/out/{plot(rows)})",
         "",
     ]
-    methods = sorted({m for _, m, _ in groups}, key=lambda m: (m != "supervised", m))
+    methods = sorted({r["method"] for r in rows}, key=lambda m: (m != "supervised", m))
     lines += [
         "| start | labels (share) | budget | " + " | ".join(methods) + " |",
         "|---|---|---|" + "---|" * len(methods),
     ]
-    for start, fraction in sorted({(s, f) for s, _, f in groups}):
-        ref = next(r for r in rows if (r["start"], r["fraction"]) == (start, fraction))
-        cells = [mean_sd(groups.get((start, m, fraction), [])) for m in methods]
-        lines.append(
-            f"| {start} | {ref['labels']:,} ({100 * fraction:g} %) | {ref['budget']} | " + " | ".join(cells) + " |"
-        )
-    lines += ["", *gaps(groups), "", f"Commands: {commands(rows)}. Raw numbers: `benchmarks/out/{NAME}.json`."]
+    groups = summary(rows, by_budget=True)
+    for start, fraction, budget in sorted(
+        {(s, f, b) for s, _, f, b in groups}, key=lambda k: (k[0], k[1], int(k[2].split("x")[0]))
+    ):
+        labels = next(r["labels"] for r in rows if (r["start"], r["fraction"]) == (start, fraction))
+        cells = [mean_sd(groups.get((start, m, fraction, budget), [])) for m in methods]
+        lines.append(f"| {start} | {labels:,} ({100 * fraction:g} %) | {budget} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for rule in rules(rows):
+        lines += gaps(summary(under(rows, rule)), f", {rule_name(rule)}")
+    lines += ["", f"Commands: {commands(rows)}. Raw numbers: `benchmarks/out/{NAME}.json`."]
     write_section(NAME, "\n".join(lines))
 
 
