@@ -179,7 +179,7 @@ def plot(rows: list[dict]) -> str:
                 capsize=3,
                 color=colour,
                 linestyle="-" if rule == every[-1] else "--",
-                label=f"{method} ({start}), {rule_name(rule)}",
+                label=f"{method} ({start}), at least {rule[0]:,} steps",
             )
     ax.set_xscale("log")
     ax.set_xlabel("share of FER2013 Training labels (%)")
