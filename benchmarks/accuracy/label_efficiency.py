@@ -228,8 +228,9 @@ def report(blob: dict) -> None:
         "",
         "Accuracy on PublicTest against the share of Training's labels (stratified `fraction:P`, every Training "
         "face also unlabeled), final EMA model; mean ± sd over seeds (n). A budget rule gives each share the "
-        "larger of a floor and 20 passes over its labeled faces, so budgets grow with the labels; each rule is "
-        "one curve (solid: the largest floor), and with every label both rules give the same budget.",
+        "larger of a floor of steps and a number of passes over its labeled faces (named in the lines below the "
+        "table), so budgets grow with the labels; each rule is one curve (solid: the largest floor), and a run "
+        "whose budget two rules give serves both.",
         rows_header([r["machine"] for r in rows]),
         "",
         f"![label efficiency](benchmarks/out/{plot(rows)})",
