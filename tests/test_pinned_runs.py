@@ -1,8 +1,9 @@
 """Fixed-seed short runs whose final loss and accuracy are pinned: a refactor of the training loop, the model
 factory or the method plumbing must give the same numbers. The pins were taken on one CPU; another CPU's
-kernels sum in another order, and 60 steps at lr 0.1 carry that to about 1 % of the final loss (0.1-1.3 % on an
-AMD EPYC with AVX-512 BF16) and can move one of the 70 test faces across a decision boundary, hence `LOSS_REL` and one face of
-slack in the accuracy. On one machine a refactor that keeps the arithmetic gives the pins far closer."""
+kernels sum in another order, and 60 steps at lr 0.1 carry that to about 1 % of the final loss (0.1-1.3 % on
+an AMD EPYC with AVX-512 BF16) and can move one of the 70 test faces across a decision boundary, hence
+`LOSS_REL` and one face of slack in the accuracy. On one machine a refactor that keeps the arithmetic gives
+the pins far closer."""
 
 from __future__ import annotations
 
