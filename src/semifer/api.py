@@ -22,6 +22,7 @@ from .engine.run import train as train_run
 from .errors import SemiferError
 from .inference.loading import load
 from .models import answering, load_model
+from .runtime.precision import answer_dtype, autocast
 
 __all__ = ["evaluate", "fit", "load", "train"]
 
@@ -101,9 +102,10 @@ def evaluate_with_faces(
     net = answering(net, info.flip_average)
     faces = load_faces(data)
     device_of = next(net.parameters()).device
-    metrics = evaluate_faces(
-        net, faces, info.img_size, device_of, batch_size=batch_size, bgr_quirk=info.bgr_quirk, progress=progress
-    )
+    with autocast(device_of, answer_dtype(device_of, info.precision)):  # as `semifer predict` answers
+        metrics = evaluate_faces(
+            net, faces, info.img_size, device_of, batch_size=batch_size, bgr_quirk=info.bgr_quirk, progress=progress
+        )
     return metrics, faces
 
 

@@ -225,7 +225,13 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from .inference.export import export_model
 
     result = export_model(
-        args.run, args.format, args.out, args.eval, use_ema=not args.student, flip_average=args.flip_average
+        args.run,
+        args.format,
+        args.out,
+        args.eval,
+        use_ema=not args.student,
+        flip_average=args.flip_average,
+        precision=args.precision,
     )
     if result.max_abs_diff is not None:
         print(f"onnxruntime vs PyTorch: max |logit difference| {result.max_abs_diff:.2e}")
@@ -370,10 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", default=0, help="onnxruntime threads (0: its default)")
     p.add_argument(
         "--precision",
-        default="fp32",
+        default=None,
         choices=("fp32", "bf16", "auto"),
-        help="PyTorch backend: fp32 (same answers as eval), bf16, or auto (bf16 where the CPU/GPU "
-        "computes it natively: about 2x the faces/s on CPUs with AVX-512 BF16 or AMX)",
+        help="PyTorch backend: fp32, bf16, or auto (bf16 where the CPU/GPU computes it natively: about 2x the "
+        "faces/s on CPUs with AVX-512 BF16 or AMX); default: the model's own, as `semifer eval` scores it",
     )
     p.set_defaults(func=_cmd_predict)
 
@@ -395,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="answers average each face and its mirror image: more accurate, half the faces/s "
         "(default: as the source; --no-flip-average turns off the built-in classifier's)",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        choices=("fp32", "bf16", "auto"),
+        help="what the export's PyTorch answers are computed in, for `semifer predict` and `semifer eval` "
+        "(auto: bf16 where the hardware computes it natively; default: as the source, fp32 for a run)",
     )
     p.set_defaults(func=_cmd_export)
 

@@ -19,11 +19,10 @@ from ..data.views import Normalize
 from ..errors import CheckpointError, SemiferError
 from ..models.classifier import answering
 from ..models.model_info import ModelInfo
-from ..runtime.precision import autocast, autocast_dtype
+from ..runtime.precision import answer_dtype, autocast
 from ..tensorfile import check_finite
 
 ONNX_METADATA_KEY = "semifer"
-PRECISIONS = ("fp32", "bf16", "auto")
 
 
 class Backend(Protocol):
@@ -46,18 +45,17 @@ class PixelInputNet(nn.Module):
 class TorchBackend:
     """The PyTorch model in channels-last memory format (faster convolutions on CPUs and GPUs alike).
 
-    `precision`: fp32 (the default: the same predictions as `semifer eval`), bf16 autocast, or auto (bf16
-    where the device computes it natively -- a CPU with AVX-512 BF16 / AMX, most GPUs -- else fp32). On such
-    CPUs bf16 roughly doubles the faces/s of the small CNN and changes 0.2-0.4 % of the answers of trained
-    FER2013 models, faces whose two top classes are nearly tied (BENCHMARKS.md, prediction throughput).
+    `precision`: fp32 (the same predictions as `semifer eval` of an fp32 model), bf16 autocast, or auto (bf16
+    where the device computes it natively -- a CPU with AVX-512 BF16 / AMX, most GPUs -- else fp32); None
+    answers in the model's own (`ModelInfo.precision`). On such CPUs bf16 roughly doubles the faces/s of the
+    small CNN and changes 0.2-0.4 % of the answers of trained FER2013 models, faces whose two top classes are
+    nearly tied (BENCHMARKS.md, prediction throughput).
     """
 
-    def __init__(self, model: nn.Module, info: ModelInfo, precision: str = "fp32"):
-        if precision not in PRECISIONS:
-            raise SemiferError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    def __init__(self, model: nn.Module, info: ModelInfo, precision: str | None = None):
         self.net = PixelInputNet(model, info).eval().to(memory_format=torch.channels_last)
         self.device = next(model.parameters()).device
-        self.dtype = autocast_dtype(self.device, {"fp32": "off"}.get(precision, precision))
+        self.dtype = answer_dtype(self.device, precision or info.precision)
 
     @torch.inference_mode()
     def __call__(self, pixels: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from safetensors.torch import save as safetensors_bytes
 from ..errors import SemiferError
 from ..models.factory import WEIGHTS, load_model
 from ..models.model_info import ModelInfo
+from ..runtime.precision import PRECISIONS
 from ..tensorfile import check_finite, temp_beside, write_error
 from ..weights import MODEL_JSON, is_builtin, sha256_file
 from .backends import ONNX_METADATA_KEY, OnnxBackend, PixelInputNet
@@ -184,13 +185,15 @@ def export_model(
     eval_dirs: list[str] | None = None,
     use_ema: bool = True,
     flip_average: bool | None = None,
+    precision: str | None = None,
 ) -> ExportResult:
     """Export the model at `source` (run, checkpoint, safetensors export or built-in name) in `fmt` to `out`
     (default: RUN/export, or NAME-export for a built-in); model.json lists the sha256 of the weight file.
     `eval_dirs` are `semifer eval --out` folders whose metrics go into the model card. `flip_average` sets
     whether the exported model's answers average each face and its mirror image (None: as the source's); a
     change drops the source's recorded metrics, which scored the other model (`semifer eval` the export).
-    All files appear together or, on any failure, none (see the module's note)."""
+    `precision` sets what its PyTorch answers are computed in (`ModelInfo.precision`; None: as the source's),
+    with the same rule for its metrics. All files appear together or, on any failure, none (see the module's note)."""
     if fmt not in FORMATS:
         raise SemiferError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     source = Path(source)
@@ -199,6 +202,10 @@ def export_model(
     check_finite(weights, source, "model's weights")  # a diverged run exported would predict one class
     if flip_average is not None and flip_average != info.flip_average:
         info.flip_average, info.metrics, info.evaluations = flip_average, None, []
+    if precision is not None and precision != info.precision:
+        if precision not in PRECISIONS:
+            raise SemiferError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        info.precision, info.metrics, info.evaluations = precision, None, []
     info.files = {}  # the source's hashes; this export's are added once its file is written
     info.evaluations += [_read_evaluation(folder) for folder in eval_dirs or []]
     out_dir = Path(out) if out else _default_out(source)

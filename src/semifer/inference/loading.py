@@ -39,12 +39,13 @@ def load(
     device: str = "auto",
     threads: int = 0,
     use_ema: bool = True,
-    precision: str = "fp32",
+    precision: str | None = None,
 ) -> Predictor:
     """A Predictor for the model at `path`, a built-in classifier's name, or (None) the built-in expression
     classifier. `backend='onnx'` runs an exported graph with onnxruntime
     (`threads` intra-op threads, 0 = its default); 'auto' uses ONNX only when no PyTorch weights are there.
-    `precision` (PyTorch only): fp32, bf16 or auto (bf16 where the hardware computes it natively)."""
+    `precision` (PyTorch only): fp32, bf16 or auto (bf16 where the hardware computes it natively); None: the
+    model's own (`ModelInfo.precision`, fp32 unless its export says otherwise)."""
     path = model_path(path)
     if backend not in BACKENDS:
         raise SemiferError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")

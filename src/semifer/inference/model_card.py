@@ -8,6 +8,12 @@ from typing import Any
 
 from ..models.model_info import ModelInfo
 
+PRECISION_WORDS = {
+    "bf16": "bf16 autocast",
+    "auto": "bf16 autocast where the hardware computes it natively (AVX-512 BF16 or AMX CPUs, most GPUs), "
+    "fp32 elsewhere",
+}
+
 LIMITS = """\
 - Intended use: research on facial expression recognition and estimating the expression a face *displays*
   in photos or video frames similar to the training data. It does not read emotions, intentions or mental
@@ -108,6 +114,11 @@ def model_card(info: ModelInfo) -> str:
         *(
             ["- answers average the probabilities of each face and its mirror image (two forward passes per face)"]
             if info.flip_average
+            else []
+        ),
+        *(
+            [f"- PyTorch answers computed in {PRECISION_WORDS.get(info.precision, info.precision)}"]
+            if info.precision != "fp32"
             else []
         ),
         "",

@@ -15,6 +15,7 @@ from ..config import Config
 from ..data.registry import image_colour
 from ..data.views import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import SemiferError
+from ..runtime.precision import PRECISIONS
 from ..version import __version__
 from .backbones import BACKBONES
 
@@ -32,7 +33,9 @@ class ModelInfo:
     weight file of an export to its sha256, checked before the file is read; `builtin` describes a model
     shipped inside the package (name, kind, data, licence, the command that rebuilds it). `flip_average`: its
     answers average the probabilities of the face and its mirror image (`FlipAverage`), wherever it is used:
-    `semifer predict`, `semifer eval`, the ONNX graph."""
+    `semifer predict`, `semifer eval`, the ONNX graph. `precision`: what its answers are computed in unless the
+    caller asks otherwise (`runtime.precision.PRECISIONS`; auto = bf16 where the hardware computes it
+    natively): `semifer predict` and `semifer eval` of the PyTorch weights; an ONNX graph runs in fp32."""
 
     arch: str
     classes: list[str]
@@ -41,6 +44,7 @@ class ModelInfo:
     head: dict[str, Any]
     bgr_quirk: bool = False
     flip_average: bool = False
+    precision: str = "fp32"
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     method: dict[str, Any] = field(default_factory=dict)
@@ -205,6 +209,8 @@ def _validate(values: dict[str, Any], where: str) -> None:
     for name in ("bgr_quirk", "flip_average"):
         if name in values and not isinstance(values[name], bool):
             raise _invalid(where, name, f"is {_show(values[name])}; expected true or false")
+    if "precision" in values and values["precision"] not in PRECISIONS:
+        raise _invalid(where, "precision", f"is {_show(values['precision'])}; expected one of {', '.join(PRECISIONS)}")
     if "files" in values:
         _check_files(values["files"], where)
     for name in ("method", "data", "builtin"):

@@ -21,9 +21,12 @@ from pathlib import Path
 import torch
 
 from ..config import amp_mode
-from ..errors import ConfigError
+from ..errors import ConfigError, SemiferError
 
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
+"""How a trained model's answers are computed: fp32, bf16 autocast, or auto (bf16 where the hardware computes
+it natively, else fp32)."""
 
 
 @cache
@@ -54,6 +57,13 @@ def autocast_dtype(device: torch.device, amp: str | bool) -> torch.dtype | None:
     if mode == "bf16" or (device.type == "cpu" and cpu_has_native_bf16()):
         return torch.bfloat16
     return None
+
+
+def answer_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype a trained model answers in for one of `PRECISIONS`; None = fp32."""
+    if precision not in PRECISIONS:
+        raise SemiferError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    return autocast_dtype(device, "off" if precision == "fp32" else precision)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
