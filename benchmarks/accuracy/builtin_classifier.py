@@ -309,11 +309,10 @@ def main() -> None:
     best = max(ranked, key=lambda c: c["shipped_val_accuracy"])
     if best["run"] in given:
         run = args.runs[[r.name for r in args.runs].index(best["run"])]
-        flip = best["flip_average"]
-        packaged = package(run, args.preset, args.name, rebuild_commands(run, args.preset), flip, args.precision)
+        flip, commands = best["flip_average"], rebuild_commands(run, args.preset)  # before a built-in teacher goes
+        packaged = package(run, args.preset, args.name, commands, flip, args.precision)
         if packaged["crops_per_s"] < args.min_speed:  # slower as packaged than when it was ranked
-            flip = False
-            packaged = package(run, args.preset, args.name, rebuild_commands(run, args.preset), False, args.precision)
+            flip, packaged = False, package(run, args.preset, args.name, commands, False, args.precision)
         packaged.update(flip_average=flip, min_speed=args.min_speed, precision=args.precision)
     elif best["run"] == saved.get("chosen"):
         packaged = saved["packaged"]  # still the best: the package stays as it is
