@@ -59,3 +59,10 @@ def test_an_unknown_precision_is_refused_in_the_description_and_at_export(tiny_r
     with pytest.raises(SemiferError, match="unknown precision 'int4'"):
         export_model(tiny_run, "safetensors", tmp_path / "out", precision="int4")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_offers_the_precisions_the_runtime_knows():
+    from semifer import cli
+    from semifer.runtime import precision
+
+    assert cli.PRECISIONS == precision.PRECISIONS

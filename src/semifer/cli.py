@@ -16,6 +16,8 @@ from .inference.detect import DETECTORS_HELP
 from .labels import BASIC7
 from .version import __version__
 
+PRECISIONS = ("fp32", "bf16", "auto")  # runtime.precision's, named here so `semifer --help` needs no torch
+
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from .config import load_config
@@ -376,8 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", default=0, help="onnxruntime threads (0: its default)")
     p.add_argument(
         "--precision",
-        default=None,
-        choices=("fp32", "bf16", "auto"),
+        choices=PRECISIONS,
         help="PyTorch backend: fp32, bf16, or auto (bf16 where the CPU/GPU computes it natively: about 2x the "
         "faces/s on CPUs with AVX-512 BF16 or AMX); default: the model's own, as `semifer eval` scores it",
     )
@@ -404,8 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        default=None,
-        choices=("fp32", "bf16", "auto"),
+        choices=PRECISIONS,
         help="what the export's PyTorch answers are computed in, for `semifer predict` and `semifer eval` "
         "(auto: bf16 where the hardware computes it natively; default: as the source, fp32 for a run)",
     )
