@@ -1,17 +1,21 @@
 """Package a trained run as the built-in expression classifier, with its model card, accuracy and speed.
 
     SEMIFER_DATA=DIR python -m benchmarks.accuracy.builtin_classifier RUN [RUN ...] [--preset expression_fer2013]
+        [--precision fp32|bf16|auto] [--min-speed 1000] [--keep-earlier]
 
 Each RUN is a `semifer train -c PRESET` run, with or without overrides (each candidate's are read from its
-config.yaml and recorded, so the card's commands rebuild the packaged one, its distillation teachers first).
-Candidates are ranked by the validation accuracy of the answer each would ship: averaged over each face and its
-mirror image (`ModelInfo.flip_average`) when that raises its validation accuracy and keeps at least `--min-speed`
-face crops/s, its network's own answer otherwise. The first is packaged, so the test set chooses nothing; its
-PublicTest metrics are then measured as it predicts.
-Packaging writes `src/semifer/weights/NAME/` (model.safetensors, model.json with the weights' sha256 and the
-`builtin` description, MODEL_CARD.md), measures crops/s of `semifer.load(NAME)` on FER2013 PublicTest faces
-(fp32, the threads torch has), and records every candidate in `benchmarks/out/builtin_classifier.json` and the
-"Built-in models" section of BENCHMARKS.md.
+config.yaml and recorded, so the card's commands rebuild the packaged one, its distillation teachers first; a
+teacher that is the built-in classifier is rebuilt from its own card).
+Candidates are ranked by the validation accuracy of the answer each would ship, computed in `--precision`:
+averaged over each face and its mirror image (`ModelInfo.flip_average`) when that raises its validation accuracy
+and keeps at least `--min-speed` face crops/s, its network's own answer otherwise; a candidate slower than that
+even so is not ranked. The first is packaged, so the test set chooses nothing; its PublicTest metrics are then
+measured as it predicts. `--keep-earlier` ranks the candidates saved by earlier runs of this script too (their
+runs may be gone): if the packaged one still ranks first, the package stays as it is.
+Packaging writes `src/semifer/weights/NAME/` (model.safetensors, model.json with the weights' sha256, its
+precision and the `builtin` description, MODEL_CARD.md), measures crops/s of `semifer.load(NAME)` on FER2013
+PublicTest faces (its own precision, the threads torch has), and records every candidate in
+`benchmarks/out/builtin_classifier.json` and the "Built-in models" section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
