@@ -22,7 +22,7 @@ from safetensors.torch import save as safetensors_bytes
 from ..errors import SemiferError
 from ..models.factory import WEIGHTS, load_model
 from ..models.model_info import ModelInfo
-from ..runtime.precision import PRECISIONS
+from ..runtime.precision import check_precision
 from ..tensorfile import check_finite, temp_beside, write_error
 from ..weights import MODEL_JSON, is_builtin, sha256_file
 from .backends import ONNX_METADATA_KEY, OnnxBackend, PixelInputNet
@@ -203,9 +203,7 @@ def export_model(
     if flip_average is not None and flip_average != info.flip_average:
         info.flip_average, info.metrics, info.evaluations = flip_average, None, []
     if precision is not None and precision != info.precision:
-        if precision not in PRECISIONS:
-            raise SemiferError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-        info.precision, info.metrics, info.evaluations = precision, None, []
+        info.precision, info.metrics, info.evaluations = check_precision(precision), None, []
     info.files = {}  # the source's hashes; this export's are added once its file is written
     info.evaluations += [_read_evaluation(folder) for folder in eval_dirs or []]
     out_dir = Path(out) if out else _default_out(source)

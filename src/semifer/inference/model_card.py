@@ -116,11 +116,7 @@ def model_card(info: ModelInfo) -> str:
             if info.flip_average
             else []
         ),
-        *(
-            [f"- PyTorch answers computed in {PRECISION_WORDS.get(info.precision, info.precision)}"]
-            if info.precision != "fp32"
-            else []
-        ),
+        *([f"- PyTorch answers computed in {PRECISION_WORDS[info.precision]}"] if info.precision != "fp32" else []),
         "",
         "## Results on the test set",
         "",

@@ -59,10 +59,16 @@ def autocast_dtype(device: torch.device, amp: str | bool) -> torch.dtype | None:
     return None
 
 
-def answer_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype a trained model answers in for one of `PRECISIONS`; None = fp32."""
+def check_precision(precision: str) -> str:
+    """`precision` if it is one of `PRECISIONS`, else a SemiferError naming them."""
     if precision not in PRECISIONS:
         raise SemiferError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def answer_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype a trained model answers in for one of `PRECISIONS`; None = fp32."""
+    check_precision(precision)
     return autocast_dtype(device, "off" if precision == "fp32" else precision)
 
 
