@@ -158,16 +158,26 @@ def timings(fn: Callable[[], Any], repeats: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
+# A row named `METHOD+distill` is METHOD's row followed by a student: a fresh network from the row's start that
+# learns the finished row's mirror-averaged answers on labeled and unlabeled faces alike (self-training with
+# soft targets, `distill` with `unlabeled_weight`), for as many steps again.
+STUDENT = "distill"
+STUDENT_SUFFIX = "+distill"
+STUDENT_RECIPE = ("method.name=distill", "method.unlabeled_weight=1", "method.teacher_flip_average=true")
+
+
 def stages(row: str, epochs: int, stage1_epochs: int | None = None) -> list[tuple[str, int]]:
     """(method, epochs) of each training stage of a row. Bridging the Gaps is two: stage 1 (labels only),
     then stage 2 (EMA-teacher FixMatch) continuing its whole network, together as many steps as every other
     row. Stage 1 takes the first half of the budget unless `stage1_epochs` says otherwise (the paper's
-    100 + 50 epochs give it two thirds)."""
+    100 + 50 epochs give it two thirds). A `+distill` row adds the student stage (`STUDENT`) of `epochs` more."""
     if row == "bridging":
         first = epochs // 2 if stage1_epochs is None else stage1_epochs
         if not 0 < first < epochs:
             raise ValueError(f"stage 1 needs between 1 and {epochs - 1} of the {epochs} epochs, not {first}")
         return [("bridging_stage1", first), ("bridging_stage2", epochs - first)]
+    if row.endswith(STUDENT_SUFFIX):
+        return [*stages(row.removesuffix(STUDENT_SUFFIX), epochs, stage1_epochs), (STUDENT, epochs)]
     return [(row, epochs)]
 
 
@@ -301,12 +311,16 @@ def train_stages(
 ) -> tuple[RunResult, list[str]]:
     """Train one row stage by stage (`stages`): every stage gets the `protocol` overrides (data, split, seed,
     iterations, out_dir) and `recipe(stage, first)`; a later stage continues the whole network of the one
-    before. Returns the last stage's result and its recipe overrides; `name_of(stage)` names each run."""
+    before, but for a student, which starts as the first did and learns from the one before (`STUDENT_RECIPE`).
+    Returns the last stage's result and its recipe overrides; `name_of(stage)` names each run."""
     result: RunResult | None = None
     overrides: list[str] = []
     for stage, stage_epochs in stages(method, epochs, stage1_epochs):
-        overrides = recipe(stage, result is None)
-        if result is not None:
+        student = stage == STUDENT and result is not None
+        overrides = recipe(stage, result is None or student)
+        if student:
+            overrides += [*STUDENT_RECIPE, f"method.teachers=[{result.run_dir}]"]
+        elif result is not None:
             overrides.append(f"model.init_from={result.run_dir / 'checkpoints' / 'last.pt'}")
         result = train_preset(preset, [*protocol, f"train.epochs={stage_epochs}", f"name={name_of(stage)}", *overrides])
     assert result is not None  # `stages` gives at least one stage

@@ -34,3 +34,34 @@ def test_bridging_stages_split_the_budget_and_refuse_an_empty_stage():
     for first in (0, 20):
         with pytest.raises(ValueError, match="stage 1 needs"):
             stages("bridging", 20, first)
+
+
+def test_a_student_row_trains_a_fresh_network_from_the_finished_row(monkeypatch, tmp_path):
+    """`bridging+distill`: Bridging's two stages, then a student of as many steps again that starts where the
+    row started (not from stage 2's weights) and learns from stage 2's run."""
+    import benchmarks.common as common
+
+    assert stages("bridging+distill", 20) == [("bridging_stage1", 10), ("bridging_stage2", 10), ("distill", 20)]
+    calls = []
+
+    class Result:
+        def __init__(self, name):
+            self.run_dir = tmp_path / name
+
+    def fake_train(preset, overrides, progress=True):
+        calls.append(overrides)
+        return Result(next(o for o in overrides if o.startswith("name=")).removeprefix("name="))
+
+    monkeypatch.setattr(common, "train_preset", fake_train)
+
+    def recipe(stage, first):
+        return [f"method.name={stage}", *(["model.pretrained=start.safetensors"] if first else [])]
+
+    result, overrides = common.train_stages("p", "bridging+distill", 20, [], recipe, lambda s: s)
+    assert result.run_dir == tmp_path / "distill"
+    first, second, student = calls
+    assert any(o.startswith("model.init_from=") for o in second)
+    assert "model.pretrained=start.safetensors" in student
+    assert not any(o.startswith("model.init_from=") for o in student)
+    assert f"method.teachers=[{tmp_path / 'bridging_stage2'}]" in student
+    assert "method.unlabeled_weight=1" in student and "train.epochs=20" in student

@@ -117,3 +117,26 @@ def test_teacher_flip_average_targets_the_mean_of_the_face_and_its_mirror(tiny_r
         targets[flip] = torch.softmax(teacher(x).float(), dim=1)
     assert targets[False][:, 0].min() > 0.99
     assert torch.allclose(targets[True][:, :2], torch.full((4, 2), 0.5), atol=1e-3)
+
+
+def test_unlabeled_faces_add_the_teachers_soft_term_on_them(tiny_run):
+    """With `unlabeled_weight`, the student and teacher see the unlabeled weak view too, and the loss grows by
+    exactly alpha * weight * T^2 * KL(teacher || student) on those faces; without it they are not drawn."""
+    torch.manual_seed(0)
+    x, y, u = torch.rand(6, 3, 8, 8), torch.arange(6) % 7, torch.rand(10, 3, 8, 8)
+    teacher, student = Recorder(), Recorder()
+    losses = {}
+    for weight in (0.0, 2.0):
+        method = build_method({"name": "distill", "teachers": [str(tiny_run)], "unlabeled_weight": weight}, 7)
+        assert method.uses_unlabeled == (weight > 0) and method.unlabeled_views == (("weak",) if weight else ())
+        method._teachers = [teacher]
+        out = method.step(student, Batch([x], y, torch.arange(6)), Batch([u], -torch.ones(10), torch.arange(10)), 0.5)
+        losses[weight] = out.loss.item()
+        assert len(student.seen) == (16 if weight else 6)
+    t = method.opts.temperature
+    with torch.no_grad():
+        kl = torch.nn.functional.kl_div(
+            torch.log_softmax(student(u) / t, 1), torch.softmax(teacher(u) / t, 1), reduction="batchmean"
+        )
+    assert kl > 0
+    assert losses[2.0] - losses[0.0] == pytest.approx(method.opts.alpha * 2.0 * t**2 * kl.item(), rel=1e-4)

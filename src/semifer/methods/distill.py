@@ -12,6 +12,12 @@ view; the teachers (EMA weights of finished runs, any architecture) see the same
 learns most of their function, and the label term takes the mixed one-hot targets.
 `teacher_flip_average` gives each teacher's target as the mean of its answers on the face and on its mirror
 image (the packaged models' mirror average): a more accurate target for one more teacher pass.
+
+`unlabeled_weight > 0` makes it semi-supervised (self-training with soft targets, as Noisy Student and
+Beyer et al.'s function matching): the soft term also covers the weak view of unlabeled faces, weighted so,
+with teachers trained on the few labels (e.g. a finished Bridging run) answering where no label exists. Teacher
+and student see the same view, and the student starts afresh, so it learns the teachers' function on the whole
+pool rather than continuing their weights.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class Distill(Method):
         label_smoothing: float = option(0.0, UNIT_OPEN_TOP)
         mixup: float = option(0.0, up_to(0, SHAPE))
         teacher_flip_average: bool = False
+        unlabeled_weight: float = option(0.0, up_to(0, SHAPE))
 
         def check(self) -> None:
             super().check()
@@ -71,18 +78,36 @@ class Distill(Method):
             answering(load_teacher(path, num_classes), self.opts.teacher_flip_average) for path in self.opts.teachers
         ]
 
+    @property
+    def unlabeled_views(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("weak",) if self.opts.unlabeled_weight > 0 else ()
+
     def on_train_start(self, ctx: TrainContext) -> dict[str, Any]:
         self._teachers = [t.to(ctx.device) for t in self._teachers]
         return {"teachers": len(self._teachers)}
 
-    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
-        x, y, temperature = labeled.views[0], labeled.label, self.opts.temperature
-        if self.opts.mixup > 0:
-            x, y, _ = mixup(x, F.one_hot(y, self.num_classes).float(), self.opts.mixup)
-        logits = model(x).float()
+    def soft_loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """`T^2 * KL(teachers || student)` at temperature T on images `x`, the student's `logits` on them."""
+        temperature = self.opts.temperature
         with torch.no_grad():
             target = torch.stack([F.softmax(t(x).float() / temperature, dim=1) for t in self._teachers]).mean(0)
-        soft = F.kl_div(F.log_softmax(logits / temperature, dim=1), target, reduction="batchmean") * temperature**2
+        return F.kl_div(F.log_softmax(logits / temperature, dim=1), target, reduction="batchmean") * temperature**2
+
+    def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
+        x, y = labeled.views[0], labeled.label
+        if self.opts.mixup > 0:
+            x, y, _ = mixup(x, F.one_hot(y, self.num_classes).float(), self.opts.mixup)
+        if unlabeled is None or self.opts.unlabeled_weight == 0:
+            logits = model(x).float()
+            soft = self.soft_loss(logits, x)
+            logs = {}
+        else:
+            u = unlabeled.views[0]
+            both = model(torch.cat([x, u])).float()
+            logits = both[: len(x)]
+            soft_u = self.soft_loss(both[len(x) :], u)
+            soft = self.soft_loss(logits, x) + self.opts.unlabeled_weight * soft_u
+            logs = {"loss_kd_u": soft_u.detach()}
         hard = F.cross_entropy(logits, y, label_smoothing=self.opts.label_smoothing)
         loss = self.opts.alpha * soft + (1 - self.opts.alpha) * hard
-        return StepOutput(loss, {"loss_kd": soft.detach(), "loss_x": hard.detach()})
+        return StepOutput(loss, {"loss_kd": soft.detach(), "loss_x": hard.detach(), **logs})
