@@ -294,7 +294,10 @@ def table(blob: dict, labels: int, figures: list[Path] = ()) -> str:
         "an extra pool (FER2013 Training without labels, standing in for a face-recognition set). The pretrain "
         "rows start from a backbone pretrained by masked face reconstruction on FER2013 Training without labels "
         f"(`semifer pretrain -c pretrain_fer2013_small`, {blob.get('pretrain', 'not run')}), a cost outside "
-        "the table's budget. Budgets are epochs x iterations; compare rows within one budget.",
+        "the table's budget. A `+distill` row is its method's row followed by a fresh student from the same "
+        "start that learns the finished run's mirror-averaged answers on labeled and unlabeled faces "
+        "(`distill`, `unlabeled_weight=1`) for the budget again: twice the row's steps. Budgets are epochs x "
+        "iterations; compare rows within one budget.",
         "",
         "| method | start | budget (epochs x iters) | seed | accuracy | mean-class acc | macro-F1 "
         "| best over epochs (test-selected) | subset I / mask rate | pseudo-label acc (subset I) | median img/s "
