@@ -230,7 +230,8 @@ def report(blob: dict) -> None:
         "face also unlabeled), final EMA model; mean ± sd over seeds (n). A budget rule gives each share the "
         "larger of a floor of steps and a number of passes over its labeled faces (named in the lines below the "
         "table), so budgets grow with the labels; each rule is one curve (solid: the largest floor), and a run "
-        "whose budget two rules give serves both.",
+        "whose budget two rules give serves both. A `METHOD+distill` column is METHOD's run followed by a fresh "
+        "student of the same budget that learns its answers on every Training face (twice the steps).",
         rows_header([r["machine"] for r in rows]),
         "",
         f"![label efficiency](benchmarks/out/{plot(rows)})",
