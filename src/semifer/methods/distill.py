@@ -13,11 +13,11 @@ learns most of their function, and the label term takes the mixed one-hot target
 `teacher_flip_average` gives each teacher's target as the mean of its answers on the face and on its mirror
 image (the packaged models' mirror average): a more accurate target for one more teacher pass.
 
-`unlabeled_weight > 0` makes it semi-supervised (self-training with soft targets, as Noisy Student and
-Beyer et al.'s function matching): the soft term also covers the weak view of unlabeled faces, weighted so,
-with teachers trained on the few labels (e.g. a finished Bridging run) answering where no label exists. Teacher
-and student see the same view, and the student starts afresh, so it learns the teachers' function on the whole
-pool rather than continuing their weights.
+`unlabeled_weight > 0` makes it semi-supervised, self-training with soft targets (Xie et al.'s Noisy Student
+without the student's noise): the soft term also covers the weak view of unlabeled faces, at that weight, so
+teachers trained on the few labels (e.g. a finished Bridging run) answer where no label exists. Teacher and
+student see the same view (Beyer et al.'s consistent teaching), and the student starts afresh rather than
+continuing the teachers' weights.
 """
 
 from __future__ import annotations
