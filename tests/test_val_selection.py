@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from benchmarks.accuracy.val_selection import baseline_rows, choose, compared, final_val_accuracy
+from benchmarks.accuracy import val_selection
+from benchmarks.accuracy.val_selection import baseline_rows, choose, compared, final_val_accuracy, table
 
 
 def row(candidate: str, seed: int, val: float, test: float) -> dict:
@@ -39,8 +40,9 @@ def test_the_score_is_the_last_epochs_validation_accuracy():
 
 def test_a_baseline_from_an_earlier_study_enters_the_comparison_and_wins_a_tie(tmp_path):
     earlier = {
+        "method": "bridging",
         "rows": [{**row("recipe", s, v, 0.9), "start": "old"} for s, v in ((0, 0.50), (1, 0.48))]
-        + [{**row("other", 0, 0.99, 0.1), "start": "old"}]
+        + [{**row("other", 0, 0.99, 0.1), "start": "old"}],
     }
     (tmp_path / "val_selection_earlier.json").write_text(json.dumps(earlier))
     mine = [{**row("recipe", s, v, 0.1), "start": "new"} for s, v in ((0, 0.52), (1, 0.46))]
@@ -48,6 +50,7 @@ def test_a_baseline_from_an_earlier_study_enters_the_comparison_and_wins_a_tie(t
     rows, candidates = compared(study, tmp_path)
     assert candidates == ["recipe from old (study earlier)", "recipe"]
     assert len(rows) == 4
+    assert [r.get("method") for r in rows] == ["bridging", "bridging", None, None]
     assert choose(rows, candidates) == "recipe from old (study earlier)"
     mine[0]["val_accuracy"] = 0.53
     assert choose(*compared(study, tmp_path)) == "recipe"
@@ -59,3 +62,25 @@ def test_a_baseline_that_names_no_rows_is_an_error_naming_the_file(tmp_path):
         baseline_rows("earlier:recipe", tmp_path)
     with pytest.raises(SystemExit, match="STUDY:CANDIDATE"):
         baseline_rows("missing:recipe", tmp_path)
+
+
+def test_the_table_names_each_rows_method_when_a_baseline_comes_from_another_method(tmp_path, monkeypatch):
+    def full(candidate: str, seed: int, val: float, start: str) -> dict:
+        extra = {"start": start, "budget": "20x150", "val": "per_class:100", "minutes": 1.0, "command": "cmd"}
+        return {**row(candidate, seed, val, 0.5), **extra, "machine": {"cpu": "test"}}
+
+    earlier = {"method": "bridging", "rows": [full("recipe", 0, 0.40, "old")]}
+    (tmp_path / "val_selection_earlier.json").write_text(json.dumps(earlier))
+    monkeypatch.setattr(val_selection, "rows_header", lambda machines: "Machine: test.")
+    study = {
+        "name": "now",
+        "method": "bridging+distill",
+        "labels": 400,
+        "baseline": "earlier:recipe",
+        "candidates": ["recipe"],
+        "rows": [full("recipe", 0, 0.45, "old")],
+    }
+    text = table(study, tmp_path)
+    assert "| bridging | `recipe from old (study earlier)` | 0 | 40.00% |" in text
+    assert "| bridging+distill | `recipe` | 0 | 45.00% |" in text
+    assert "| bridging+distill | `recipe` **(chosen)** | 0 | 45.00% | 50.00% |" in text

@@ -62,15 +62,17 @@ def choose(rows: list[dict], candidates: list[str]) -> str | None:
 
 def baseline_rows(spec: str, out: Path = OUT) -> list[dict]:
     """The rows of candidate CANDIDATE in study STUDY's JSON, relabelled with their start so that they stand
-    beside this study's candidates without sharing a name with them."""
+    beside this study's candidates without sharing a name with them, and carrying that study's method."""
     study, sep, candidate = spec.partition(":")
     path = out / f"val_selection_{study}.json"
     if not sep or not path.exists():
         raise SystemExit(f"--baseline {spec!r}: expected STUDY:CANDIDATE with {path} present")
-    rows = [r for r in json.loads(path.read_text())["rows"] if r["candidate"] == candidate]
+    earlier = json.loads(path.read_text())
+    rows = [r for r in earlier["rows"] if r["candidate"] == candidate]
     if not rows:
         raise SystemExit(f"--baseline {spec!r}: {path} has no rows of candidate {candidate!r}")
-    return [{**r, "candidate": f"{candidate} from {r['start']} (study {study})"} for r in rows]
+    method = earlier.get("method")
+    return [{"method": method, **r, "candidate": f"{candidate} from {r['start']} (study {study})"} for r in rows]
 
 
 def compared(blob: dict, out: Path = OUT) -> tuple[list[dict], list[str]]:
@@ -118,8 +120,8 @@ def run_candidate(args: argparse.Namespace, candidate: str, seed: int) -> dict:
     }
 
 
-def table(blob: dict) -> str:
-    rows, candidates = compared(blob)
+def table(blob: dict, out: Path = OUT) -> str:
+    rows, candidates = compared(blob, out)
     chosen = choose(rows, candidates)
     meta = (blob["rows"] or rows or [{}])[0]
     lines = [
@@ -138,24 +140,30 @@ def table(blob: dict) -> str:
             else ""
         ),
         "",
-        "| candidate | seed | val accuracy | test accuracy | subset I / mask rate | pseudo-label acc | minutes "
-        "| command |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | candidate | seed | val accuracy | test accuracy | subset I / mask rate | pseudo-label acc "
+        "| minutes | command |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (candidates.index(r["candidate"]), r["seed"])):
         frac, pl = r.get("subset1_fraction"), r.get("pseudo_label_accuracy_subset1")
         lines.append(
-            f"| `{r['candidate']}` | {r['seed']} | {100 * r['val_accuracy']:.2f}% | "
+            f"| {r.get('method') or blob['method']} | `{r['candidate']}` | {r['seed']} | "
+            f"{100 * r['val_accuracy']:.2f}% | "
             f"{100 * r['test_accuracy']:.2f}% | {'-' if frac is None else f'{100 * frac:.1f}%'} | "
             f"{'-' if pl is None else f'{100 * pl:.1f}%'} | {r['minutes']:.1f} | `{r['command']}` |"
         )
-    lines += ["", "| candidate | seeds | mean val accuracy | mean test accuracy |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| method | candidate | seeds | mean val accuracy | mean test accuracy |",
+        "|---|---|---|---|---|",
+    ]
     for c in candidates:
         mine = [r for r in rows if r["candidate"] == c]
         if mine:
             mark = " **(chosen)**" if c == chosen else ""
             lines.append(
-                f"| `{c}`{mark} | {', '.join(str(r['seed']) for r in sorted(mine, key=lambda r: r['seed']))} "
+                f"| {mine[0].get('method') or blob['method']} | `{c}`{mark} "
+                f"| {', '.join(str(r['seed']) for r in sorted(mine, key=lambda r: r['seed']))} "
                 f"| {100 * statistics.mean(r['val_accuracy'] for r in mine):.2f}% "
                 f"| {100 * statistics.mean(r['test_accuracy'] for r in mine):.2f}% |"
             )
