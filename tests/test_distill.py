@@ -121,7 +121,8 @@ def test_teacher_flip_average_targets_the_mean_of_the_face_and_its_mirror(tiny_r
 
 def test_unlabeled_faces_add_the_teachers_soft_term_on_them(tiny_run):
     """With `unlabeled_weight`, the student and teacher see the unlabeled weak view too, and the loss grows by
-    exactly alpha * weight * T^2 * KL(teacher || student) on those faces; without it they are not drawn."""
+    exactly alpha * weight * T^2 * KL(teacher || student) on those faces; without it they are not drawn. Each
+    teacher answers both batches in one pass."""
     torch.manual_seed(0)
     x, y, u = torch.rand(6, 3, 8, 8), torch.arange(6) % 7, torch.rand(10, 3, 8, 8)
     teacher, student = Recorder(), Recorder()
@@ -133,6 +134,7 @@ def test_unlabeled_faces_add_the_teachers_soft_term_on_them(tiny_run):
         out = method.step(student, Batch([x], y, torch.arange(6)), Batch([u], -torch.ones(10), torch.arange(10)), 0.5)
         losses[weight] = out.loss.item()
         assert len(student.seen) == (16 if weight else 6)
+        assert torch.equal(teacher.seen, student.seen)  # one teacher pass over the labeled and unlabeled faces
     t = method.opts.temperature
     with torch.no_grad():
         kl = torch.nn.functional.kl_div(

@@ -86,11 +86,14 @@ class Distill(Method):
         self._teachers = [t.to(ctx.device) for t in self._teachers]
         return {"teachers": len(self._teachers)}
 
-    def soft_loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """`T^2 * KL(teachers || student)` at temperature T on images `x`, the student's `logits` on them."""
-        temperature = self.opts.temperature
+    def teacher_targets(self, x: torch.Tensor) -> torch.Tensor:
+        """The teachers' averaged softmax at temperature T on images `x`; one pass of each teacher."""
         with torch.no_grad():
-            target = torch.stack([F.softmax(t(x).float() / temperature, dim=1) for t in self._teachers]).mean(0)
+            return torch.stack([F.softmax(t(x).float() / self.opts.temperature, dim=1) for t in self._teachers]).mean(0)
+
+    def soft_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """`T^2 * KL(target || student)` at temperature T, the student's `logits` against the teachers' `target`."""
+        temperature = self.opts.temperature
         return F.kl_div(F.log_softmax(logits / temperature, dim=1), target, reduction="batchmean") * temperature**2
 
     def step(self, model: nn.Module, labeled: Batch, unlabeled: Batch | None, progress: float) -> StepOutput:
@@ -99,14 +102,17 @@ class Distill(Method):
             x, y, _ = mixup(x, F.one_hot(y, self.num_classes).float(), self.opts.mixup)
         if unlabeled is None or self.opts.unlabeled_weight == 0:
             logits = model(x).float()
-            soft = self.soft_loss(logits, x)
+            soft = self.soft_loss(logits, self.teacher_targets(x))
             logs = {}
         else:
-            u = unlabeled.views[0]
-            both = model(torch.cat([x, u])).float()
-            logits = both[: len(x)]
-            soft_u = self.soft_loss(both[len(x) :], u)
-            soft = self.soft_loss(logits, x) + self.opts.unlabeled_weight * soft_u
+            # One pass over labeled and unlabeled faces together: the teachers are in eval mode, so joining the
+            # batches changes none of their answers.
+            both = torch.cat([x, unlabeled.views[0]])
+            logits_both, target = model(both).float(), self.teacher_targets(both)
+            n = len(x)
+            logits = logits_both[:n]
+            soft_u = self.soft_loss(logits_both[n:], target[n:])
+            soft = self.soft_loss(logits, target[:n]) + self.opts.unlabeled_weight * soft_u
             logs = {"loss_kd_u": soft_u.detach()}
         hard = F.cross_entropy(logits, y, label_smoothing=self.opts.label_smoothing)
         loss = self.opts.alpha * soft + (1 - self.opts.alpha) * hard
