@@ -13,7 +13,7 @@ from semifer.errors import ConfigError
 from semifer.methods.unlabeled_losses import info_nce
 from semifer.models import backbone_arch
 from semifer.pretrain.probes import knn_accuracy, linear_accuracy, probe
-from semifer.pretrain.simclr import SimCLR
+from semifer.pretrain.simclr import SimCLR, local_to_global
 from tiny_runs import start_training_from
 
 
@@ -251,3 +251,77 @@ def test_progressive_resizing_draws_low_resolution_views_first(tmp_path) -> None
     assert plain.objective.view_size(plain.fraction_done()) == 48
     with pytest.raises(ConfigError, match="pretrain.low_res"):
         Pretrainer(load_config("pretrain_simclr_fer2013_small", [*overrides, "pretrain.low_res=64"]), tmp_path)
+
+
+def test_local_views_find_their_faces_two_global_views_among_the_batchs() -> None:
+    """Multi-crop's term is each local view's -log p of its own face's two global views (softmax over every
+    global view), averaged; in a distributed run the same columns come from every rank at this rank's offset."""
+    torch.manual_seed(0)
+    b, v, t = 3, 2, 0.5
+    local, globals_ = torch.randn(v * b, 4), torch.randn(2 * b, 4)
+    expected = []
+    for j in range(v * b):
+        sims = torch.nn.functional.normalize(local[j], dim=0) @ torch.nn.functional.normalize(globals_, dim=1).T / t
+        log_p = sims.log_softmax(0)
+        expected.append(-(log_p[j % b] + log_p[b + j % b]) / 2)
+    assert torch.allclose(local_to_global(local, globals_, t, b), torch.stack(expected).mean(), atol=1e-6)
+    matching = globals_[:b].repeat(v, 1)  # each local view points exactly at its face's first global view
+    assert local_to_global(matching, globals_, t, b) < local_to_global(matching.roll(1, 0), globals_, t, b)
+    # Rank 1 of two: its faces' global views sit at columns b..2b-1 of each half of the gathered 4b.
+    other = torch.randn(2 * b, 4)
+    everyone = torch.cat([other[:b], globals_[:b], other[b:], globals_[b:]])
+    log_p = (
+        torch.nn.functional.normalize(local, dim=1) @ torch.nn.functional.normalize(everyone, dim=1).T / t
+    ).log_softmax(1)
+    face = b + torch.arange(v * b) % b
+    expected = -(log_p[torch.arange(v * b), face] + log_p[torch.arange(v * b), face + 2 * b]).mean() / 2
+    assert torch.allclose(local_to_global(local, everyone, t, b, offset=b), expected, atol=1e-6)
+
+
+def test_multi_crop_averages_the_global_pair_and_the_local_terms_over_every_view() -> None:
+    from semifer.models import BACKBONES
+
+    torch.manual_seed(0)
+    model = SimCLR(BACKBONES["small_cnn"](), hidden=32, out=16, temperature=0.2).eval()
+    x, y = torch.randn(4, 3, 24, 24), torch.randn(4, 3, 24, 24)
+    local = [torch.randn(4, 3, 12, 12) for _ in range(3)]
+    with torch.no_grad():
+        loss = model(x, y, local=local)
+        z = model.projector(model.backbone(torch.cat([x, y]))).float()
+        zl = model.projector(model.backbone(torch.cat(local))).float()
+        pair = info_nce([z[:4], z[4:]], torch.ones(4, dtype=torch.bool), 0.2, 0.2)
+    assert torch.allclose(loss, (2 * pair + 3 * local_to_global(zl, z, 0.2, 4)) / 5, atol=1e-5)
+    assert torch.allclose(model(x, y, local=()), pair, atol=1e-5)
+    with torch.no_grad():  # the distributed path, one rank: the same loss
+        assert torch.allclose(model(x, y, rank=0, gather=lambda t: t, local=local), loss, atol=1e-5)
+
+
+def test_multi_crop_pretraining_draws_local_views_scaled_with_the_global_ones(tmp_path) -> None:
+    overrides = [
+        "data.train=synthetic:?n=32",
+        "train.epochs=2",
+        "train.iters_per_epoch=2",
+        "train.batch_size=8",
+        "train.warmup_iters=1",
+        "train.amp=false",
+        f"out_dir={tmp_path}",
+        "pretrain.low_res=24",
+        "pretrain.low_res_fraction=0.5",
+    ]
+    cfg = load_config("pretrain_simclr_fer2013_small", [*overrides, "pretrain.local_views=3"])
+    (tmp_path / "multi").mkdir()
+    trainer = Pretrainer(cfg, tmp_path / "multi")
+    seen = []
+    forward = trainer.model.forward
+
+    def record(first, second, local=()):
+        seen.append((first.shape[-1], [tuple(v.shape) for v in local]))
+        return forward(first, second, local=local)
+
+    trainer.model.forward = record
+    history = trainer.fit()
+    assert seen == [(24, [(8, 3, 12, 12)] * 3)] * 2 + [(48, [(8, 3, 24, 24)] * 3)] * 2
+    assert all(np.isfinite(r["train/loss"]) for r in history)
+    for bad in ("pretrain.local_size=64", "pretrain.local_scale=[0.5,0.1]", "pretrain.local_views=-1"):
+        with pytest.raises(ConfigError, match="pretrain.local_views"):
+            Pretrainer(load_config("pretrain_simclr_fer2013_small", [*overrides, bad]), tmp_path / "bad")

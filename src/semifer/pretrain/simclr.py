@@ -19,6 +19,11 @@ Recipe (`pretrain:` section with `method: simclr`; the schedule comes from `trai
 - Optional progressive resizing (`low_res`, `low_res_fraction`; off unless set; `two_views`). Not in SimCLR's
   paper; it is here for CPU time: at 32 px the small CNN's step costs ~0.45x that at 48 px, so a clock-bounded
   run makes more steps, and the last part still trains at the resolution that fine-tuning and probes use.
+- Optional multi-crop (`local_views`, off at 0; Caron et al.'s SwAV, 2020): besides the two global views, that
+  many small crops of each face (`local_scale` of its area, drawn at `local_size` px, scaled with `low_res`).
+  Each local view must find its face's two global views among the batch's global views (both are positives,
+  SupCon's form), so a mouth or an eye region learns to point at the whole face it came from, at a fraction of
+  a global view's cost. The global pair keeps its NT-Xent; the loss is the mean over every view's term.
 
 The run directory matches `semifer pretrain`'s MAE runs: `config.yaml`, `metrics.jsonl`,
 `plots/views.png` (the augmented pairs of a few fixed faces), `checkpoints/last.pt` and
@@ -30,12 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
+from ..data.batch_views import ContrastiveBatchView
 from ..errors import ConfigError
 from ..methods.objective import Batch, StepContext, StepOutput
 from ..methods.unlabeled_losses import info_nce
@@ -48,6 +55,9 @@ class SimCLROptions(TwoViewOptions):
 
     method: str = "simclr"
     temperature: float = 0.2
+    local_views: int = 0
+    local_size: int = 24
+    local_scale: tuple[float, float] = (0.1, 0.4)
 
 
 def simclr_options(cfg: Config) -> SimCLROptions:
@@ -55,6 +65,14 @@ def simclr_options(cfg: Config) -> SimCLROptions:
     opts = two_view_options(SimCLROptions, cfg)
     if opts.temperature <= 0:
         raise ConfigError("pretrain.temperature must be > 0")
+    opts.local_scale = tuple(opts.local_scale)  # type: ignore[assignment]
+    low, high = opts.local_scale if len(opts.local_scale) == 2 else (0.0, 0.0)
+    if opts.local_views < 0 or not 0 < opts.local_size <= cfg.data.img_size or not 0 < low <= high <= 1:
+        raise ConfigError(
+            f"pretrain.local_views must be >= 0, pretrain.local_size in 1..data.img_size ({cfg.data.img_size}) "
+            f"and pretrain.local_scale two numbers 0 < a <= b <= 1; got {opts.local_views}, {opts.local_size} "
+            f"and {list(opts.local_scale)}"
+        )
     return opts
 
 
@@ -77,15 +95,41 @@ class SimCLR(nn.Module):
         second: torch.Tensor,
         rank: int = 0,
         gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        local: Sequence[torch.Tensor] = (),
     ) -> torch.Tensor:
         """NT-Xent of the pairs (first[i], second[i]); with `gather` (a distributed run), against the views
-        of every rank's faces (`gathered_nt_xent`)."""
+        of every rank's faces (`gathered_nt_xent`). With `local` views (multi-crop), their term is averaged in
+        (`local_to_global`); they pass the backbone apart from the global views, as their size differs."""
         b = len(first)
-        z = self.projector(self.backbone(torch.cat([first, second]))).float()
+        features = [self.backbone(torch.cat([first, second]))]
+        if local:
+            features.append(self.backbone(torch.cat(list(local))))
+        z = self.projector(torch.cat(features)).float()
+        globals_, locals_ = z[: 2 * b], z[2 * b :]
         if gather is not None:
-            return gathered_nt_xent(z[:b], z[b:], self.temperature, rank, gather)
-        keep = torch.ones(b, dtype=torch.bool, device=z.device)
-        return info_nce([z[:b], z[b:]], keep, self.temperature, self.temperature)
+            loss = gathered_nt_xent(globals_[:b], globals_[b:], self.temperature, rank, gather)
+        else:
+            keep = torch.ones(b, dtype=torch.bool, device=z.device)
+            loss = info_nce([globals_[:b], globals_[b:]], keep, self.temperature, self.temperature)
+        if not local:
+            return loss
+        if gather is not None:
+            globals_ = torch.cat([gather(globals_[:b]), gather(globals_[b:])])
+        local_loss = local_to_global(locals_, globals_, self.temperature, b, rank * b)
+        return (2 * loss + len(local) * local_loss) / (2 + len(local))
+
+
+def local_to_global(
+    local: torch.Tensor, globals_: torch.Tensor, temperature: float, faces: int, offset: int = 0
+) -> torch.Tensor:
+    """Multi-crop's term: local view `j` (of face `j % faces`, the faces of this rank) against the 2N global
+    views `globals_` (every face's first views, then every face's second; N = `faces` on one process), its
+    face's two global views (at `offset + j % faces` and `N + offset + j % faces`) both positives, every other
+    global view a negative; the mean of -log p over the positives and the local views."""
+    n = len(globals_) // 2
+    log_prob = F.log_softmax(F.normalize(local, dim=1) @ F.normalize(globals_, dim=1).T / temperature, dim=1)
+    face = offset + torch.arange(len(local), device=local.device) % faces
+    return -(log_prob.gather(1, face[:, None]) + log_prob.gather(1, face[:, None] + n)).mean() / 2
 
 
 def gathered_nt_xent(
@@ -124,8 +168,20 @@ class SimCLRObjective(TwoViewObjective):
         o = self.opts
         return SimCLR(backbone, o.proj_hidden, o.proj_dim, o.temperature)
 
+    def local_view(self, size: int) -> ContrastiveBatchView:
+        """Multi-crop's small view: `local_scale` of the face's area at `local_size` px, scaled by the global
+        view's `size` against `data.img_size` (so `low_res` shrinks both)."""
+        o, d = self.opts, self.cfg.data
+        local = max(1, round(o.local_size * size / d.img_size))
+        return ContrastiveBatchView(local, o.local_scale, o.jitter, o.jitter_p, o.grayscale_p, d.bgr_quirk)
+
     def step(self, net: nn.Module, batches: Sequence[Batch | None], ctx: StepContext) -> StepOutput:
-        images, view = batches[0].views[0], self.batch_view(self.view_size(ctx.progress))
-        distributed = {"rank": ctx.rank, "gather": ctx.gather} if ctx.world > 1 else {}
+        size = self.view_size(ctx.progress)
+        images, view = batches[0].views[0], self.batch_view(size)
+        extra: dict[str, Any] = {"rank": ctx.rank, "gather": ctx.gather} if ctx.world > 1 else {}
         with ctx.autocast():
-            return StepOutput(net(view(images), view(images), **distributed))
+            first, second = view(images), view(images)
+            if self.opts.local_views:
+                local = self.local_view(size)
+                extra["local"] = [local(images) for _ in range(self.opts.local_views)]
+            return StepOutput(net(first, second, **extra))
