@@ -99,6 +99,18 @@ def test_resume_with_another_config_is_refused_naming_the_keys(tmp_path):
     assert yaml.safe_load(saved)["seed"] == 0
 
 
+def test_resume_by_run_directory_alone_continues_with_the_runs_own_settings(tmp_path, capsys):
+    """`semifer train --resume --run-dir DIR` without `-c` reads DIR's config.yaml, so a run whose settings
+    were given as overrides continues without typing them again."""
+    half = train(tiny_config(tmp_path, "train.lr=0.02", "seed=3"), progress=False, stop_after_epoch=1)
+    assert epochs_logged(half.run_dir) == [1]
+    assert main(["train", "--resume", "--run-dir", str(half.run_dir)]) == 0
+    assert epochs_logged(half.run_dir) == list(range(1, tiny_config(tmp_path).train.epochs + 1))
+    assert "run directory" in capsys.readouterr().out
+    assert main(["train", "-c", "demo", *TINY, "--resume", "--run-dir", str(half.run_dir)]) == 2  # -c still rules
+    assert "seed (run: 3, now: 0)" in capsys.readouterr().err
+
+
 def test_resume_of_a_run_that_does_not_exist_is_an_error(tmp_path, capsys):
     with pytest.raises(ConfigError, match="no run to resume"):
         train(tiny_config(tmp_path), resume=True, progress=False, run_dir=tmp_path / "nope")

@@ -19,11 +19,20 @@ from .version import __version__
 PRECISIONS = ("fp32", "bf16", "auto")  # runtime.precision's, named here so `semifer --help` needs no torch
 
 
+def _preset(args: argparse.Namespace, default: str | None = None) -> str | None:
+    """`-c`, else, for `--resume --run-dir DIR`, the run's own `DIR/config.yaml` (so a run continues without its
+    settings typed again), else `default`."""
+    if args.config:
+        return args.config
+    saved = Path(args.run_dir) / "config.yaml" if args.resume and args.run_dir else None
+    return str(saved) if saved is not None and saved.is_file() else default
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     from .config import load_config
     from .engine.run import train
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(_preset(args), args.overrides)
     result = train(
         cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None, overwrite=args.overwrite
     )
@@ -49,7 +58,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
     from .engine.pretraining import pretrain
     from .runtime.distributed import is_main
 
-    cfg = load_config(args.config or "pretrain_mae", args.overrides)
+    cfg = load_config(_preset(args, "pretrain_mae"), args.overrides)
     result = pretrain(
         cfg, resume=args.resume, run_dir=Path(args.run_dir) if args.run_dir else None, overwrite=args.overwrite
     )
@@ -291,7 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a method (supervised, ...) from a preset plus overrides")
     p.add_argument("--config", "-c", help="preset name (see `semifer presets`) or YAML file")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir (or out_dir/name); without -c, with --run-dir's own settings",
+    )
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
     p.add_argument("--overwrite", action="store_true", help="delete the run already in --run-dir and start over")
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. train.epochs=5 data.split=adacm:400")
@@ -311,7 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pretrain a backbone on unlabeled faces (masked reconstruction or SimCLR)")
     p.add_argument("--config", "-c", help="preset name or YAML file (default pretrain_mae, MAE's recipe)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir (or out_dir/name)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir (or out_dir/name); without -c, with --run-dir's own settings",
+    )
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
     p.add_argument("--overwrite", action="store_true", help="delete the run already in --run-dir and start over")
     p.add_argument(
