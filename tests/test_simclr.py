@@ -223,10 +223,9 @@ def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path) -> No
         )
 
 
-def test_progressive_resizing_draws_low_resolution_views_first(tmp_path) -> None:
-    """With `low_res`, the first `low_res_fraction` of the steps train on smaller views, the rest at
-    `data.img_size`; the metrics record the size reached. Without it, every view is full size."""
-    overrides = [
+def tiny_pretraining(out_dir) -> list[str]:
+    """Two epochs of two SimCLR steps of 8 synthetic faces, in the main process, fp32."""
+    return [
         "data.train=synthetic:?n=32",
         "train.epochs=2",
         "train.iters_per_epoch=2",
@@ -234,8 +233,14 @@ def test_progressive_resizing_draws_low_resolution_views_first(tmp_path) -> None
         "train.warmup_iters=1",
         "data.workers=0",
         "train.amp=false",
-        f"out_dir={tmp_path}",
+        f"out_dir={out_dir}",
     ]
+
+
+def test_progressive_resizing_draws_low_resolution_views_first(tmp_path) -> None:
+    """With `low_res`, the first `low_res_fraction` of the steps train on smaller views, the rest at
+    `data.img_size`; the metrics record the size reached. Without it, every view is full size."""
+    overrides = tiny_pretraining(tmp_path)
     cfg = load_config(
         "pretrain_simclr_fer2013_small", [*overrides, "pretrain.low_res=24", "pretrain.low_res_fraction=0.75"]
     )
@@ -297,17 +302,7 @@ def test_multi_crop_averages_the_global_pair_and_the_local_terms_over_every_view
 
 
 def test_multi_crop_pretraining_draws_local_views_scaled_with_the_global_ones(tmp_path) -> None:
-    overrides = [
-        "data.train=synthetic:?n=32",
-        "train.epochs=2",
-        "train.iters_per_epoch=2",
-        "train.batch_size=8",
-        "train.warmup_iters=1",
-        "train.amp=false",
-        f"out_dir={tmp_path}",
-        "pretrain.low_res=24",
-        "pretrain.low_res_fraction=0.5",
-    ]
+    overrides = [*tiny_pretraining(tmp_path), "pretrain.low_res=24", "pretrain.low_res_fraction=0.5"]
     cfg = load_config("pretrain_simclr_fer2013_small", [*overrides, "pretrain.local_views=3"])
     (tmp_path / "multi").mkdir()
     trainer = Pretrainer(cfg, tmp_path / "multi")

@@ -293,13 +293,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="semifer", description="Semi-supervised facial expression recognition.")
-    parser.add_argument("--version", action="version", version=f"semifer {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("train", help="train a method (supervised, ...) from a preset plus overrides")
-    p.add_argument("--config", "-c", help="preset name (see `semifer presets`) or YAML file")
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The run-directory options `train` and `pretrain` share."""
     p.add_argument(
         "--resume",
         action="store_true",
@@ -307,6 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
     p.add_argument("--overwrite", action="store_true", help="delete the run already in --run-dir and start over")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="semifer", description="Semi-supervised facial expression recognition.")
+    parser.add_argument("--version", action="version", version=f"semifer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a method (supervised, ...) from a preset plus overrides")
+    p.add_argument("--config", "-c", help="preset name (see `semifer presets`) or YAML file")
+    add_run_options(p)
     p.add_argument("overrides", nargs="*", help="dotted KEY=VALUE overrides, e.g. train.epochs=5 data.split=adacm:400")
     p.set_defaults(func=_cmd_train)
 
@@ -324,13 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pretrain a backbone on unlabeled faces (masked reconstruction or SimCLR)")
     p.add_argument("--config", "-c", help="preset name or YAML file (default pretrain_mae, MAE's recipe)")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --run-dir (or out_dir/name); without -c, with --run-dir's own settings",
-    )
-    p.add_argument("--run-dir", help="run directory (default: out_dir/name, made unique)")
-    p.add_argument("--overwrite", action="store_true", help="delete the run already in --run-dir and start over")
+    add_run_options(p)
     p.add_argument(
         "overrides",
         nargs="*",
