@@ -23,7 +23,9 @@ Recipe (`pretrain:` section with `method: simclr`; the schedule comes from `trai
   many small crops of each face (`local_scale` of its area, drawn at `local_size` px, scaled with `low_res`).
   Each local view must find its face's two global views among the batch's global views (both are positives,
   SupCon's form), so a mouth or an eye region learns to point at the whole face it came from, at a fraction of
-  a global view's cost. The global pair keeps its NT-Xent; the loss is the mean over every view's term.
+  a global view's cost. The global pair keeps its NT-Xent; the loss is the mean over every view's term. On two
+  CPU cores four such crops make a step 1.6x dearer and, at equal minutes, probe below plain SimCLR
+  (BENCHMARKS.md, "Representation probes"), so it is off by default.
 
 The run directory matches `semifer pretrain`'s MAE runs: `config.yaml`, `metrics.jsonl`,
 `plots/views.png` (the augmented pairs of a few fixed faces), `checkpoints/last.pt` and
