@@ -187,7 +187,7 @@ def test_time_budget_moves_the_decay_with_the_clock() -> None:
         TimeBudget(0.0)
 
 
-def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path) -> None:
+def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path, capsys) -> None:
     overrides = [
         "data.train=synthetic:?n=48",
         "train.epochs=500",
@@ -201,7 +201,9 @@ def test_pretraining_ends_on_its_time_budget_with_the_lr_decayed(tmp_path) -> No
         "name=budget",
     ]
     cfg = load_config("pretrain_simclr_fer2013_small", overrides)
-    result = pretrain(cfg, progress=False)
+    result = pretrain(cfg, progress=True)
+    epoch_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("simclr epoch")]
+    assert epoch_lines and all(line.endswith(" of 0.05 min") for line in epoch_lines)  # the clock, not epochs
     last = result.history[-1]
     assert 1 <= last["step"] < 500 * 4  # stopped by the clock, not the step cap
     # The cosine followed the clock to its end. The last lr is read a step before the budget runs out, and a

@@ -311,4 +311,6 @@ class Loop:
             text += f"  test acc {100 * record['test']['accuracy']:.2f}%"
         if "val" in record:
             text += f"  val acc {100 * record['val']['accuracy']:.2f}%"
+        if self.minutes is not None:  # a clock-bounded run ends on its minutes, not on its epoch count
+            text += f"  {self.budget.spent / 60:.3g} of {self.minutes:g} min"
         self._say(text)
