@@ -137,6 +137,9 @@ RANGES: dict[str, Range] = {
     "pretrain.low_res_fraction": UNIT,
     "pretrain.momentum": UNIT,
     "pretrain.pred_hidden": up_to(1, BATCH),
+    "pretrain.local_views": up_to(0, 64),
+    "pretrain.local_size": up_to(1, PIXELS),
+    "pretrain.local_scale": UNIT_OPEN_BOTTOM,
 }
 
 # Keys with a closed set of values; the set replaces the type check (train.amp is checked by config.amp_mode).
