@@ -76,11 +76,13 @@ def baseline_rows(spec: str, out: Path = OUT) -> list[dict]:
 
 
 def compared(blob: dict, out: Path = OUT) -> tuple[list[dict], list[str]]:
-    """Every row and candidate the rule compares: the baseline's first, then this study's."""
+    """Every row and candidate the rule compares, each row carrying its study's method: the baseline's first,
+    then this study's."""
+    own = [{"method": blob.get("method"), **r} for r in blob["rows"]]
     if not blob.get("baseline"):
-        return blob["rows"], blob["candidates"]
+        return own, blob["candidates"]
     base = baseline_rows(blob["baseline"], out)
-    return base + blob["rows"], [base[0]["candidate"], *blob["candidates"]]
+    return base + own, [base[0]["candidate"], *blob["candidates"]]
 
 
 def run_candidate(args: argparse.Namespace, candidate: str, seed: int) -> dict:
@@ -147,7 +149,7 @@ def table(blob: dict, out: Path = OUT) -> str:
     for r in sorted(rows, key=lambda r: (candidates.index(r["candidate"]), r["seed"])):
         frac, pl = r.get("subset1_fraction"), r.get("pseudo_label_accuracy_subset1")
         lines.append(
-            f"| {r.get('method') or blob['method']} | `{r['candidate']}` | {r['seed']} | "
+            f"| {r['method']} | `{r['candidate']}` | {r['seed']} | "
             f"{100 * r['val_accuracy']:.2f}% | "
             f"{100 * r['test_accuracy']:.2f}% | {'-' if frac is None else f'{100 * frac:.1f}%'} | "
             f"{'-' if pl is None else f'{100 * pl:.1f}%'} | {r['minutes']:.1f} | `{r['command']}` |"
@@ -162,7 +164,7 @@ def table(blob: dict, out: Path = OUT) -> str:
         if mine:
             mark = " **(chosen)**" if c == chosen else ""
             lines.append(
-                f"| {mine[0].get('method') or blob['method']} | `{c}`{mark} "
+                f"| {mine[0]['method']} | `{c}`{mark} "
                 f"| {', '.join(str(r['seed']) for r in sorted(mine, key=lambda r: r['seed']))} "
                 f"| {100 * statistics.mean(r['val_accuracy'] for r in mine):.2f}% "
                 f"| {100 * statistics.mean(r['test_accuracy'] for r in mine):.2f}% |"

@@ -67,9 +67,11 @@ def simclr_options(cfg: Config) -> SimCLROptions:
     opts = two_view_options(SimCLROptions, cfg)
     if opts.temperature <= 0:
         raise ConfigError("pretrain.temperature must be > 0")
+    # The config tables bound each number (local_views >= 0, sizes >= 1, scales in (0, 1]); what they cannot
+    # see is the image size and the order of the two scales.
     opts.local_scale = tuple(opts.local_scale)  # type: ignore[assignment]
-    low, high = opts.local_scale if len(opts.local_scale) == 2 else (0.0, 0.0)
-    if opts.local_views < 0 or not 0 < opts.local_size <= cfg.data.img_size or not 0 < low <= high <= 1:
+    low, high = opts.local_scale if len(opts.local_scale) == 2 else (1.0, 0.0)
+    if opts.local_size > cfg.data.img_size or low > high:
         raise ConfigError(
             f"pretrain.local_views must be >= 0, pretrain.local_size in 1..data.img_size ({cfg.data.img_size}) "
             f"and pretrain.local_scale two numbers 0 < a <= b <= 1; got {opts.local_views}, {opts.local_size} "
